@@ -1,0 +1,91 @@
+// Config: every option of phigate, with safe defaults, loaded from one TOML file.
+//
+// LoadConfig throws ConfigError naming the offending key (or file) for an unknown key, a
+// value of the wrong type or out of range, or an unreadable file. Secrets are never config
+// values: the config names key files, which the loaders check for permissions.
+// Thread-safety: a Config is an immutable value after start-up.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace phigate {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8443";  // [server] listen
+  int threads = 0;                        // 0 = one per core
+  int max_connections = 1024;
+  int64_t shutdown_grace_ms = 10'000;  // in-flight requests get this long after SIGTERM
+};
+
+struct LimitsConfig {
+  int64_t header_bytes = 16 * 1024;
+  int64_t body_bytes = 8 * 1024 * 1024;
+  int json_depth = 64;
+  int64_t read_timeout_ms = 15'000;   // to receive one whole request once it has begun
+  int64_t write_timeout_ms = 15'000;  // to send one whole response
+  int64_t idle_timeout_ms = 60'000;   // keep-alive wait for the next request
+  int64_t handshake_timeout_ms = 10'000;
+};
+
+struct TlsConfig {
+  std::string certificate_file;  // default <data_dir>/tls/cert.pem
+  std::string private_key_file;  // default <data_dir>/tls/key.pem
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  int64_t hsts_max_age_s = 31'536'000;
+};
+
+struct KeysConfig {
+  std::string kek_file;          // default <data_dir>/keys/kek (32 random bytes, 0600)
+  std::string signing_key_file;  // default <data_dir>/keys/token-signing.pem (0600)
+};
+
+struct AuthConfig {
+  std::string issuer;    // default https://<listen>
+  std::string audience;  // default <issuer>/fhir
+  int64_t token_lifetime_s = 900;  // at most 900
+  int token_cache_entries = 100'000;
+  int64_t clock_skew_s = 60;
+};
+
+struct FhirConfig {
+  bool update_create = false;  // PUT to a new id creates it
+  int default_page_size = 50;
+  int max_page_size = 1000;
+};
+
+struct LogConfig {
+  std::string level = "info";  // debug, info, warn, error
+};
+
+struct Config {
+  std::string data_dir = ".phigate";
+  ServerConfig server;
+  LimitsConfig limits;
+  TlsConfig tls;
+  KeysConfig keys;
+  AuthConfig auth;
+  FhirConfig fhir;
+  LogConfig log;
+
+  // Fills the defaults that derive from other values (paths under data_dir, issuer from
+  // listen). Call after command-line overrides. Throws ConfigError.
+  void Finalize();
+};
+
+// Parses a TOML file. Throws ConfigError("<file>: <key>: <reason>").
+Config LoadConfig(const std::string& path);
+// Parses TOML text; `origin` names it in errors.
+Config ParseConfig(const std::string& text, const std::string& origin);
+
+// Splits "host:port" ("[::1]:8443" for IPv6). Throws ConfigError naming `key`.
+void SplitHostPort(const std::string& value, const std::string& key, std::string& host,
+                   uint16_t& port);
+
+}  // namespace phigate
