@@ -16,7 +16,7 @@ std::tm UtcTm(int64_t millis) {
 
 std::string FormatInstant(int64_t millis) {
   std::tm tm = UtcTm(millis);
-  char buf[40];
+  char buf[96];  // sized for any int fields, so the compiler can prove no truncation
   std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                 static_cast<int>(millis % 1000));

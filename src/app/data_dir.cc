@@ -1,0 +1,125 @@
+#include "app/data_dir.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "crypto/certificate.h"
+#include "crypto/key_file.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace phigate::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void Fail(const std::string& what) { throw StartupError(what); }
+
+void Check(const Status& s, const std::string& context) {
+  if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message());
+}
+
+// A private directory: created 0700; an existing one must not be open to group/other,
+// since it holds keys and the database.
+void EnsurePrivateDir(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    if (errno != ENOENT) Fail(path + ": " + std::strerror(errno));
+    std::error_code ec;
+    fs::create_directories(path, ec);
+    if (ec) Fail(path + ": cannot create directory: " + ec.message());
+    if (::chmod(path.c_str(), 0700) != 0) Fail(path + ": cannot set mode 0700");
+    return;
+  }
+  if (!S_ISDIR(st.st_mode)) Fail(path + ": not a directory");
+  if ((st.st_mode & 077) != 0) {
+    Fail(path + ": directory is accessible by group or others (chmod 700 it)");
+  }
+}
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+std::unique_ptr<storage::Store> OpenStore(const Config& config) {
+  storage::SqliteOptions options;
+  options.path = config.data_dir + "/phigate.db";
+  auto store = storage::OpenSqliteStore(options);
+  if (!store.ok()) Fail(options.path + ": " + store.status().message());
+  return std::move(store).value();
+}
+
+}  // namespace
+
+std::unique_ptr<storage::Store> OpenStoreOnly(const Config& config) {
+  EnsurePrivateDir(config.data_dir);
+  return OpenStore(config);
+}
+
+DataDir OpenDataDir(const Config& config) {
+  DataDir dir;
+  dir.created = !Exists(config.data_dir);
+  EnsurePrivateDir(config.data_dir);
+  const std::string default_tls = config.data_dir + "/tls";
+  const std::string default_keys = config.data_dir + "/keys";
+
+  // TLS: generate the development certificate only at the default location; a configured
+  // certificate that is missing is an error, never silently replaced.
+  const bool default_cert = config.tls.certificate_file == default_tls + "/cert.pem" &&
+                            config.tls.private_key_file == default_tls + "/key.pem";
+  if (!Exists(config.tls.certificate_file) && !Exists(config.tls.private_key_file) &&
+      default_cert) {
+    EnsurePrivateDir(default_tls);
+    Check(crypto::GenerateSelfSignedCertificate(config.tls.certificate_file,
+                                                config.tls.private_key_file, {"localhost"},
+                                                {"127.0.0.1", "::1"}, 365),
+          "tls certificate");
+  }
+  if (!Exists(config.tls.certificate_file)) {
+    Fail("tls.certificate_file: " + config.tls.certificate_file + ": file not found");
+  }
+  Check(crypto::CheckSecretFile(config.tls.private_key_file), "tls.private_key_file");
+
+  // Key-encryption key and token-signing key.
+  if (config.keys.kek_file == default_keys + "/kek" ||
+      config.keys.signing_key_file == default_keys + "/token-signing.pem") {
+    EnsurePrivateDir(default_keys);
+  }
+  if (!Exists(config.keys.kek_file) && config.keys.kek_file == default_keys + "/kek") {
+    Check(crypto::CreateKek(config.keys.kek_file), "keys.kek_file");
+  }
+  auto kek = crypto::LoadKek(config.keys.kek_file);
+  Check(kek.status(), "keys.kek_file");
+
+  if (!Exists(config.keys.signing_key_file) &&
+      config.keys.signing_key_file == default_keys + "/token-signing.pem") {
+    auto generated = crypto::SigningKey::Generate();
+    Check(generated.status(), "keys.signing_key_file");
+    Check(generated->SavePem(config.keys.signing_key_file), "keys.signing_key_file");
+  }
+  auto signing = crypto::SigningKey::LoadPem(config.keys.signing_key_file);
+  Check(signing.status(), "keys.signing_key_file");
+  dir.signing_key = std::make_unique<crypto::SigningKey>(std::move(signing).value());
+
+  // Database and the data keys it holds wrapped under the KEK.
+  dir.store = OpenStore(config);
+  auto records = dir.store->LoadDataKeys();
+  Check(records.status(), "database");
+  std::vector<crypto::WrappedKey> wrapped;
+  for (auto& r : *records) wrapped.push_back({r.version, r.wrapped});
+  auto keyring = crypto::Keyring::Open(std::move(kek).value(), wrapped);
+  Check(keyring.status(), "keys.kek_file");
+  dir.keyring = std::move(keyring).value();
+  if (dir.keyring->empty()) {
+    auto added = dir.keyring->AddVersion();
+    Check(added.status(), "data key");
+    Check(dir.store->SaveDataKey({added->version, added->wrapped}), "data key");
+  }
+  return dir;
+}
+
+}  // namespace phigate::app

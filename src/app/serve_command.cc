@@ -1,0 +1,138 @@
+#include <iostream>
+#include <memory>
+#include <thread>
+
+#include "app/commands.h"
+#include "app/data_dir.h"
+#include "auth/token_issuer.h"
+#include "auth/token_verifier.h"
+#include "core/log.h"
+#include "fhir/model.h"
+#include "fhir/resource_service.h"
+#include "http/pipeline.h"
+#include "net/https_server.h"
+
+namespace phigate::app {
+
+namespace {
+
+constexpr const char* kServeHelp =
+    "Usage: phigate serve [--config FILE] [--data-dir DIR] [--listen HOST:PORT]\n"
+    "\n"
+    "Runs the FHIR R4 server over HTTPS. Without options it uses the embedded default:\n"
+    "data dir ./.phigate (created on first start, mode 0700, with a self-signed TLS\n"
+    "certificate, a key-encryption key, a token-signing key and the SQLite database),\n"
+    "listening on 127.0.0.1:8443.\n"
+    "\n"
+    "  --config FILE        TOML configuration file (see docs/configuration.md)\n"
+    "  --data-dir DIR       data directory (overrides data_dir)\n"
+    "  --listen HOST:PORT   listen address (overrides server.listen; port 0 = any free)\n"
+    "\n"
+    "SIGTERM or SIGINT stops accepting, finishes in-flight requests and exits 0.\n";
+
+LogLevel ParseLevel(const std::string& s) {
+  if (s == "debug") return LogLevel::kDebug;
+  if (s == "warn") return LogLevel::kWarn;
+  if (s == "error") return LogLevel::kError;
+  return LogLevel::kInfo;
+}
+
+}  // namespace
+
+Config LoadEffectiveConfig(const ParsedArgs& parsed) {
+  Config config = parsed.Has("config") ? LoadConfig(parsed.Get("config")) : Config{};
+  if (parsed.Has("data-dir")) config.data_dir = parsed.Get("data-dir");
+  if (parsed.Has("listen")) config.server.listen = parsed.Get("listen");
+  return config;
+}
+
+int ServeCommand(const std::vector<std::string>& args) {
+  ParsedArgs parsed = ParseArgs(args, {"config", "data-dir", "listen"}, {"help"});
+  if (parsed.Has("help")) {
+    std::cout << kServeHelp;
+    return 0;
+  }
+  Config config = LoadEffectiveConfig(parsed);
+  const bool issuer_configured = !config.auth.issuer.empty();
+  std::string host;
+  uint16_t port = 0;
+  SplitHostPort(config.server.listen, "server.listen", host, port);
+  config.Finalize();
+  SetLogLevel(ParseLevel(config.log.level));
+
+  DataDir dir = OpenDataDir(config);
+  const fhir::Model& model = fhir::Model::R4();
+
+  net::ServerOptions options;
+  options.host = host;
+  options.port = port;
+  options.threads = config.server.threads > 0
+                        ? config.server.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  options.max_connections = config.server.max_connections;
+  options.header_bytes = config.limits.header_bytes;
+  options.body_bytes = config.limits.body_bytes;
+  options.read_timeout_ms = config.limits.read_timeout_ms;
+  options.write_timeout_ms = config.limits.write_timeout_ms;
+  options.idle_timeout_ms = config.limits.idle_timeout_ms;
+  options.handshake_timeout_ms = config.limits.handshake_timeout_ms;
+  options.shutdown_grace_ms = config.server.shutdown_grace_ms;
+  options.certificate_file = config.tls.certificate_file;
+  options.private_key_file = config.tls.private_key_file;
+  options.min_tls_version = config.tls.min_version;
+  options.handle_signals = true;
+
+  // The pipeline is built after bind so that, with port 0, URLs name the real port.
+  std::unique_ptr<http::Pipeline> pipeline;
+  net::HttpsServer server(
+      options,
+      [&pipeline](net::Request&& request, const net::ConnectionInfo& conn) {
+        return pipeline->Handle(std::move(request), conn);
+      },
+      [&pipeline](net::http::status status, std::string_view message) {
+        return pipeline->TransportError(status, message);
+      });
+  Status started = server.Start();
+  if (!started.ok()) throw StartupError(started.message());
+
+  if (!issuer_configured) {
+    std::string shown = host == "0.0.0.0" || host == "::" ? "localhost" : host;
+    if (shown.find(':') != std::string::npos) shown = "[" + shown + "]";
+    config.auth.issuer = "https://" + shown + ":" + std::to_string(server.port());
+    config.auth.audience.clear();
+    config.Finalize();
+  }
+
+  const SystemClock& clock = SystemClock::Instance();
+  fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir);
+  auth::TokenIssuer issuer(*dir.signing_key, config.auth.issuer, config.auth.audience,
+                           config.auth.token_lifetime_s, clock);
+  auth::TokenVerifier verifier(*dir.signing_key, config.auth.issuer, config.auth.audience,
+                               config.auth.clock_skew_s, clock,
+                               static_cast<size_t>(config.auth.token_cache_entries));
+  http::PipelineDeps deps;
+  deps.config = &config;
+  deps.store = dir.store.get();
+  deps.model = &model;
+  deps.resources = &resources;
+  deps.issuer = &issuer;
+  deps.verifier = &verifier;
+  deps.signing_key = dir.signing_key.get();
+  deps.clock = &clock;
+  pipeline = std::make_unique<http::Pipeline>(deps);
+
+  std::cout << "phigate " << PHIGATE_VERSION << " serving FHIR R4 at " << config.auth.issuer
+            << "/fhir\n"
+            << "data dir: " << config.data_dir << (dir.created ? " (created)" : "") << "\n"
+            << "next: create an API client with\n"
+            << "  build/phigate clients add --name my-app --scope \"system/*.cruds\""
+            << (parsed.Has("data-dir") ? " --data-dir " + config.data_dir : std::string())
+            << "\n"
+            << std::flush;
+  Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
+  server.Run();
+  Log(LogLevel::kInfo, "server_stopped");
+  return 0;
+}
+
+}  // namespace phigate::app

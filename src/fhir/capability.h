@@ -1,0 +1,24 @@
+// The CapabilityStatement served at GET [base]/metadata (capabilitystatement.html):
+// lists exactly the interactions this build supports, for every R4 resource type.
+// Thread-safety: pure function of its inputs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/config.h"
+#include "fhir/model.h"
+
+namespace phigate::fhir {
+
+struct CapabilityInputs {
+  std::string base_url;   // https://host:port/fhir
+  std::string token_url;  // https://host:port/oauth2/token
+  int64_t now_ms = 0;
+};
+
+std::string CapabilityStatementJson(const Model& model, const FhirConfig& config,
+                                    const CapabilityInputs& inputs);
+
+}  // namespace phigate::fhir

@@ -1,0 +1,358 @@
+#include "fhir/resource_service.h"
+
+#include <boost/json.hpp>
+#include <charconv>
+
+#include "core/base64.h"
+#include "core/log.h"
+#include "crypto/crypto.h"
+#include "fhir/validator.h"
+
+namespace phigate::fhir {
+
+namespace json = boost::json;
+
+namespace {
+
+// Without If-Match, an update that loses a version race re-reads and tries again: the
+// client asked for last-writer-wins. Bounded so a hot resource cannot spin a thread.
+constexpr int kUpdateRetries = 8;
+
+std::string NewId() {
+  // RFC 4122 version 4 UUID: a valid FHIR id (36 chars of [0-9a-f-]) that reveals nothing.
+  std::string b = crypto::RandomBytes(16);
+  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);
+  std::string h = HexEncode(b);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+         "-" + h.substr(20);
+}
+
+std::string WeakEtag(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
+
+std::optional<int64_t> ParsePositive(std::string_view s) {
+  int64_t v = 0;
+  if (s.empty() || s.size() > 18) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v <= 0) return std::nullopt;
+  return v;
+}
+
+Status Gone() { return {StatusCode::kGone, "the resource has been deleted"}; }
+Status ResourceNotFound() { return NotFound("resource not found"); }
+
+void AppendEscaped(std::string& out, std::string_view s) { AppendJsonEscaped(out, s); }
+
+}  // namespace
+
+std::string VersionAad(std::string_view type, std::string_view id, int64_t version) {
+  std::string aad;
+  aad.reserve(type.size() + id.size() + 24);
+  aad.append(type).append("/").append(id).append("/").append(std::to_string(version));
+  return aad;
+}
+
+bool IsValidId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+ResourceService::ResourceService(storage::Store& store, const crypto::Keyring& keyring,
+                                 const Model& model, const Clock& clock, FhirConfig config)
+    : store_(store), keyring_(keyring), model_(model), clock_(clock), config_(config) {}
+
+Result<std::string> ResourceService::OpenVersion(const storage::VersionRecord& record) const {
+  auto plain = keyring_.Open(crypto::KeyPurpose::kData, record.key_version, record.ciphertext,
+                             VersionAad(record.type, record.id, record.version));
+  if (!plain.ok()) {
+    // Type, id and version are not PHI; the body never reaches the log.
+    Log(LogLevel::kError, "decrypt_failed",
+        {{"type", record.type}, {"id", record.id}, {"version", record.version}});
+    return Internal("the stored resource could not be read");
+  }
+  return plain;
+}
+
+Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::string_view id,
+                                                 json::object resource,
+                                                 int64_t expected_version, int status,
+                                                 std::string_view base_url) {
+  const int64_t version = expected_version + 1;
+  const int64_t now = clock_.NowMillis();
+
+  // Canonical layout: resourceType, id, meta first, then the client's elements in order.
+  json::object meta;
+  if (auto* m = resource.if_contains("meta"); m && m->is_object()) meta = m->as_object();
+  meta.erase("versionId");
+  meta.erase("lastUpdated");
+  json::object out;
+  out.reserve(resource.size() + 2);
+  out["resourceType"] = type;
+  out["id"] = id;
+  json::object new_meta;
+  new_meta["versionId"] = std::to_string(version);
+  new_meta["lastUpdated"] = FormatInstant(now);
+  for (auto& kv : meta) new_meta[kv.key()] = std::move(kv.value());
+  out["meta"] = std::move(new_meta);
+  for (auto& kv : resource) {
+    if (kv.key() == "resourceType" || kv.key() == "id" || kv.key() == "meta") continue;
+    out[kv.key()] = std::move(kv.value());
+  }
+  std::string text = json::serialize(out);
+
+  storage::VersionRecord record;
+  record.type = std::string(type);
+  record.id = std::string(id);
+  record.version = version;
+  record.last_updated_ms = now;
+  auto sealed = keyring_.Seal(crypto::KeyPurpose::kData, text, VersionAad(type, id, version),
+                              &record.key_version);
+  if (!sealed.ok()) return Internal("the resource could not be stored");
+  record.ciphertext = std::move(sealed).value();
+  auto appended = store_.AppendVersion(record, expected_version);
+  if (!appended.ok()) return appended.status();
+
+  RestResult result;
+  result.status = status;
+  result.body = std::move(text);
+  result.etag = WeakEtag(version);
+  result.last_modified = FormatHttpDate(now);
+  result.location = std::string(base_url) + "/" + std::string(type) + "/" + std::string(id) +
+                    "/_history/" + std::to_string(version);
+  return result;
+}
+
+Result<RestResult> ResourceService::Create(std::string_view type, json::value body,
+                                           std::string_view base_url) {
+  RETURN_IF_ERROR(ValidateResource(body, model_));
+  auto& obj = body.as_object();
+  if (obj.at("resourceType").as_string() != type) {
+    return InvalidArgument("resourceType does not match the URL", "resourceType");
+  }
+  // http.html#create: the server ignores a client-supplied id and assigns its own.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto r = WriteVersion(type, NewId(), obj, 0, 201, base_url);
+    if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
+  }
+  return Internal("could not assign a resource id");
+}
+
+Result<RestResult> ResourceService::Read(std::string_view type, std::string_view id) {
+  if (!IsValidId(id)) return ResourceNotFound();
+  ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
+  if (!current) return ResourceNotFound();
+  if (current->deleted) return Gone();
+  ASSIGN_OR_RETURN(std::string text, OpenVersion(*current));
+  RestResult result;
+  result.body = std::move(text);
+  result.etag = WeakEtag(current->version);
+  result.last_modified = FormatHttpDate(current->last_updated_ms);
+  return result;
+}
+
+Result<RestResult> ResourceService::Vread(std::string_view type, std::string_view id,
+                                          std::string_view vid) {
+  auto version = ParsePositive(vid);
+  if (!IsValidId(id) || !version) return ResourceNotFound();
+  ASSIGN_OR_RETURN(auto record,
+                   store_.ReadVersion(std::string(type), std::string(id), *version));
+  if (!record) return ResourceNotFound();
+  if (record->deleted) return Gone();
+  ASSIGN_OR_RETURN(std::string text, OpenVersion(*record));
+  RestResult result;
+  result.body = std::move(text);
+  result.etag = WeakEtag(record->version);
+  result.last_modified = FormatHttpDate(record->last_updated_ms);
+  return result;
+}
+
+Result<int64_t> ResourceService::ParseIfMatch(std::string_view if_match) {
+  // RFC 7232 §3.1 with FHIR's weak version ETags: W/"3" (a strong "3" is accepted too).
+  std::string_view v = if_match;
+  if (v.size() >= 2 && v.substr(0, 2) == "W/") v.remove_prefix(2);
+  if (v.size() < 3 || v.front() != '"' || v.back() != '"') {
+    return InvalidArgument("If-Match must be a version ETag such as W/\"1\"");
+  }
+  auto version = ParsePositive(v.substr(1, v.size() - 2));
+  if (!version) return InvalidArgument("If-Match must be a version ETag such as W/\"1\"");
+  return *version;
+}
+
+Result<RestResult> ResourceService::Update(std::string_view type, std::string_view id,
+                                           json::value body, std::string_view if_match,
+                                           std::string_view base_url) {
+  if (!IsValidId(id)) return InvalidArgument("invalid resource id in the URL");
+  RETURN_IF_ERROR(ValidateResource(body, model_));
+  const auto& obj = body.as_object();
+  if (obj.at("resourceType").as_string() != type) {
+    return InvalidArgument("resourceType does not match the URL", "resourceType");
+  }
+  // http.html#update: the body's id must be present and equal the URL's id.
+  const auto* body_id = obj.if_contains("id");
+  if (body_id == nullptr || !body_id->is_string() || body_id->as_string() != id) {
+    return InvalidArgument("the resource id must match the id in the URL", std::string(type) + ".id");
+  }
+  std::optional<int64_t> wanted;
+  if (!if_match.empty()) {
+    ASSIGN_OR_RETURN(int64_t v, ParseIfMatch(if_match));
+    wanted = v;
+  }
+  for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
+    ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
+    if (!current && !config_.update_create) {
+      return Status(StatusCode::kMethodNotAllowed,
+                    "this server does not create resources with client-assigned ids");
+    }
+    int64_t current_version = current ? current->version : 0;
+    if (wanted && *wanted != current_version) {
+      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+    }
+    int status = current && !current->deleted ? 200 : 201;
+    auto r = WriteVersion(type, id, obj, current_version, status, base_url);
+    if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
+    if (wanted) {
+      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+    }
+  }
+  return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");
+}
+
+Result<RestResult> ResourceService::Delete(std::string_view type, std::string_view id,
+                                           std::string_view if_match) {
+  if (!IsValidId(id)) return ResourceNotFound();
+  std::optional<int64_t> wanted;
+  if (!if_match.empty()) {
+    ASSIGN_OR_RETURN(int64_t v, ParseIfMatch(if_match));
+    wanted = v;
+  }
+  for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
+    ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
+    if (wanted && (!current || *wanted != current->version)) {
+      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+    }
+    RestResult result;
+    result.status = 204;
+    // http.html#delete: deleting a resource that does not exist, or is already deleted,
+    // succeeds without creating a version.
+    if (!current) return result;
+    if (current->deleted) {
+      result.etag = WeakEtag(current->version);
+      return result;
+    }
+    storage::VersionRecord tombstone;
+    tombstone.type = std::string(type);
+    tombstone.id = std::string(id);
+    tombstone.version = current->version + 1;
+    tombstone.last_updated_ms = clock_.NowMillis();
+    tombstone.deleted = true;
+    auto appended = store_.AppendVersion(tombstone, current->version);
+    if (appended.ok()) {
+      result.etag = WeakEtag(tombstone.version);
+      result.last_modified = FormatHttpDate(tombstone.last_updated_ms);
+      return result;
+    }
+    if (appended.status().code() != StatusCode::kConflict) return appended.status();
+    if (wanted) {
+      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+    }
+  }
+  return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");
+}
+
+Result<RestResult> ResourceService::History(std::string_view type, std::string_view id,
+                                            const QueryParams& params,
+                                            std::string_view base_url) {
+  int count = config_.default_page_size;
+  int64_t cursor = 0;
+  for (const auto& [name, value] : params) {
+    if (name == "_count") {
+      auto n = ParsePositive(value);
+      if (!n) return InvalidArgument("_count must be a positive integer", "_count");
+      count = static_cast<int>(std::min<int64_t>(*n, config_.max_page_size));
+    } else if (name == "_page") {
+      auto n = ParsePositive(value);
+      if (!n) return InvalidArgument("invalid _page cursor", "_page");
+      cursor = *n;
+    } else if (name == "_format" || name == "_pretty") {
+      continue;  // handled by the http layer
+    } else if (name == "_since" || name == "_at" || name == "_list" || name == "_sort") {
+      return NotSupported("history parameter " + name + " is not supported");
+    } else {
+      return InvalidArgument("unknown history parameter", name);
+    }
+  }
+  if (!id.empty() && !IsValidId(id)) return ResourceNotFound();
+
+  storage::HistoryQuery query;
+  query.type = std::string(type);
+  query.id = std::string(id);
+  query.before_seq = cursor;
+  query.limit = count + 1;  // one extra tells whether a next page exists
+  ASSIGN_OR_RETURN(auto records, store_.History(query));
+  if (!id.empty() && records.empty() && cursor == 0) return ResourceNotFound();
+  bool has_next = static_cast<int>(records.size()) > count;
+  if (has_next) records.resize(static_cast<size_t>(count));
+
+  std::string path = std::string(base_url) + "/" + std::string(type) +
+                     (id.empty() ? "" : "/" + std::string(id)) + "/_history";
+  std::string self = path + "?_count=" + std::to_string(count) +
+                     (cursor ? "&_page=" + std::to_string(cursor) : "");
+
+  // The Bundle is assembled as text so each stored resource is spliced in as stored.
+  std::string out;
+  out.reserve(256 + records.size() * 2048);
+  out += R"({"resourceType":"Bundle","id":")";
+  out += NewId();
+  out += R"(","meta":{"lastUpdated":")";
+  out += FormatInstant(clock_.NowMillis());
+  out += R"("},"type":"history","link":[{"relation":"self","url":)";
+  AppendEscaped(out, self);
+  out += '}';
+  if (has_next) {
+    out += R"(,{"relation":"next","url":)";
+    AppendEscaped(out, path + "?_count=" + std::to_string(count) +
+                           "&_page=" + std::to_string(records.back().seq));
+    out += '}';
+  }
+  out += ']';
+  // FHIR JSON has no empty arrays: an empty page has no `entry` at all.
+  if (!records.empty()) out += ",\"entry\":[";
+  bool first = true;
+  for (const auto& rec : records) {
+    if (!first) out += ',';
+    first = false;
+    std::string rel = rec.type + "/" + rec.id;
+    out += "{\"fullUrl\":";
+    AppendEscaped(out, std::string(base_url) + "/" + rel);
+    if (!rec.deleted) {
+      ASSIGN_OR_RETURN(std::string text, OpenVersion(rec));
+      out += ",\"resource\":";
+      out += text;
+    }
+    const char* method = rec.deleted ? "DELETE" : rec.version == 1 ? "POST" : "PUT";
+    const char* status = rec.deleted ? "204" : rec.version == 1 ? "201" : "200";
+    out += ",\"request\":{\"method\":\"";
+    out += method;
+    out += "\",\"url\":";
+    AppendEscaped(out, rec.version == 1 && !rec.deleted ? rec.type : rel);
+    out += "},\"response\":{\"status\":\"";
+    out += status;
+    out += "\",\"etag\":";
+    AppendEscaped(out, WeakEtag(rec.version));
+    out += ",\"lastModified\":";
+    AppendEscaped(out, FormatInstant(rec.last_updated_ms));
+    out += "}}";
+  }
+  if (!records.empty()) out += ']';
+  out += '}';
+  RestResult result;
+  result.body = std::move(out);
+  return result;
+}
+
+}  // namespace phigate::fhir

@@ -1,0 +1,81 @@
+// ResourceService: the FHIR R4 RESTful interactions (http.html) on every resource type,
+// generic over the model: create, read, vread, update, delete, instance and type history.
+//
+// Transport-free: the http layer parses the request, authorizes it and maps the result to
+// a response. Each stored version is one AES-256-GCM ciphertext sealed under the keyring's
+// data subkey with AAD = "<type>/<id>/<version>", so a ciphertext moved to another row
+// fails to open. The store sees no plaintext.
+// Thread-safety: all methods may be called concurrently; state lives in the Store.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <boost/json/value.hpp>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/status.h"
+#include "core/url.h"
+#include "crypto/keyring.h"
+#include "fhir/model.h"
+#include "storage/store.h"
+
+namespace phigate::fhir {
+
+// The outcome of a successful interaction. `body` is serialized JSON (a resource or a
+// Bundle), empty for 204. Headers are filled where the spec asks for them.
+struct RestResult {
+  int status = 200;
+  std::string body;
+  std::string etag;           // W/"<versionId>"
+  std::string last_modified;  // RFC 7231 date
+  std::string location;       // absolute URL of the version (create, update-as-create)
+};
+
+class ResourceService {
+ public:
+  ResourceService(storage::Store& store, const crypto::Keyring& keyring, const Model& model,
+                  const Clock& clock, FhirConfig config);
+
+  // POST [base]/[type]: the server assigns the id; a client id in the body is ignored.
+  Result<RestResult> Create(std::string_view type, boost::json::value body,
+                            std::string_view base_url);
+  // GET [base]/[type]/[id]: 404 if never existed, 410 if deleted.
+  Result<RestResult> Read(std::string_view type, std::string_view id);
+  // GET [base]/[type]/[id]/_history/[vid].
+  Result<RestResult> Vread(std::string_view type, std::string_view id, std::string_view vid);
+  // PUT [base]/[type]/[id]; `if_match` is the raw If-Match header or empty.
+  Result<RestResult> Update(std::string_view type, std::string_view id, boost::json::value body,
+                            std::string_view if_match, std::string_view base_url);
+  // DELETE [base]/[type]/[id]: writes a versioned tombstone.
+  Result<RestResult> Delete(std::string_view type, std::string_view id,
+                            std::string_view if_match);
+  // GET [base]/[type]/[id]/_history or [base]/[type]/_history, newest first, paged by
+  // _count with a `next` link. `id` empty = type history. `self_url` is the request URL.
+  Result<RestResult> History(std::string_view type, std::string_view id,
+                             const QueryParams& params, std::string_view base_url);
+
+ private:
+  Result<std::string> OpenVersion(const storage::VersionRecord& record) const;
+  Result<RestResult> WriteVersion(std::string_view type, std::string_view id,
+                                  boost::json::object resource, int64_t expected_version,
+                                  int status, std::string_view base_url);
+  static Result<int64_t> ParseIfMatch(std::string_view if_match);
+
+  storage::Store& store_;
+  const crypto::Keyring& keyring_;
+  const Model& model_;
+  const Clock& clock_;
+  FhirConfig config_;
+};
+
+// "Patient/123/4": binds a ciphertext to its identity (DESIGN.md, "Storage and keys").
+std::string VersionAad(std::string_view type, std::string_view id, int64_t version);
+
+// Valid FHIR logical id: [A-Za-z0-9\-\.]{1,64} (datatypes.html#id).
+bool IsValidId(std::string_view id);
+
+}  // namespace phigate::fhir

@@ -1,0 +1,118 @@
+#include "core/config.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace phigate {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string ErrorOf(const std::string& toml) {
+  try {
+    ParseConfig(toml, "test.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ConfigTest, DefaultsAreTheStrictOnes) {
+  Config c = ParseConfig("", "empty.toml");
+  EXPECT_EQ(c.server.listen, "127.0.0.1:8443");
+  EXPECT_EQ(c.data_dir, ".phigate");
+  EXPECT_EQ(c.limits.body_bytes, 8 * 1024 * 1024);
+  EXPECT_EQ(c.limits.json_depth, 64);
+  EXPECT_EQ(c.tls.min_version, "1.2");
+  EXPECT_EQ(c.auth.token_lifetime_s, 900);
+  EXPECT_FALSE(c.fhir.update_create);
+}
+
+TEST(ConfigTest, ParsesEverySection) {
+  Config c = ParseConfig(R"(
+data_dir = "/var/lib/phigate"
+[server]
+listen = "0.0.0.0:9443"
+threads = 4
+[limits]
+body_bytes = 1048576
+json_depth = 32
+[tls]
+min_version = "1.3"
+[auth]
+token_lifetime_s = 300
+[fhir]
+update_create = true
+[log]
+level = "warn"
+)",
+                         "full.toml");
+  EXPECT_EQ(c.data_dir, "/var/lib/phigate");
+  EXPECT_EQ(c.server.listen, "0.0.0.0:9443");
+  EXPECT_EQ(c.server.threads, 4);
+  EXPECT_EQ(c.limits.body_bytes, 1048576);
+  EXPECT_EQ(c.limits.json_depth, 32);
+  EXPECT_EQ(c.tls.min_version, "1.3");
+  EXPECT_EQ(c.auth.token_lifetime_s, 300);
+  EXPECT_TRUE(c.fhir.update_create);
+  EXPECT_EQ(c.log.level, "warn");
+}
+
+TEST(ConfigTest, UnknownKeyIsNamed) {
+  EXPECT_EQ(ErrorOf("[server]\nlisten_port = 1\n"), "test.toml: server.listen_port: unknown key");
+  EXPECT_EQ(ErrorOf("[nope]\nx = 1\n"), "test.toml: nope: unknown section");
+  EXPECT_EQ(ErrorOf("colour = 1\n"), "test.toml: colour: unknown key");
+}
+
+TEST(ConfigTest, BadValuesAreNamed) {
+  EXPECT_EQ(ErrorOf("[limits]\nbody_bytes = \"big\"\n"),
+            "test.toml: limits.body_bytes: expected an integer");
+  EXPECT_EQ(ErrorOf("[limits]\njson_depth = 1\n"),
+            "test.toml: limits.json_depth: must be between 8 and 512");
+  EXPECT_EQ(ErrorOf("[tls]\nmin_version = \"1.0\"\n"),
+            "test.toml: tls.min_version: must be one of 1.2, 1.3");
+  EXPECT_EQ(ErrorOf("[auth]\ntoken_lifetime_s = 3600\n"),
+            "test.toml: auth.token_lifetime_s: must be between 30 and 900");
+  EXPECT_EQ(ErrorOf("[fhir]\nupdate_create = 1\n"),
+            "test.toml: fhir.update_create: expected true or false");
+}
+
+TEST(ConfigTest, SyntaxErrorNamesFileAndLine) {
+  EXPECT_THAT(ErrorOf("a = \n"), HasSubstr("test.toml: line 1"));
+}
+
+TEST(ConfigTest, UnreadableFileIsNamed) {
+  try {
+    LoadConfig("/nonexistent/phigate.toml");
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "/nonexistent/phigate.toml: cannot read the config file");
+  }
+}
+
+TEST(ConfigTest, FinalizeDerivesPathsAndIssuer) {
+  Config c;
+  c.data_dir = "/d";
+  c.server.listen = "127.0.0.1:9000";
+  c.Finalize();
+  EXPECT_EQ(c.tls.certificate_file, "/d/tls/cert.pem");
+  EXPECT_EQ(c.keys.kek_file, "/d/keys/kek");
+  EXPECT_EQ(c.auth.issuer, "https://127.0.0.1:9000");
+  EXPECT_EQ(c.auth.audience, "https://127.0.0.1:9000/fhir");
+}
+
+TEST(ConfigTest, ListenMustBeHostPort) {
+  Config c;
+  c.server.listen = "localhost";
+  EXPECT_THROW(c.Finalize(), ConfigError);
+  c.server.listen = "127.0.0.1:99999";
+  EXPECT_THROW(c.Finalize(), ConfigError);
+  std::string host;
+  uint16_t port = 0;
+  SplitHostPort("[::1]:8443", "k", host, port);
+  EXPECT_EQ(host, "::1");
+  EXPECT_EQ(port, 8443);
+}
+
+}  // namespace
+}  // namespace phigate
