@@ -13,9 +13,9 @@
 
 namespace phigate::crypto {
 
-inline constexpr size_t kKeyBytes = 32;     // AES-256, HMAC-SHA256 keys
-inline constexpr size_t kNonceBytes = 12;   // AES-GCM 96-bit nonce
-inline constexpr size_t kTagBytes = 16;     // AES-GCM tag
+inline constexpr size_t kKeyBytes = 32;    // AES-256, HMAC-SHA256 keys
+inline constexpr size_t kNonceBytes = 12;  // AES-GCM 96-bit nonce
+inline constexpr size_t kTagBytes = 16;    // AES-GCM tag
 
 // Cryptographically secure random bytes (OpenSSL RAND_bytes). A CSPRNG failure is an
 // impossible state: the process aborts rather than continue with weak randomness.
@@ -23,9 +23,10 @@ std::string RandomBytes(size_t n);
 // `bytes` random bytes, base64url without padding: ids, secrets, request ids.
 std::string RandomToken(size_t bytes);
 
-std::string Sha256(std::string_view data);                              // 32 raw bytes
-std::string HmacSha256(std::string_view key, std::string_view data);    // 32 raw bytes
-// RFC 5869 HKDF-SHA256.
+std::string Sha256(std::string_view data);                            // 32 raw bytes
+std::string HmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
+// RFC 5869 HKDF-SHA256. `length` must be at most 255 * 32 (a programming error otherwise:
+// the process aborts). An empty salt means HashLen zero bytes (RFC 5869 §2.2).
 std::string HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info,
                        size_t length);
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
@@ -33,7 +34,8 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // AES-256-GCM with a fresh random 96-bit nonce. Output: nonce || ciphertext || tag.
 // The AAD is authenticated, not encrypted: bind each ciphertext to its identity.
 Result<std::string> Seal(std::string_view key, std::string_view plaintext, std::string_view aad);
-// Fails (kDataLoss-free: kInternal with generic text) on a wrong key, AAD, or any flipped bit.
+// Fails with kInternal "decryption failed" (nothing more, never key material) on a wrong
+// key, AAD, or any flipped bit. Keys that are not 32 bytes are kInvalidArgument.
 Result<std::string> Open(std::string_view key, std::string_view sealed, std::string_view aad);
 
 // Explicit-nonce forms for known-answer tests. Output/input: ciphertext || tag.

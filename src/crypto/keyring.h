@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -27,9 +28,14 @@ enum class KeyPurpose { kData, kBlindIndex, kTokens, kAudit };
 
 class Keyring {
  public:
-  // Unwraps every DEK; fails if any does not open under `kek` (wrong KEK file).
+  // Unwraps every DEK; fails with kInvalidArgument "key-encryption key does not match the
+  // stored data keys" if any does not open under `kek` (wrong KEK file).
   static Result<std::unique_ptr<Keyring>> Open(std::string kek,
                                                const std::vector<WrappedKey>& wrapped);
+  // Key material is wiped from memory on destruction; copies would defeat that.
+  ~Keyring();
+  Keyring(const Keyring&) = delete;
+  Keyring& operator=(const Keyring&) = delete;
 
   // Generates a new DEK (version = highest + 1), makes it current, returns it wrapped so
   // the caller can persist it.
@@ -43,6 +49,7 @@ class Keyring {
                            uint32_t* version) const;
   Result<std::string> Open(KeyPurpose purpose, uint32_t version, std::string_view sealed,
                            std::string_view aad) const;
+  // Open and Subkey fail with kInternal "unknown key version" for a version not in the ring.
   // The raw subkey (e.g. HMAC key for blind indexes) of a version.
   Result<std::string> Subkey(KeyPurpose purpose, uint32_t version) const;
 

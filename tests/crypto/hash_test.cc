@@ -1,0 +1,56 @@
+#include <gtest/gtest.h>
+
+#include "core/base64.h"
+#include "crypto/crypto.h"
+#include "crypto/hex.h"
+
+namespace phigate::crypto {
+namespace {
+
+using ::phigate::testing::FromHex;
+
+// FIPS 180-2 Appendix B.1.
+TEST(Sha256Test, Abc) {
+  EXPECT_EQ(HexEncode(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+TEST(Sha256Test, Empty) {
+  EXPECT_EQ(HexEncode(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
+// RFC 4231 §4.3, test case 2 (a key shorter than the block size).
+TEST(HmacSha256Test, Rfc4231Case2) {
+  EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+TEST(HmacSha256Test, EmptyKeyIsAllowed) { EXPECT_EQ(HmacSha256("", "data").size(), 32u); }
+
+// RFC 5869 Appendix A.1, test case 1.
+TEST(HkdfSha256Test, Rfc5869Case1) {
+  std::string okm =
+      HkdfSha256(FromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"),
+                 FromHex("000102030405060708090a0b0c"), FromHex("f0f1f2f3f4f5f6f7f8f9"), 42);
+  EXPECT_EQ(HexEncode(okm),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
+}
+
+// RFC 5869 Appendix A.3, test case 3: empty salt and info, which the keyring relies on.
+TEST(HkdfSha256Test, Rfc5869Case3EmptySaltAndInfo) {
+  std::string okm = HkdfSha256(FromHex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b"), "", "", 42);
+  EXPECT_EQ(HexEncode(okm),
+            "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8");
+}
+
+TEST(ConstantTimeEqualsTest, ComparesContentAndLength) {
+  EXPECT_TRUE(ConstantTimeEquals("", ""));
+  EXPECT_TRUE(ConstantTimeEquals("abc", "abc"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", "abcd"));
+  EXPECT_FALSE(ConstantTimeEquals("abc", ""));
+}
+
+}  // namespace
+}  // namespace phigate::crypto
