@@ -8,6 +8,11 @@
 // Every mutating call returns only after its commit is durable (fsync). Implementations
 // must be safe to call from many threads at once, and safe while another process (the
 // `phigate clients add` CLI) writes to the same database.
+//
+// Errors (client-safe messages, never SQL or values): kInvalidArgument for a malformed
+// record or query; kConflict as documented per call; kUnavailable ("storage busy",
+// "storage unavailable") when the database is locked past the busy timeout, the disk is
+// full or I/O fails (retry later); kInternal for damage or defects.
 #pragma once
 
 #include <cstdint>
@@ -32,10 +37,10 @@ struct VersionRecord {
 };
 
 struct HistoryQuery {
-  std::string type;           // required
-  std::string id;             // empty: type-level history
-  int64_t before_seq = 0;     // 0: from the newest; else only records with seq < before_seq
-  int limit = 50;             // at most this many records
+  std::string type;        // required
+  std::string id;          // empty: type-level history
+  int64_t before_seq = 0;  // 0: from the newest; else only records with seq < before_seq
+  int limit = 50;          // at most this many records
 };
 
 struct ClientRecord {
@@ -64,11 +69,12 @@ class Store {
                                                            int64_t version) = 0;
   // Appends `record` (its seq is ignored) if and only if the newest version of
   // (record.type, record.id) is `expected_version` (0: the resource must not exist yet).
-  // Otherwise returns kConflict and changes nothing. record.version must be
-  // expected_version + 1. Durable when it returns ok. Returns the assigned seq.
-  virtual Result<int64_t> AppendVersion(const VersionRecord& record,
-                                        int64_t expected_version) = 0;
-  // Versions newest first (by seq), for one resource or one type.
+  // Otherwise returns kConflict ("version conflict") and changes nothing. record.version
+  // must be expected_version + 1, type and id non-empty, and a tombstone's ciphertext empty
+  // (else kInvalidArgument). Durable when it returns ok. Returns the assigned seq.
+  virtual Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version) = 0;
+  // Versions newest first (by seq), for one resource or one type. limit 0 yields nothing;
+  // a negative limit or before_seq, or an empty type, is kInvalidArgument.
   virtual Result<std::vector<VersionRecord>> History(const HistoryQuery& query) = 0;
 
   virtual Status PutClient(const ClientRecord& client) = 0;  // insert; kConflict if exists
