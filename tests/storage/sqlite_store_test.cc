@@ -807,22 +807,21 @@ TEST_F(SqliteStoreTest, SecondStoreWritesClientWhileFirstReads) {
 
 constexpr char kChildDbEnv[] = "PHIGATE_STORAGE_TEST_CHILD_DB";
 
-// Body of the child process spawned by ClientWrittenByAnotherProcessIsVisible; skipped
-// when the test binary runs normally.
-TEST(SqliteStoreChildProcess, WritesClientWhenSpawned) {
-  const char* path = std::getenv(kChildDbEnv);
-  if (path == nullptr) GTEST_SKIP() << "runs only as the child of a cross-process test";
+// Child of ClientWrittenByAnotherProcessIsVisible: writes a client and a version as
+// another process would; the exit code says whether both succeeded.
+int ChildWritesClient(const char* path) {
   SqliteOptions options;
   options.path = path;
   auto store = OpenSqliteStore(options);
-  ASSERT_THAT(store, IsOk());
-  ASSERT_THAT((*store)->PutClient(MakeClient("from-child")), IsOk());
-  ASSERT_THAT((*store)->AppendVersion(MakeVersion("Patient", "shared", 2, "child"), 1), IsOk());
+  if (!store.ok()) return 2;
+  if (!(*store)->PutClient(MakeClient("from-child")).ok()) return 3;
+  if (!(*store)->AppendVersion(MakeVersion("Patient", "shared", 2, "child"), 1).ok()) return 4;
+  return 0;
 }
 
-// Starts this test binary again as another process running only `test` (one of the
-// SqliteStoreChildProcess tests), with `env_name`=`db_path` in its environment.
-pid_t SpawnChild(const char* test, const char* env_name, const std::string& db_path) {
+// Starts this test binary again as another process with `env_name`=`db_path` in its
+// environment, which selects the child's job (see kChildHookRan).
+pid_t SpawnChild(const char* env_name, const std::string& db_path) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   env_strings.push_back(std::string(env_name) + "=" + db_path);
@@ -830,8 +829,7 @@ pid_t SpawnChild(const char* test, const char* env_name, const std::string& db_p
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
   std::string exe = "/proc/self/exe";
-  std::string filter = std::string("--gtest_filter=SqliteStoreChildProcess.") + test;
-  std::vector<char*> argv = {exe.data(), filter.data(), nullptr};
+  std::vector<char*> argv = {exe.data(), nullptr};
   pid_t pid = -1;
   if (::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), envp.data()) != 0) {
     return -1;
@@ -851,7 +849,7 @@ TEST_F(SqliteStoreTest, ClientWrittenByAnotherProcessIsVisible) {
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->AppendVersion(MakeVersion("Patient", "shared", 1, "parent"), 0), IsOk());
 
-  pid_t pid = SpawnChild("WritesClientWhenSpawned", kChildDbEnv, path_);
+  pid_t pid = SpawnChild(kChildDbEnv, path_);
   ASSERT_GT(pid, 0);
   // Read while the other process opens, migrates (a no-op) and writes.
   int reads = 0;
@@ -891,14 +889,22 @@ bool LockedByAnotherProcess(const std::string& path) {
   return locked;
 }
 
-// Child of OpeningAnotherStoreKeepsTheFirstStoresFileLocks: exits 0 iff the parent still
-// holds its SQLite locks on the database and its shared-memory file.
-TEST(SqliteStoreChildProcess, ProbesParentLocksWhenSpawned) {
-  const char* path = std::getenv(kProbeDbEnv);
-  if (path == nullptr) GTEST_SKIP() << "runs only as the child of a cross-process test";
-  EXPECT_TRUE(LockedByAnotherProcess(path)) << "database file";
-  EXPECT_TRUE(LockedByAnotherProcess(std::string(path) + "-shm")) << "-shm file";
+// Child of OpeningAnotherStoreKeepsTheFirstStoresFileLocks: 0 iff the parent still holds
+// its SQLite locks on the database and its shared-memory file.
+int ChildProbesParentLocks(const char* path) {
+  if (!LockedByAnotherProcess(path)) return 1;
+  if (!LockedByAnotherProcess(std::string(path) + "-shm")) return 2;
+  return 0;
 }
+
+// When a cross-process test re-executes this binary with one of the child variables set,
+// the child's job runs here, before GoogleTest starts, and the process exits with its
+// result: no test is registered that only makes sense as a child.
+const bool kChildHookRan = [] {
+  if (const char* path = std::getenv(kChildDbEnv)) std::_Exit(ChildWritesClient(path));
+  if (const char* path = std::getenv(kProbeDbEnv)) std::_Exit(ChildProbesParentLocks(path));
+  return false;
+}();
 
 // Regression: opening the store opened and closed the database and -shm files with its own
 // descriptors to check their modes. close() drops every fcntl lock the process holds on a
@@ -913,7 +919,7 @@ TEST_F(SqliteStoreTest, OpeningAnotherStoreKeepsTheFirstStoresFileLocks) {
   ASSERT_NE(second, nullptr);
   ASSERT_THAT(server->ReadCurrent("Patient", "p1"), IsOk());
 
-  pid_t pid = SpawnChild("ProbesParentLocksWhenSpawned", kProbeDbEnv, path_);
+  pid_t pid = SpawnChild(kProbeDbEnv, path_);
   ASSERT_GT(pid, 0);
   EXPECT_EQ(WaitExitCode(pid), 0);
 }
