@@ -129,6 +129,9 @@ Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
   token_url_ = deps_.config->auth.issuer + "/oauth2/token";
   hsts_ = "max-age=" + std::to_string(deps_.config->tls.hsts_max_age_s) + "; includeSubDomains";
   jwks_json_ = auth::JwksJson(*deps_.signing_key);
+  // The statement changes only with the build and the config: built once, dated at start.
+  capability_json_ = fhir::CapabilityStatementJson(
+      *deps_.model, deps_.config->fhir, {base_url_, token_url_, deps_.clock->NowMillis()});
 }
 
 namespace {
@@ -166,7 +169,7 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
       11, status, kFhirJson,
       fhir::OperationOutcomeJson("error", MapStatus(code).issue_code, message, ""));
   res.set(bhttp::field::strict_transport_security, hsts_);
-  res.set(bhttp::field::x_content_type_options, "nosniff");
+  res.set("X-Content-Type-Options", "nosniff");
   res.set(bhttp::field::cache_control, "no-store");
   res.set("X-Request-Id", crypto::RandomToken(12));
   res.keep_alive(false);
@@ -198,11 +201,11 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
 
   // 3. Headers every response carries (issue 2 §3).
   res.set(bhttp::field::strict_transport_security, hsts_);
-  res.set(bhttp::field::x_content_type_options, "nosniff");
+  res.set("X-Content-Type-Options", "nosniff");
   res.set(bhttp::field::cache_control, "no-store");
   res.set("X-Request-Id", ctx.request_id);
   res.set("X-Frame-Options", "DENY");
-  res.set(bhttp::field::content_security_policy, "default-src 'none'; frame-ancestors 'none'");
+  res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
   if (ctx.pretty && !res.body().empty()) res.body() = fhir::PrettyPrintJson(res.body());
   res.keep_alive(request.keep_alive());
   res.prepare_payload();
@@ -282,9 +285,7 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   }
 
   if (route.kind == RouteKind::kMetadata) {
-    fhir::CapabilityInputs in{base_url_, token_url_, deps_.clock->NowMillis()};
-    return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson,
-                        fhir::CapabilityStatementJson(*deps_.model, deps_.config->fhir, in));
+    return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, capability_json_);
   }
 
   // Authenticate: a bearer token in the Authorization header only (RFC 6750 §2.1); a
@@ -360,9 +361,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   if (!result.ok()) return ErrorResponse(ctx.version, result.status());
 
   fhir::RestResult& r = result.value();
+  const std::string_view content_type = r.body.empty() ? std::string_view{} : kFhirJson;
   net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(r.status),
-                                   r.body.empty() ? std::string_view{} : kFhirJson,
-                                   std::move(r.body));
+                                   content_type, std::move(r.body));
   if (!r.etag.empty()) res.set(bhttp::field::etag, r.etag);
   if (!r.last_modified.empty()) res.set(bhttp::field::last_modified, r.last_modified);
   if (!r.location.empty() && (r.status == 201)) res.set(bhttp::field::location, r.location);

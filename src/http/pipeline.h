@@ -53,6 +53,7 @@ class Pipeline {
   std::string token_url_;
   std::string hsts_;
   std::string jwks_json_;
+  std::string capability_json_;
 };
 
 }  // namespace phigate::http
