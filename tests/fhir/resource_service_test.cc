@@ -1,0 +1,255 @@
+#include "fhir/resource_service.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <atomic>
+#include <boost/json.hpp>
+#include <filesystem>
+#include <thread>
+
+#include "crypto/crypto.h"
+#include "fhir/json_pretty.h"
+#include "storage/sqlite/sqlite_store.h"
+
+namespace phigate::fhir {
+namespace {
+
+namespace json = boost::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+class ResourceServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/phigate-rs-XXXXXX";
+    dir_ = mkdtemp(tmpl);
+    storage::SqliteOptions options;
+    options.path = dir_ + "/db";
+    store_ = std::move(storage::OpenSqliteStore(options)).value();
+    keyring_ = std::move(crypto::Keyring::Open(crypto::RandomBytes(32), {})).value();
+    ASSERT_TRUE(keyring_->AddVersion().ok());
+    service_ = std::make_unique<ResourceService>(*store_, *keyring_, Model::R4(), clock_, config_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  static json::value Patient(const std::string& family) {
+    return json::parse(R"({"resourceType":"Patient","name":[{"family":")" + family +
+                       R"("}],"birthDate":"1970-01-02"})");
+  }
+  std::string CreatePatient(const std::string& family) {
+    auto r = service_->Create("Patient", Patient(family), kBase);
+    EXPECT_TRUE(r.ok()) << r.status().message();
+    return json::parse(r->body).at("id").as_string().c_str();
+  }
+
+  static constexpr const char* kBase = "https://h/fhir";
+  std::string dir_;
+  FakeClock clock_{1'700'000'000'123};
+  FhirConfig config_;
+  std::unique_ptr<storage::Store> store_;
+  std::unique_ptr<crypto::Keyring> keyring_;
+  std::unique_ptr<ResourceService> service_;
+};
+
+TEST_F(ResourceServiceTest, CreateAssignsIdVersionAndHeaders) {
+  auto body = Patient("Alpha");
+  body.as_object()["id"] = "client-chosen";
+  auto r = service_->Create("Patient", body, kBase);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->status, 201);
+  auto created = json::parse(r->body).as_object();
+  std::string id = created.at("id").as_string().c_str();
+  EXPECT_NE(id, "client-chosen");
+  EXPECT_EQ(id.size(), 36u);
+  EXPECT_EQ(created.at("meta").at("versionId"), "1");
+  EXPECT_EQ(created.at("meta").at("lastUpdated"), "2023-11-14T22:13:20.123Z");
+  EXPECT_EQ(r->etag, "W/\"1\"");
+  EXPECT_EQ(r->last_modified, "Tue, 14 Nov 2023 22:13:20 GMT");
+  EXPECT_EQ(r->location, std::string(kBase) + "/Patient/" + id + "/_history/1");
+
+  auto read = service_->Read("Patient", id);
+  ASSERT_TRUE(read.ok());
+  EXPECT_EQ(read->body, r->body);
+}
+
+TEST_F(ResourceServiceTest, StoredCiphertextHoldsNoPlaintext) {
+  std::string id = CreatePatient("Canaryfamilyname");
+  auto rec = store_->ReadCurrent("Patient", id);
+  ASSERT_TRUE(rec.ok() && rec->has_value());
+  EXPECT_THAT((*rec)->ciphertext, Not(HasSubstr("Canaryfamilyname")));
+  EXPECT_EQ((*rec)->key_version, keyring_->current_version());
+}
+
+TEST_F(ResourceServiceTest, CiphertextMovedToAnotherRowFailsToOpen) {
+  std::string a = CreatePatient("A");
+  std::string b = CreatePatient("B");
+  auto rec_a = std::move(store_->ReadCurrent("Patient", a)).value().value();
+  // Put A's ciphertext as version 2 of B: the AAD (type/id/version) no longer matches.
+  storage::VersionRecord forged = rec_a;
+  forged.id = b;
+  forged.version = 2;
+  ASSERT_TRUE(store_->AppendVersion(forged, 1).ok());
+  auto read = service_->Read("Patient", b);
+  EXPECT_EQ(read.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(read.status().message(), "the stored resource could not be read");
+}
+
+TEST_F(ResourceServiceTest, CreateRejectsMismatchedTypeAndInvalidResources) {
+  auto r = service_->Create("Observation", Patient("X"), kBase);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(r.status().expression(), "resourceType");
+  auto bad = json::parse(R"({"resourceType":"Patient","birthDate":"1970-13-45"})");
+  auto v = service_->Create("Patient", bad, kBase);
+  EXPECT_EQ(v.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(v.status().expression(), "Patient.birthDate");
+  EXPECT_THAT(v.status().message(), Not(HasSubstr("1970-13-45")));
+}
+
+TEST_F(ResourceServiceTest, UpdateVersionsAndIfMatch) {
+  std::string id = CreatePatient("A");
+  auto body = Patient("B");
+  body.as_object()["id"] = id;
+  clock_.Advance(1000);
+  auto u = service_->Update("Patient", id, body, "", kBase);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->status, 200);
+  EXPECT_EQ(u->etag, "W/\"2\"");
+  auto stale = service_->Update("Patient", id, body, "W/\"1\"", kBase);
+  EXPECT_EQ(stale.status().code(), StatusCode::kPreconditionFailed);
+  auto ok = service_->Update("Patient", id, body, "W/\"2\"", kBase);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok->etag, "W/\"3\"");
+  auto malformed = service_->Update("Patient", id, body, "2", kBase);
+  EXPECT_EQ(malformed.status().code(), StatusCode::kInvalidArgument);
+
+  auto v1 = service_->Vread("Patient", id, "1");
+  ASSERT_TRUE(v1.ok());
+  EXPECT_THAT(v1->body, HasSubstr("\"family\":\"A\""));
+  EXPECT_EQ(service_->Vread("Patient", id, "9").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(service_->Vread("Patient", id, "x").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ResourceServiceTest, UpdateRequiresMatchingIdAndRespectsUpdateCreate) {
+  std::string id = CreatePatient("A");
+  auto body = Patient("B");
+  auto missing = service_->Update("Patient", id, body, "", kBase);
+  EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(missing.status().expression(), "Patient.id");
+  body.as_object()["id"] = "other";
+  EXPECT_EQ(service_->Update("Patient", id, body, "", kBase).status().code(),
+            StatusCode::kInvalidArgument);
+  body.as_object()["id"] = "new-id";
+  EXPECT_EQ(service_->Update("Patient", "new-id", body, "", kBase).status().code(),
+            StatusCode::kMethodNotAllowed);
+  config_.update_create = true;
+  ResourceService permissive(*store_, *keyring_, Model::R4(), clock_, config_);
+  auto created = permissive.Update("Patient", "new-id", body, "", kBase);
+  ASSERT_TRUE(created.ok());
+  EXPECT_EQ(created->status, 201);
+}
+
+TEST_F(ResourceServiceTest, DeleteWritesTombstone) {
+  std::string id = CreatePatient("A");
+  auto d = service_->Delete("Patient", id, "");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->status, 204);
+  EXPECT_EQ(d->etag, "W/\"2\"");
+  EXPECT_EQ(service_->Read("Patient", id).status().code(), StatusCode::kGone);
+  EXPECT_EQ(service_->Vread("Patient", id, "2").status().code(), StatusCode::kGone);
+  EXPECT_TRUE(service_->Vread("Patient", id, "1").ok());
+  auto again = service_->Delete("Patient", id, "");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->etag, "W/\"2\"");  // no new version
+  EXPECT_EQ(service_->Delete("Patient", "never", "")->status, 204);
+  EXPECT_EQ(service_->Delete("Patient", id, "W/\"1\"").status().code(),
+            StatusCode::kPreconditionFailed);
+  EXPECT_EQ(service_->Read("Patient", "never").status().code(), StatusCode::kNotFound);
+}
+
+TEST_F(ResourceServiceTest, HistoryNewestFirstWithPaging) {
+  std::string id = CreatePatient("A");
+  auto body = Patient("B");
+  body.as_object()["id"] = id;
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(service_->Update("Patient", id, body, "", kBase).ok());
+  ASSERT_TRUE(service_->Delete("Patient", id, "").ok());
+  auto h = service_->History("Patient", id, {{"_count", "2"}}, kBase);
+  ASSERT_TRUE(h.ok());
+  auto bundle = json::parse(h->body).as_object();
+  EXPECT_EQ(bundle.at("type"), "history");
+  auto& entries = bundle.at("entry").as_array();
+  ASSERT_EQ(entries.size(), 2u);
+  EXPECT_EQ(entries[0].at("request").at("method"), "DELETE");
+  EXPECT_EQ(entries[0].at("response").at("etag"), "W/\"5\"");
+  EXPECT_FALSE(entries[0].as_object().contains("resource"));
+  EXPECT_EQ(entries[1].at("resource").at("meta").at("versionId"), "4");
+  auto& links = bundle.at("link").as_array();
+  ASSERT_EQ(links.size(), 2u);
+  EXPECT_EQ(links[1].at("relation"), "next");
+  std::string next = links[1].at("url").as_string().c_str();
+  std::string page = next.substr(next.find("_page=") + 6);
+
+  auto h2 = service_->History("Patient", id, {{"_count", "2"}, {"_page", page}}, kBase);
+  ASSERT_TRUE(h2.ok());
+  auto e2 = json::parse(h2->body).at("entry").as_array();
+  ASSERT_EQ(e2.size(), 2u);
+  EXPECT_EQ(e2[0].at("resource").at("meta").at("versionId"), "3");
+  EXPECT_EQ(e2[1].at("resource").at("meta").at("versionId"), "2");
+  auto links2 = json::parse(h2->body).at("link").as_array();
+  ASSERT_EQ(links2.size(), 2u);
+  std::string next2 = links2[1].at("url").as_string().c_str();
+  auto h3 = service_->History("Patient", id,
+                              {{"_count", "2"}, {"_page", next2.substr(next2.find("_page=") + 6)}},
+                              kBase);
+  auto last = json::parse(h3->body).as_object();
+  ASSERT_EQ(last.at("entry").as_array().size(), 1u);
+  EXPECT_EQ(last.at("entry").as_array()[0].at("request").at("method"), "POST");
+  EXPECT_EQ(last.at("link").as_array().size(), 1u);  // no next
+}
+
+TEST_F(ResourceServiceTest, TypeHistoryAndParameters) {
+  CreatePatient("A");
+  CreatePatient("B");
+  auto h = service_->History("Patient", "", {}, kBase);
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(json::parse(h->body).at("entry").as_array().size(), 2u);
+  auto empty = service_->History("Observation", "", {}, kBase);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_FALSE(json::parse(empty->body).as_object().contains("entry"));
+  EXPECT_EQ(service_->History("Patient", "", {{"_count", "0"}}, kBase).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(service_->History("Patient", "", {{"_since", "2020"}}, kBase).status().code(),
+            StatusCode::kNotSupported);
+  EXPECT_EQ(service_->History("Patient", "", {{"name", "x"}}, kBase).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(service_->History("Patient", "nope", {}, kBase).status().code(),
+            StatusCode::kNotFound);
+}
+
+TEST_F(ResourceServiceTest, ConcurrentIfMatchUpdatesExactlyOneWins) {
+  std::string id = CreatePatient("A");
+  auto body = Patient("B");
+  body.as_object()["id"] = id;
+  std::atomic<int> ok{0}, precondition{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&] {
+      auto r = service_->Update("Patient", id, body, "W/\"1\"", kBase);
+      if (r.ok()) ++ok;
+      if (r.status().code() == StatusCode::kPreconditionFailed) ++precondition;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(precondition.load(), 7);
+}
+
+TEST(JsonPrettyTest, IndentsAndKeepsStrings) {
+  EXPECT_EQ(PrettyPrintJson(R"({"a":[1,{"b":"x,{}:\"y"}],"c":{}})"),
+            "{\n  \"a\": [\n    1,\n    {\n      \"b\": \"x,{}:\\\"y\"\n    }\n  ],\n"
+            "  \"c\": {}\n}");
+}
+
+}  // namespace
+}  // namespace phigate::fhir
