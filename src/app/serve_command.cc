@@ -89,8 +89,9 @@ int ServeCommand(const std::vector<std::string>& args) {
       [&pipeline](net::Request&& request, const net::ConnectionInfo& conn) {
         return pipeline->Handle(std::move(request), conn);
       },
-      [&pipeline](net::http::status status, std::string_view message) {
-        return pipeline->TransportError(status, message);
+      [&pipeline](net::http::status status, std::string_view message,
+                  std::string_view request_id) {
+        return pipeline->TransportError(status, message, request_id);
       });
   Status started = server.Start();
   if (!started.ok()) throw StartupError(started.message());
@@ -104,7 +105,8 @@ int ServeCommand(const std::vector<std::string>& args) {
   }
 
   const SystemClock& clock = SystemClock::Instance();
-  fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir);
+  fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir,
+                                  config.limits.json_depth);
   auth::TokenIssuer issuer(*dir.signing_key, config.auth.issuer, config.auth.audience,
                            config.auth.token_lifetime_s, clock);
   auth::TokenVerifier verifier(*dir.signing_key, config.auth.issuer, config.auth.audience,

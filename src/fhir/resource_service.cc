@@ -6,6 +6,8 @@
 #include "core/base64.h"
 #include "core/log.h"
 #include "crypto/crypto.h"
+#include "fhir/json_parse.h"
+#include "fhir/json_text.h"
 #include "fhir/validator.h"
 
 namespace phigate::fhir {
@@ -63,8 +65,24 @@ bool IsValidId(std::string_view id) {
 }
 
 ResourceService::ResourceService(storage::Store& store, const crypto::Keyring& keyring,
-                                 const Model& model, const Clock& clock, FhirConfig config)
-    : store_(store), keyring_(keyring), model_(model), clock_(clock), config_(config) {}
+                                 const Model& model, const Clock& clock, FhirConfig config,
+                                 int max_json_depth)
+    : store_(store),
+      keyring_(keyring),
+      model_(model),
+      clock_(clock),
+      config_(config),
+      max_json_depth_(max_json_depth) {}
+
+Result<json::value> ResourceService::ParseResource(std::string_view type,
+                                                   std::string_view body) const {
+  ASSIGN_OR_RETURN(json::value parsed, ParseJson(body, max_json_depth_));
+  RETURN_IF_ERROR(ValidateResource(parsed, model_));
+  if (parsed.as_object().at("resourceType").as_string() != type) {
+    return InvalidArgument("resourceType does not match the URL", "resourceType");
+  }
+  return parsed;
+}
 
 Result<std::string> ResourceService::OpenVersion(const storage::VersionRecord& record) const {
   auto plain = keyring_.Open(crypto::KeyPurpose::kData, record.key_version, record.ciphertext,
@@ -79,31 +97,40 @@ Result<std::string> ResourceService::OpenVersion(const storage::VersionRecord& r
 }
 
 Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::string_view id,
-                                                 json::object resource,
+                                                 std::string_view body,
+                                                 const json::object& resource,
                                                  int64_t expected_version, int status,
                                                  std::string_view base_url) {
   const int64_t version = expected_version + 1;
   const int64_t now = clock_.NowMillis();
 
-  // Canonical layout: resourceType, id, meta first, then the client's elements in order.
+  // Canonical layout: resourceType, id, meta first (the server owns versionId and
+  // lastUpdated; the client's tags, profiles and security labels are kept), then the
+  // client's elements in order and byte for byte (decimal precision survives).
   json::object meta;
-  if (auto* m = resource.if_contains("meta"); m && m->is_object()) meta = m->as_object();
-  meta.erase("versionId");
-  meta.erase("lastUpdated");
-  json::object out;
-  out.reserve(resource.size() + 2);
-  out["resourceType"] = type;
-  out["id"] = id;
-  json::object new_meta;
-  new_meta["versionId"] = std::to_string(version);
-  new_meta["lastUpdated"] = FormatInstant(now);
-  for (auto& kv : meta) new_meta[kv.key()] = std::move(kv.value());
-  out["meta"] = std::move(new_meta);
-  for (auto& kv : resource) {
-    if (kv.key() == "resourceType" || kv.key() == "id" || kv.key() == "meta") continue;
-    out[kv.key()] = std::move(kv.value());
+  meta["versionId"] = std::to_string(version);
+  meta["lastUpdated"] = FormatInstant(now);
+  if (const auto* m = resource.if_contains("meta"); m && m->is_object()) {
+    for (const auto& kv : m->as_object()) {
+      if (kv.key() != "versionId" && kv.key() != "lastUpdated") meta[kv.key()] = kv.value();
+    }
   }
-  std::string text = json::serialize(out);
+  std::string text;
+  text.reserve(body.size() + 160);
+  text += "{\"resourceType\":";
+  AppendJsonEscaped(text, type);
+  text += ",\"id\":";
+  AppendJsonEscaped(text, id);
+  text += ",\"meta\":";
+  text += json::serialize(meta);
+  for (const RawMember& member : TopLevelMembers(body)) {
+    if (member.key == "resourceType" || member.key == "id" || member.key == "meta") continue;
+    text += ',';
+    AppendJsonEscaped(text, member.key);
+    text += ':';
+    AppendMinified(text, member.value);
+  }
+  text += '}';
 
   storage::VersionRecord record;
   record.type = std::string(type);
@@ -127,16 +154,12 @@ Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::str
   return result;
 }
 
-Result<RestResult> ResourceService::Create(std::string_view type, json::value body,
+Result<RestResult> ResourceService::Create(std::string_view type, std::string_view body,
                                            std::string_view base_url) {
-  RETURN_IF_ERROR(ValidateResource(body, model_));
-  auto& obj = body.as_object();
-  if (obj.at("resourceType").as_string() != type) {
-    return InvalidArgument("resourceType does not match the URL", "resourceType");
-  }
+  ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
   // http.html#create: the server ignores a client-supplied id and assigns its own.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto r = WriteVersion(type, NewId(), obj, 0, 201, base_url);
+    auto r = WriteVersion(type, NewId(), body, parsed.as_object(), 0, 201, base_url);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
   }
   return Internal("could not assign a resource id");
@@ -184,14 +207,11 @@ Result<int64_t> ResourceService::ParseIfMatch(std::string_view if_match) {
 }
 
 Result<RestResult> ResourceService::Update(std::string_view type, std::string_view id,
-                                           json::value body, std::string_view if_match,
+                                           std::string_view body, std::string_view if_match,
                                            std::string_view base_url) {
   if (!IsValidId(id)) return InvalidArgument("invalid resource id in the URL");
-  RETURN_IF_ERROR(ValidateResource(body, model_));
-  const auto& obj = body.as_object();
-  if (obj.at("resourceType").as_string() != type) {
-    return InvalidArgument("resourceType does not match the URL", "resourceType");
-  }
+  ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
+  const auto& obj = parsed.as_object();
   // http.html#update: the body's id must be present and equal the URL's id.
   const auto* body_id = obj.if_contains("id");
   if (body_id == nullptr || !body_id->is_string() || body_id->as_string() != id) {
@@ -213,7 +233,7 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
       return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
     }
     int status = current && !current->deleted ? 200 : 201;
-    auto r = WriteVersion(type, id, obj, current_version, status, base_url);
+    auto r = WriteVersion(type, id, body, obj, current_version, status, base_url);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
     if (wanted) {
       return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
@@ -283,7 +303,8 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
     } else if (name == "_since" || name == "_at" || name == "_list" || name == "_sort") {
       return NotSupported("history parameter " + name + " is not supported");
     } else {
-      return InvalidArgument("unknown history parameter", name);
+      // The name is not echoed: a client may put anything, PHI included, in a name.
+      return InvalidArgument("unknown history parameter");
     }
   }
   if (!id.empty() && !IsValidId(id)) return ResourceNotFound();

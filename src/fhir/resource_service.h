@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include "core/clock.h"
@@ -37,18 +38,21 @@ struct RestResult {
 
 class ResourceService {
  public:
+  // `max_json_depth` bounds the nesting of request bodies (limits.json_depth).
   ResourceService(storage::Store& store, const crypto::Keyring& keyring, const Model& model,
-                  const Clock& clock, FhirConfig config);
+                  const Clock& clock, FhirConfig config, int max_json_depth);
 
   // POST [base]/[type]: the server assigns the id; a client id in the body is ignored.
-  Result<RestResult> Create(std::string_view type, boost::json::value body,
+  // `body` is the request's JSON text: it is parsed and validated here, and every element
+  // but id and meta is stored exactly as sent (see json_text.h).
+  Result<RestResult> Create(std::string_view type, std::string_view body,
                             std::string_view base_url);
   // GET [base]/[type]/[id]: 404 if never existed, 410 if deleted.
   Result<RestResult> Read(std::string_view type, std::string_view id);
   // GET [base]/[type]/[id]/_history/[vid].
   Result<RestResult> Vread(std::string_view type, std::string_view id, std::string_view vid);
   // PUT [base]/[type]/[id]; `if_match` is the raw If-Match header or empty.
-  Result<RestResult> Update(std::string_view type, std::string_view id, boost::json::value body,
+  Result<RestResult> Update(std::string_view type, std::string_view id, std::string_view body,
                             std::string_view if_match, std::string_view base_url);
   // DELETE [base]/[type]/[id]: writes a versioned tombstone.
   Result<RestResult> Delete(std::string_view type, std::string_view id,
@@ -60,9 +64,12 @@ class ResourceService {
 
  private:
   Result<std::string> OpenVersion(const storage::VersionRecord& record) const;
+  // Parses and validates a request body for `type`.
+  Result<boost::json::value> ParseResource(std::string_view type, std::string_view body) const;
   Result<RestResult> WriteVersion(std::string_view type, std::string_view id,
-                                  boost::json::object resource, int64_t expected_version,
-                                  int status, std::string_view base_url);
+                                  std::string_view body, const boost::json::object& resource,
+                                  int64_t expected_version, int status,
+                                  std::string_view base_url);
   static Result<int64_t> ParseIfMatch(std::string_view if_match);
 
   storage::Store& store_;
@@ -70,6 +77,7 @@ class ResourceService {
   const Model& model_;
   const Clock& clock_;
   FhirConfig config_;
+  int max_json_depth_;
 };
 
 // "Patient/123/4": binds a ciphertext to its identity (DESIGN.md, "Storage and keys").

@@ -11,7 +11,6 @@
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "fhir/capability.h"
-#include "fhir/json_parse.h"
 #include "fhir/json_pretty.h"
 #include "fhir/operation_outcome.h"
 #include "http/router.h"
@@ -159,7 +158,8 @@ net::Response ErrorResponse(unsigned version, const Status& status) {
 
 }  // namespace
 
-net::Response Pipeline::TransportError(bhttp::status status, std::string_view message) {
+net::Response Pipeline::TransportError(bhttp::status status, std::string_view message,
+                                       std::string_view request_id) {
   StatusCode code = StatusCode::kInvalidArgument;
   if (status == bhttp::status::payload_too_large) code = StatusCode::kPayloadTooLarge;
   if (status == bhttp::status::request_header_fields_too_large) code = StatusCode::kPayloadTooLarge;
@@ -171,11 +171,13 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
   res.set(bhttp::field::strict_transport_security, hsts_);
   res.set("X-Content-Type-Options", "nosniff");
   res.set(bhttp::field::cache_control, "no-store");
-  res.set("X-Request-Id", crypto::RandomToken(12));
+  const std::string id =
+      IsWellFormedRequestId(request_id) ? std::string(request_id) : crypto::RandomToken(12);
+  res.set("X-Request-Id", id);
   res.keep_alive(false);
   res.prepare_payload();
   Log(LogLevel::kInfo, "request",
-      {{"route", "transport"}, {"status", static_cast<int>(status)}});
+      {{"request_id", id}, {"route", "transport"}, {"status", static_cast<int>(status)}});
   return res;
 }
 
@@ -209,6 +211,8 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   if (ctx.pretty && !res.body().empty()) res.body() = fhir::PrettyPrintJson(res.body());
   res.keep_alive(request.keep_alive());
   res.prepare_payload();
+  // A HEAD response keeps the Content-Length of the GET it mirrors but carries no body.
+  if (request.method() == bhttp::verb::head) res.body().clear();
 
   // 4. PHI-free access log: the route template, never the concrete path or query.
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
@@ -230,7 +234,11 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request) {
   Route& route = routed.value();
   ctx.route = route.name;
 
-  if (!MethodAllowed(route.allow, request.method_string())) {
+  // RFC 9110 §9.3.2: HEAD is GET without the body (Handle drops it), wherever GET is.
+  const std::string_view method = request.method() == bhttp::verb::head
+                                      ? std::string_view("GET")
+                                      : std::string_view(request.method_string());
+  if (!MethodAllowed(route.allow, method)) {
     net::Response res = ErrorResponse(
         ctx.version, Status(StatusCode::kMethodNotAllowed, "method not allowed on this resource"));
     res.set(bhttp::field::allow, route.allow);
@@ -317,29 +325,23 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   Result<fhir::RestResult> result = NotSupported("not supported");
   const bool has_body =
       request.method() == bhttp::verb::post || request.method() == bhttp::verb::put;
-  boost::json::value body;
-  if (has_body) {
-    if (!IsFhirJsonMediaType(MediaType(request[bhttp::field::content_type]))) {
-      return ErrorResponse(ctx.version, Status(StatusCode::kUnsupportedMediaType,
-                                               "the body must be application/fhir+json"));
-    }
-    auto parsed = fhir::ParseJson(request.body(), deps_.config->limits.json_depth);
-    if (!parsed.ok()) return ErrorResponse(ctx.version, parsed.status());
-    body = std::move(parsed).value();
+  if (has_body && !IsFhirJsonMediaType(MediaType(request[bhttp::field::content_type]))) {
+    return ErrorResponse(ctx.version, Status(StatusCode::kUnsupportedMediaType,
+                                             "the body must be application/fhir+json"));
   }
+  const std::string_view body = request.body();
   std::string_view if_match = request[bhttp::field::if_match];
   switch (route.kind) {
     case RouteKind::kFhirType:
       if (request.method() == bhttp::verb::post) {
-        result = deps_.resources->Create(route.type, std::move(body), base_url_);
+        result = deps_.resources->Create(route.type, body, base_url_);
       } else {
         result = NotSupported("search is not supported yet");
       }
       break;
     case RouteKind::kFhirInstance:
       if (request.method() == bhttp::verb::put) {
-        result = deps_.resources->Update(route.type, route.id, std::move(body), if_match,
-                                         base_url_);
+        result = deps_.resources->Update(route.type, route.id, body, if_match, base_url_);
       } else if (request.method() == bhttp::verb::delete_) {
         result = deps_.resources->Delete(route.type, route.id, if_match);
       } else {

@@ -41,7 +41,9 @@ class Pipeline {
 
   net::Response Handle(net::Request&& request, const net::ConnectionInfo& conn);
   // Transport-level rejections from net/ (413, 431, 400, 500), with the same headers.
-  net::Response TransportError(net::http::status status, std::string_view message);
+  // `request_id` is the client's X-Request-Id if the header was read; echoed if well formed.
+  net::Response TransportError(net::http::status status, std::string_view message,
+                               std::string_view request_id);
 
  private:
   struct Context;

@@ -172,7 +172,8 @@ class ServerCore {
   // Calls the Handler; an escaped exception becomes a 500 and sets `failed`.
   Response Handle(Request&& request, const ConnectionInfo& conn, bool& failed);
   // The ErrorResponder's answer, or a bare one if it throws.
-  Response ErrorResponse(http::status status, std::string_view message);
+  Response ErrorResponse(http::status status, std::string_view message,
+                         std::string_view request_id = {});
   void OnSessionClosed(uint64_t id) noexcept;
 
  private:
@@ -395,8 +396,12 @@ class Session : public std::enable_shared_from_this<Session> {
   // stream can no longer be trusted; answer and close.
   void Reject(http::status status, std::string_view message) {
     Log(LogLevel::kDebug, "request_rejected", {{"status", static_cast<int>(status)}});
+    std::string request_id;
+    // Fields parsed before the failure are complete (Beast stores a field only once it
+    // has read all of it), even when the header as a whole was refused (413 by length).
+    if (parser_) request_id = parser_->get()["X-Request-Id"];
     parser_.reset();
-    Send(server_.ErrorResponse(status, message), After::kLingerClose);
+    Send(server_.ErrorResponse(status, message, request_id), After::kLingerClose);
   }
 
   void Send(Response&& response, After after) {
@@ -628,7 +633,7 @@ void ServerCore::Run() {
   for (int i = 1; i < threads_; ++i) pool.emplace_back([this] { RunLoop(); });
   RunLoop();
   for (auto& thread : pool) thread.join();
-  Log(LogLevel::kInfo, "server_stopped");
+  Log(LogLevel::kInfo, "listener_stopped");
 }
 
 void ServerCore::Stop() {
@@ -771,10 +776,11 @@ Response ServerCore::Handle(Request&& request, const ConnectionInfo& conn, bool&
   }
 }
 
-Response ServerCore::ErrorResponse(http::status status, std::string_view message) {
+Response ServerCore::ErrorResponse(http::status status, std::string_view message,
+                                   std::string_view request_id) {
   if (error_responder_) {
     try {
-      return error_responder_(status, message);
+      return error_responder_(status, message, request_id);
     } catch (...) {
       Log(LogLevel::kError, "error_responder_exception");
     }

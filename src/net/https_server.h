@@ -46,8 +46,10 @@ using Handler = std::function<Response(Request&& request, const ConnectionInfo& 
 // Builds transport-level rejections (400 malformed, 413 body too large, 431 headers too
 // large, 501 unsupported transfer coding, 500) so that their bodies and security headers
 // come from the http layer. `message` is client-safe text. The connection is always closed
-// after such a response.
-using ErrorResponder = std::function<Response(http::status status, std::string_view message)>;
+// after such a response. `request_id` is the raw X-Request-Id of the request when its header
+// was read (empty otherwise), so the rejection can echo it; the responder validates it.
+using ErrorResponder = std::function<Response(http::status status, std::string_view message,
+                                              std::string_view request_id)>;
 
 // Mirrors ServerConfig, LimitsConfig and TlsConfig (core/config.h); app/ copies them over.
 struct ServerOptions {

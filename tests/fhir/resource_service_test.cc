@@ -30,13 +30,19 @@ class ResourceServiceTest : public ::testing::Test {
     store_ = std::move(storage::OpenSqliteStore(options)).value();
     keyring_ = std::move(crypto::Keyring::Open(crypto::RandomBytes(32), {})).value();
     ASSERT_TRUE(keyring_->AddVersion().ok());
-    service_ = std::make_unique<ResourceService>(*store_, *keyring_, Model::R4(), clock_, config_);
+    service_ =
+        std::make_unique<ResourceService>(*store_, *keyring_, Model::R4(), clock_, config_, 64);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  static json::value Patient(const std::string& family) {
-    return json::parse(R"({"resourceType":"Patient","name":[{"family":")" + family +
+  static std::string Patient(const std::string& family) {
+    return (R"({"resourceType":"Patient","name":[{"family":")" + family +
                        R"("}],"birthDate":"1970-01-02"})");
+  }
+  static std::string WithId(const std::string& text, const std::string& id) {
+    json::value v = json::parse(text);
+    v.as_object()["id"] = id;
+    return json::serialize(v);
   }
   std::string CreatePatient(const std::string& family) {
     auto r = service_->Create("Patient", Patient(family), kBase);
@@ -54,8 +60,7 @@ class ResourceServiceTest : public ::testing::Test {
 };
 
 TEST_F(ResourceServiceTest, CreateAssignsIdVersionAndHeaders) {
-  auto body = Patient("Alpha");
-  body.as_object()["id"] = "client-chosen";
+  auto body = WithId(Patient("Alpha"), "client-chosen");
   auto r = service_->Create("Patient", body, kBase);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 201);
@@ -100,7 +105,7 @@ TEST_F(ResourceServiceTest, CreateRejectsMismatchedTypeAndInvalidResources) {
   auto r = service_->Create("Observation", Patient("X"), kBase);
   EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(r.status().expression(), "resourceType");
-  auto bad = json::parse(R"({"resourceType":"Patient","birthDate":"1970-13-45"})");
+  std::string bad = R"({"resourceType":"Patient","birthDate":"1970-13-45"})";
   auto v = service_->Create("Patient", bad, kBase);
   EXPECT_EQ(v.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(v.status().expression(), "Patient.birthDate");
@@ -110,7 +115,7 @@ TEST_F(ResourceServiceTest, CreateRejectsMismatchedTypeAndInvalidResources) {
 TEST_F(ResourceServiceTest, UpdateVersionsAndIfMatch) {
   std::string id = CreatePatient("A");
   auto body = Patient("B");
-  body.as_object()["id"] = id;
+  body = WithId(body, id);
   clock_.Advance(1000);
   auto u = service_->Update("Patient", id, body, "", kBase);
   ASSERT_TRUE(u.ok());
@@ -137,14 +142,14 @@ TEST_F(ResourceServiceTest, UpdateRequiresMatchingIdAndRespectsUpdateCreate) {
   auto missing = service_->Update("Patient", id, body, "", kBase);
   EXPECT_EQ(missing.status().code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(missing.status().expression(), "Patient.id");
-  body.as_object()["id"] = "other";
+  body = WithId(body, "other");
   EXPECT_EQ(service_->Update("Patient", id, body, "", kBase).status().code(),
             StatusCode::kInvalidArgument);
-  body.as_object()["id"] = "new-id";
+  body = WithId(body, "new-id");
   EXPECT_EQ(service_->Update("Patient", "new-id", body, "", kBase).status().code(),
             StatusCode::kMethodNotAllowed);
   config_.update_create = true;
-  ResourceService permissive(*store_, *keyring_, Model::R4(), clock_, config_);
+  ResourceService permissive(*store_, *keyring_, Model::R4(), clock_, config_, 64);
   auto created = permissive.Update("Patient", "new-id", body, "", kBase);
   ASSERT_TRUE(created.ok());
   EXPECT_EQ(created->status, 201);
@@ -171,7 +176,7 @@ TEST_F(ResourceServiceTest, DeleteWritesTombstone) {
 TEST_F(ResourceServiceTest, HistoryNewestFirstWithPaging) {
   std::string id = CreatePatient("A");
   auto body = Patient("B");
-  body.as_object()["id"] = id;
+  body = WithId(body, id);
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(service_->Update("Patient", id, body, "", kBase).ok());
   ASSERT_TRUE(service_->Delete("Patient", id, "").ok());
   auto h = service_->History("Patient", id, {{"_count", "2"}}, kBase);
@@ -230,7 +235,7 @@ TEST_F(ResourceServiceTest, TypeHistoryAndParameters) {
 TEST_F(ResourceServiceTest, ConcurrentIfMatchUpdatesExactlyOneWins) {
   std::string id = CreatePatient("A");
   auto body = Patient("B");
-  body.as_object()["id"] = id;
+  body = WithId(body, id);
   std::atomic<int> ok{0}, precondition{0};
   std::vector<std::thread> threads;
   for (int i = 0; i < 8; ++i) {
@@ -243,6 +248,31 @@ TEST_F(ResourceServiceTest, ConcurrentIfMatchUpdatesExactlyOneWins) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok.load(), 1);
   EXPECT_EQ(precondition.load(), 7);
+}
+
+TEST_F(ResourceServiceTest, ElementsAreStoredAsSentSoDecimalsKeepTheirPrecision) {
+  const std::string body = R"({ "resourceType" : "Observation", "id": "ignored",
+    "meta": {"versionId": "7", "tag": [{"code": "t"}]},
+    "status": "final", "code": {"text": "heart rate \u00e9"},
+    "valueQuantity": {"value": 72.50, "unit": "/min"},
+    "referenceRange": [{"low": {"value": 1.2345678901234567890123}}] })";
+  auto r = service_->Create("Observation", body, kBase);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string id = json::parse(r->body).at("id").as_string().c_str();
+  EXPECT_EQ(r->body, R"({"resourceType":"Observation","id":")" + id +
+                         R"(","meta":{"versionId":"1","lastUpdated":"2023-11-14T22:13:20.123Z",)"
+                         R"("tag":[{"code":"t"}]},"status":"final",)"
+                         R"("code":{"text":"heart rate \u00e9"},)"
+                         R"("valueQuantity":{"value":72.50,"unit":"/min"},)"
+                         R"("referenceRange":[{"low":{"value":1.2345678901234567890123}}]})");
+  EXPECT_EQ(service_->Read("Observation", id)->body, r->body);
+}
+
+TEST_F(ResourceServiceTest, MalformedAndTooDeepBodiesAreRejected) {
+  EXPECT_EQ(service_->Create("Patient", "{", kBase).status().message(), "malformed JSON");
+  std::string deep = R"({"resourceType":"Patient","extension":)";
+  for (int i = 0; i < 70; ++i) deep += "[";
+  EXPECT_EQ(service_->Create("Patient", deep, kBase).status().message(), "JSON nested too deeply");
 }
 
 TEST(JsonPrettyTest, IndentsAndKeepsStrings) {

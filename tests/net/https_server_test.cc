@@ -221,8 +221,8 @@ class HttpsServerTest : public ::testing::Test {
         [this](Request&& request, const ConnectionInfo& conn) {
           return Echo(std::move(request), conn);
         },
-        [this](http::status status, std::string_view message) {
-          return RespondError(status, message);
+        [this](http::status status, std::string_view message, std::string_view request_id) {
+          return RespondError(status, message, request_id);
         });
     const Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
@@ -270,10 +270,12 @@ class HttpsServerTest : public ::testing::Test {
     return response;
   }
 
-  Response RespondError(http::status status, std::string_view message) {
+  Response RespondError(http::status status, std::string_view message,
+                        std::string_view request_id) {
     if (error_responder_throws_) throw std::runtime_error("responder failure");
     Response response{status, 11};
     response.set("X-Error-Responder", "yes");
+    response.set("X-Seen-Request-Id", request_id);
     response.body() = "error: " + std::string(message);
     response.keep_alive(false);
     response.prepare_payload();
@@ -364,6 +366,15 @@ TEST_F(HttpsServerTest, DeclaredBodyOverTheLimitIsRefusedBeforeItIsSent) {
   // Only the header is sent: the 413 must not wait for the body.
   ExpectRejected(port(), "POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1025\r\n\r\n",
                  http::status::payload_too_large, "request body too large");
+  // The header was read, so the rejection can echo the client's request id.
+  TestClient rejected(port());
+  rejected.Open();
+  auto with_id = rejected.RoundTrip(
+      "POST /upload HTTP/1.1\r\nHost: localhost\r\nX-Request-Id: rid-413\r\n"
+      "Content-Length: 1025\r\n\r\n");
+  ASSERT_TRUE(with_id) << rejected.last_error().message();
+  EXPECT_EQ(with_id->result(), http::status::payload_too_large);
+  EXPECT_EQ((*with_id)["X-Seen-Request-Id"], "rid-413");
   // A body of exactly the limit is fine.
   TestClient client(port());
   client.Open();

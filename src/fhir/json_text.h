@@ -1,0 +1,29 @@
+// Text-level access to a JSON object that has already been parsed and validated.
+//
+// Stored resources keep the client's bytes for every element: Boost.JSON 1.81 holds
+// decimals as binary doubles, so re-serializing would turn 72.50 into 7.25E1 and drop
+// digits, while FHIR requires a decimal's precision to be kept (datatypes.html#decimal).
+// The server therefore rewrites only the top-level members it owns (id, meta) and copies
+// every other member's text verbatim, minus insignificant whitespace.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace phigate::fhir {
+
+struct RawMember {
+  std::string key;         // decoded member name
+  std::string_view value;  // the member's value, exactly as in the text
+};
+
+// The members of the top-level object in `object_text`, in order. Precondition: the text
+// is one valid JSON object (it was parsed successfully); anything else yields {}.
+std::vector<RawMember> TopLevelMembers(std::string_view object_text);
+
+// Appends `json_text` without whitespace outside strings.
+void AppendMinified(std::string& out, std::string_view json_text);
+
+}  // namespace phigate::fhir
