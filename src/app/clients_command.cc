@@ -47,7 +47,7 @@ int ClientsCommand(const std::vector<std::string>& args) {
   SetLogLevel(LogLevel::kWarn);
   // The whole data dir is initialized (keys included) so that a later `serve` finds it
   // complete, exactly as if the server had created it.
-  DataDir dir = OpenDataDir(config);
+  DataDir dir = OpenDataDir(config, DataDirUse::kCommand);
   auto created = auth::CreateClient(*dir.store, parsed.Get("name"), parsed.Get("scope"),
                                     SystemClock::Instance());
   if (!created.ok()) {

@@ -1,6 +1,9 @@
 #include "app/data_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -45,9 +48,21 @@ bool Exists(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0;
 }
 
-std::unique_ptr<storage::Store> OpenStore(const Config& config) {
+std::unique_ptr<ServeLock> LockForServing(const std::string& data_dir) {
+  const std::string path = data_dir + "/serve.lock";
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) Fail(path + ": cannot open: " + std::strerror(errno));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    Fail(data_dir + ": another phigate serve is already using this data dir");
+  }
+  return std::make_unique<ServeLock>(fd);
+}
+
+std::unique_ptr<storage::Store> OpenStore(const Config& config, int64_t cache_bytes) {
   storage::SqliteOptions options;
   options.path = config.data_dir + "/phigate.db";
+  options.current_cache_bytes = cache_bytes;
   auto store = storage::OpenSqliteStore(options);
   if (!store.ok()) Fail(options.path + ": " + store.status().message());
   return std::move(store).value();
@@ -55,15 +70,14 @@ std::unique_ptr<storage::Store> OpenStore(const Config& config) {
 
 }  // namespace
 
-std::unique_ptr<storage::Store> OpenStoreOnly(const Config& config) {
-  EnsurePrivateDir(config.data_dir);
-  return OpenStore(config);
-}
+ServeLock::~ServeLock() { ::close(fd_); }
 
-DataDir OpenDataDir(const Config& config) {
+DataDir OpenDataDir(const Config& config, DataDirUse use) {
   DataDir dir;
   dir.created = !Exists(config.data_dir);
   EnsurePrivateDir(config.data_dir);
+  const bool serving = use == DataDirUse::kServe;
+  if (serving) dir.serve_lock = LockForServing(config.data_dir);
   const std::string default_tls = config.data_dir + "/tls";
   const std::string default_keys = config.data_dir + "/keys";
 
@@ -106,7 +120,7 @@ DataDir OpenDataDir(const Config& config) {
   dir.signing_key = std::make_unique<crypto::SigningKey>(std::move(signing).value());
 
   // Database and the data keys it holds wrapped under the KEK.
-  dir.store = OpenStore(config);
+  dir.store = OpenStore(config, serving ? config.storage.cache_bytes : 0);
   auto records = dir.store->LoadDataKeys();
   Check(records.status(), "database");
   std::vector<crypto::WrappedKey> wrapped;

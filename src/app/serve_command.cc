@@ -60,7 +60,7 @@ int ServeCommand(const std::vector<std::string>& args) {
   config.Finalize();
   SetLogLevel(ParseLevel(config.log.level));
 
-  DataDir dir = OpenDataDir(config);
+  DataDir dir = OpenDataDir(config, DataDirUse::kServe);
   const fhir::Model& model = fhir::Model::R4();
 
   net::ServerOptions options;

@@ -97,6 +97,7 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"fhir.update_create", Bool(c.fhir.update_create)},
       {"fhir.default_page_size", Int32(c.fhir.default_page_size, 1, 1000)},
       {"fhir.max_page_size", Int32(c.fhir.max_page_size, 1, 10'000)},
+      {"storage.cache_bytes", Int(c.storage.cache_bytes, 0, int64_t{1} << 40)},
       {"log.level", OneOf(c.log.level, {"debug", "info", "warn", "error"})},
   };
 }

@@ -60,6 +60,12 @@ struct FhirConfig {
   int max_page_size = 1000;
 };
 
+struct StorageConfig {
+  // Ciphertext of hot resources' newest versions kept in memory by `serve`, so reads skip
+  // SQLite; 0 disables. Never plaintext.
+  int64_t cache_bytes = 64 * 1024 * 1024;
+};
+
 struct LogConfig {
   std::string level = "info";  // debug, info, warn, error
 };
@@ -72,6 +78,7 @@ struct Config {
   KeysConfig keys;
   AuthConfig auth;
   FhirConfig fhir;
+  StorageConfig storage;
   LogConfig log;
 
   // Fills the defaults that derive from other values (paths under data_dir, issuer from

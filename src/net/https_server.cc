@@ -32,6 +32,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
 #include <csignal>
 #include <cstdint>
@@ -503,7 +504,11 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ServerCore& server_;
   const uint64_t id_;
-  ssl::stream<beast::tcp_stream> stream_;
+  // beast::ssl_stream, not asio::ssl::stream: Asio's SSL stream hands only the first
+  // buffer of a sequence to each SSL_write, so a response (status line, each header
+  // field, body) became many small TLS records and syscalls; Beast's wrapper coalesces
+  // small buffers into one record.
+  beast::ssl_stream<beast::tcp_stream> stream_;
   beast::flat_buffer buffer_;  // bounded: header_bytes + kReadBufferSlack
   ConnectionInfo conn_;
   std::optional<http::request_parser<http::string_body>> parser_;

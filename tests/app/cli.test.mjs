@@ -193,3 +193,18 @@ test('an address that cannot be bound is a runtime error naming it', async () =>
   s.child.kill('SIGTERM');
   await exited;
 });
+
+test('one server per data dir: a second serve on the same dir is refused', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  const s = await serve(['--data-dir', dir, '--listen', '127.0.0.1:0']);
+  const second = run(['serve', '--data-dir', dir, '--listen', '127.0.0.1:0']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /another phigate serve is already using this data dir/);
+  // The CLI still works beside the running server.
+  const add = run(['clients', 'add', '--name', 'x', '--scope', 'system/*.rs', '--data-dir', dir, '--json']);
+  assert.equal(add.code, 0, add.stderr);
+  assert.match(add.stdout, /^\{"client_id":"[A-Za-z0-9_-]+","client_secret":"[A-Za-z0-9_-]+"\}\n$/);
+  const exited = exitOf(s.child);
+  s.child.kill('SIGTERM');
+  await exited;
+});

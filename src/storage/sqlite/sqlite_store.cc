@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "storage/sqlite/connection.h"
+#include "storage/sqlite/current_cache.h"
 #include "storage/sqlite/private_file.h"
 #include "storage/sqlite/read_pool.h"
 #include "storage/sqlite/schema.h"
@@ -126,15 +127,22 @@ Result<std::optional<VersionRecord>> ReadOptionalVersion(Statement& statement) {
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers,
-              std::chrono::milliseconds read_wait)
-      : read_wait_(read_wait), writer_(std::move(writer)), readers_(std::move(readers)) {}
+              std::chrono::milliseconds read_wait, int64_t cache_bytes)
+      : read_wait_(read_wait),
+        cache_(cache_bytes),
+        writer_(std::move(writer)),
+        readers_(std::move(readers)) {}
 
   Result<std::optional<VersionRecord>> ReadCurrent(const std::string& type,
                                                    const std::string& id) override {
+    if (auto cached = cache_.Get(type, id)) return cached;
+    const uint64_t generation = cache_.Generation(type, id);
     ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
     ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectCurrent));
     select.BindText(1, type).BindText(2, id);
-    return ReadOptionalVersion(select);
+    ASSIGN_OR_RETURN(std::optional<VersionRecord> record, ReadOptionalVersion(select));
+    if (record) cache_.Fill(*record, generation);
+    return record;
   }
 
   Result<std::optional<VersionRecord>> ReadVersion(const std::string& type, const std::string& id,
@@ -193,6 +201,9 @@ class SqliteStore final : public Store {
       RETURN_IF_ERROR(upsert.Run());
     }
     RETURN_IF_ERROR(transaction.Commit());
+    VersionRecord committed = record;
+    committed.seq = seq;
+    cache_.Written(committed);
     return seq;
   }
 
@@ -291,6 +302,7 @@ class SqliteStore final : public Store {
   const std::chrono::milliseconds read_wait_;
   // write_mutex_ guards writer_: the one read-write connection, its statement cache and any
   // transaction open on it. Cross-process exclusion is SQLite's file lock (BEGIN IMMEDIATE).
+  sqlite::CurrentVersionCache cache_;
   std::mutex write_mutex_;
   std::unique_ptr<Connection> writer_;
   // Declared after writer_ so the readers close first: the last connection to close
@@ -326,7 +338,8 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
     readers.push_back(std::move(reader));
   }
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(
-      std::move(writer), std::move(readers), std::chrono::milliseconds(options.busy_timeout_ms)));
+      std::move(writer), std::move(readers), std::chrono::milliseconds(options.busy_timeout_ms),
+      options.current_cache_bytes));
 }
 
 }  // namespace phigate::storage

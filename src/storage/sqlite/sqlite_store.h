@@ -20,6 +20,10 @@ struct SqliteOptions {
   // How long a call waits for another process's write lock, or for a free read connection,
   // before answering kUnavailable.
   int busy_timeout_ms = 5000;
+  // Bytes of ciphertext kept in memory for the newest versions of hot resources (see
+  // current_cache.h); 0 disables. Enable only in the process that owns the data dir
+  // (`serve` holds its lock), since the cache assumes it sees every resource write.
+  int64_t current_cache_bytes = 0;
 };
 
 // Opens (creating and migrating if needed) the database.
