@@ -87,6 +87,12 @@ run_wrk() {  # label url [script]
   echo "$rps"
 }
 
+# Warm-up (not measured) for both servers: TLS session setup, page caches, and phigate's
+# in-memory cache of current-version ciphertexts (storage.cache_bytes).
+PHIGATE_IDS="$work/ids" PHIGATE_TOKEN="$TOKEN" wrk -t$THREADS -c$CONNS -d5s \
+  -s bench/read_ids.lua "https://127.0.0.1:$PORT/fhir/Patient/$first" >/dev/null
+wrk -t$THREADS -c$CONNS -d5s "https://127.0.0.1:$NPORT/patient.json" >/dev/null
+
 p_rps=$(run_wrk phigate "https://127.0.0.1:$PORT/fhir/Patient/$first" bench/read_ids.lua)
 n_rps=$(run_wrk nginx "https://127.0.0.1:$NPORT/patient.json")
 ratio=$(awk -v a="$p_rps" -v b="$n_rps" 'BEGIN {printf "%.2f", a / b}')

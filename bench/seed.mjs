@@ -49,7 +49,7 @@ function patient(i) {
     ],
     extension: [
       { url: 'http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex', valueCode: i % 2 ? 'F' : 'M' },
-      { url: 'http://example.org/fhir/StructureDefinition/bench-note', valueString: 'n'.repeat(200) },
+      { url: 'http://example.org/fhir/StructureDefinition/bench-note', valueString: 'n'.repeat(480) },
     ],
   };
 }
