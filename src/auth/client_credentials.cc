@@ -1,12 +1,12 @@
 #include "auth/client_credentials.h"
 
 #include <boost/json.hpp>
-#include <cctype>
 #include <map>
 #include <optional>
 #include <utility>
 
 #include "auth/scope.h"
+#include "core/ascii.h"
 #include "core/base64.h"
 #include "core/log.h"
 #include "core/url.h"
@@ -46,26 +46,9 @@ void LogDenied(std::string_view reason) {
   Log(LogLevel::kInfo, "token_request_denied", {{"reason", reason}});
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
 // Media type without parameters (RFC 9110 §8.3.1: case-insensitive).
 bool IsFormUrlEncoded(std::string_view content_type) {
-  return IEquals(Trim(content_type.substr(0, content_type.find(';'))), kFormUrlEncoded);
+  return EqualsIgnoreCase(TrimOws(content_type.substr(0, content_type.find(';'))), kFormUrlEncoded);
 }
 
 struct BasicCredentials {
@@ -75,14 +58,14 @@ struct BasicCredentials {
 
 // RFC 7617 §2 credentials, whose two halves RFC 6749 §2.3.1 form-urlencodes first.
 std::optional<BasicCredentials> ParseBasic(std::string_view header) {
-  header = Trim(header);
+  header = TrimOws(header);
   constexpr std::string_view kScheme = "Basic";
   // RFC 9110 §11.1: the scheme is case-insensitive; at least one space follows it.
-  if (header.size() <= kScheme.size() || !IEquals(header.substr(0, kScheme.size()), kScheme) ||
+  if (header.size() <= kScheme.size() || !EqualsIgnoreCase(header.substr(0, kScheme.size()), kScheme) ||
       header[kScheme.size()] != ' ') {
     return std::nullopt;
   }
-  std::optional<std::string> decoded = Base64Decode(Trim(header.substr(kScheme.size())));
+  std::optional<std::string> decoded = Base64Decode(TrimOws(header.substr(kScheme.size())));
   if (!decoded) return std::nullopt;
   // The user-id cannot contain ':' (RFC 7617 §2); the secret may.
   const size_t colon = decoded->find(':');
@@ -178,7 +161,7 @@ TokenEndpointResult HandleTokenRequest(storage::Store& store, const TokenIssuer&
   }
 
   // 2. Client authentication: client_secret_basic only (RFC 6749 §2.3.1).
-  const bool has_authorization = !Trim(authorization_header).empty();
+  const bool has_authorization = !TrimOws(authorization_header).empty();
   if (param("client_secret") || params.contains("client_assertion")) {
     LogDenied("body_credentials");
     if (has_authorization) {

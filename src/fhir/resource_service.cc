@@ -165,25 +165,8 @@ Result<RestResult> ResourceService::Create(std::string_view type, std::string_vi
   return Internal("could not assign a resource id");
 }
 
-Result<RestResult> ResourceService::Read(std::string_view type, std::string_view id) {
-  if (!IsValidId(id)) return ResourceNotFound();
-  ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
-  if (!current) return ResourceNotFound();
-  if (current->deleted) return Gone();
-  ASSIGN_OR_RETURN(std::string text, OpenVersion(*current));
-  RestResult result;
-  result.body = std::move(text);
-  result.etag = WeakEtag(current->version);
-  result.last_modified = FormatHttpDate(current->last_updated_ms);
-  return result;
-}
-
-Result<RestResult> ResourceService::Vread(std::string_view type, std::string_view id,
-                                          std::string_view vid) {
-  auto version = ParsePositive(vid);
-  if (!IsValidId(id) || !version) return ResourceNotFound();
-  ASSIGN_OR_RETURN(auto record,
-                   store_.ReadVersion(std::string(type), std::string(id), *version));
+Result<RestResult> ResourceService::Served(
+    const std::optional<storage::VersionRecord>& record) const {
   if (!record) return ResourceNotFound();
   if (record->deleted) return Gone();
   ASSIGN_OR_RETURN(std::string text, OpenVersion(*record));
@@ -192,6 +175,21 @@ Result<RestResult> ResourceService::Vread(std::string_view type, std::string_vie
   result.etag = WeakEtag(record->version);
   result.last_modified = FormatHttpDate(record->last_updated_ms);
   return result;
+}
+
+Result<RestResult> ResourceService::Read(std::string_view type, std::string_view id) {
+  if (!IsValidId(id)) return ResourceNotFound();
+  ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
+  return Served(current);
+}
+
+Result<RestResult> ResourceService::Vread(std::string_view type, std::string_view id,
+                                          std::string_view vid) {
+  auto version = ParsePositive(vid);
+  if (!IsValidId(id) || !version) return ResourceNotFound();
+  ASSIGN_OR_RETURN(auto record,
+                   store_.ReadVersion(std::string(type), std::string(id), *version));
+  return Served(record);
 }
 
 Result<int64_t> ResourceService::ParseIfMatch(std::string_view if_match) {

@@ -64,6 +64,8 @@ class ResourceService {
 
  private:
   Result<std::string> OpenVersion(const storage::VersionRecord& record) const;
+  // The read/vread answer for a stored version: 404 absent, 410 tombstone, else the body.
+  Result<RestResult> Served(const std::optional<storage::VersionRecord>& record) const;
   // Parses and validates a request body for `type`.
   Result<boost::json::value> ParseResource(std::string_view type, std::string_view body) const;
   Result<RestResult> WriteVersion(std::string_view type, std::string_view id,

@@ -7,6 +7,7 @@
 #include "auth/client_credentials.h"
 #include "auth/jwks.h"
 #include "auth/scope.h"
+#include "core/ascii.h"
 #include "core/log.h"
 #include "core/url.h"
 #include "crypto/crypto.h"
@@ -35,29 +36,9 @@ bool IsWellFormedRequestId(std::string_view id) {
   return true;
 }
 
-bool IEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (std::tolower(static_cast<unsigned char>(a[i])) !=
-        std::tolower(static_cast<unsigned char>(b[i]))) {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // The media type of a Content-Type or Accept element, without parameters, lower-cased.
 std::string MediaType(std::string_view value) {
-  std::string_view t = Trim(value.substr(0, value.find(';')));
-  std::string out(t);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+  return ToLowerAscii(TrimOws(value.substr(0, value.find(';'))));
 }
 
 bool IsFhirJsonMediaType(std::string_view type) {
@@ -67,7 +48,7 @@ bool IsFhirJsonMediaType(std::string_view type) {
 
 // http.html#mime-type: Accept may list several types; any JSON or wildcard is acceptable.
 bool AcceptsFhirJson(std::string_view accept) {
-  if (Trim(accept).empty()) return true;
+  if (TrimOws(accept).empty()) return true;
   while (!accept.empty()) {
     size_t comma = accept.find(',');
     std::string type = MediaType(accept.substr(0, comma));
@@ -106,7 +87,7 @@ std::optional<auth::Interaction> InteractionOf(RouteKind kind, bhttp::verb metho
 bool MethodAllowed(std::string_view allow, std::string_view method) {
   while (!allow.empty()) {
     size_t comma = allow.find(',');
-    if (Trim(allow.substr(0, comma)) == method) return true;
+    if (TrimOws(allow.substr(0, comma)) == method) return true;
     if (comma == std::string_view::npos) break;
     allow.remove_prefix(comma + 1);
   }
@@ -303,11 +284,11 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
                                              "access tokens are accepted only in the Authorization header"));
   }
   std::string_view authz = request[bhttp::field::authorization];
-  if (authz.size() < 7 || !IEquals(authz.substr(0, 7), "Bearer ")) {
+  if (authz.size() < 7 || !EqualsIgnoreCase(authz.substr(0, 7), "Bearer ")) {
     return ErrorResponse(ctx.version,
                          Status(StatusCode::kUnauthenticated, "a bearer token is required"));
   }
-  auto principal = deps_.verifier->Verify(Trim(authz.substr(7)));
+  auto principal = deps_.verifier->Verify(TrimOws(authz.substr(7)));
   if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
   ctx.client_id = principal->client_id;
 

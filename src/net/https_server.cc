@@ -48,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/ascii.h"
 #include "core/log.h"
 #include "net/tls_context.h"
 
@@ -93,12 +94,6 @@ bool IsPeerClose(const error_code& ec) {
 void LogConnectionError(std::string_view event, const error_code& ec) {
   Log(LogLevel::kDebug, event,
       {{"category", ec.category().name()}, {"code", ec.value()}, {"reason", ec.message()}});
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 struct Rejection {
