@@ -13,7 +13,8 @@
 namespace {
 
 constexpr const char* kMainHelp =
-    "phigate " PHIGATE_VERSION " - HIPAA-grade FHIR R4 server over HTTPS\n"
+    "phigate " PHIGATE_VERSION
+    " - HIPAA-grade FHIR R4 server over HTTPS\n"
     "\n"
     "Usage: phigate <command> [options]\n"
     "\n"

@@ -89,8 +89,7 @@ int ServeCommand(const std::vector<std::string>& args) {
       [&pipeline](net::Request&& request, const net::ConnectionInfo& conn) {
         return pipeline->Handle(std::move(request), conn);
       },
-      [&pipeline](net::http::status status, std::string_view message,
-                  std::string_view request_id) {
+      [&pipeline](net::http::status status, std::string_view message, std::string_view request_id) {
         return pipeline->TransportError(status, message, request_id);
       });
   Status started = server.Start();
@@ -128,8 +127,7 @@ int ServeCommand(const std::vector<std::string>& args) {
             << "data dir: " << config.data_dir << (dir.created ? " (created)" : "") << "\n"
             << "next: create an API client with\n"
             << "  build/phigate clients add --name my-app --scope \"system/*.cruds\""
-            << (parsed.Has("data-dir") ? " --data-dir " + config.data_dir : std::string())
-            << "\n"
+            << (parsed.Has("data-dir") ? " --data-dir " + config.data_dir : std::string()) << "\n"
             << std::flush;
   Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
   server.Run();

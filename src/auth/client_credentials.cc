@@ -61,7 +61,8 @@ std::optional<BasicCredentials> ParseBasic(std::string_view header) {
   header = TrimOws(header);
   constexpr std::string_view kScheme = "Basic";
   // RFC 9110 §11.1: the scheme is case-insensitive; at least one space follows it.
-  if (header.size() <= kScheme.size() || !EqualsIgnoreCase(header.substr(0, kScheme.size()), kScheme) ||
+  if (header.size() <= kScheme.size() ||
+      !EqualsIgnoreCase(header.substr(0, kScheme.size()), kScheme) ||
       header[kScheme.size()] != ' ') {
     return std::nullopt;
   }

@@ -72,9 +72,7 @@ std::optional<std::string> Decode(std::string_view in, const char* alphabet, boo
 }  // namespace
 
 std::string Base64Encode(std::string_view bytes) { return Encode(bytes, kStd, true); }
-std::optional<std::string> Base64Decode(std::string_view text) {
-  return Decode(text, kStd, true);
-}
+std::optional<std::string> Base64Decode(std::string_view text) { return Decode(text, kStd, true); }
 std::string Base64UrlEncode(std::string_view bytes) { return Encode(bytes, kUrl, false); }
 std::optional<std::string> Base64UrlDecode(std::string_view text) {
   return Decode(text, kUrl, false);

@@ -35,8 +35,8 @@ struct LimitsConfig {
 };
 
 struct TlsConfig {
-  std::string certificate_file;  // default <data_dir>/tls/cert.pem
-  std::string private_key_file;  // default <data_dir>/tls/key.pem
+  std::string certificate_file;     // default <data_dir>/tls/cert.pem
+  std::string private_key_file;     // default <data_dir>/tls/key.pem
   std::string min_version = "1.2";  // "1.2" or "1.3"
   int64_t hsts_max_age_s = 31'536'000;
 };
@@ -47,8 +47,8 @@ struct KeysConfig {
 };
 
 struct AuthConfig {
-  std::string issuer;    // default https://<listen>
-  std::string audience;  // default <issuer>/fhir
+  std::string issuer;              // default https://<listen>
+  std::string audience;            // default <issuer>/fhir
   int64_t token_lifetime_s = 900;  // at most 900
   int token_cache_entries = 100'000;
   int64_t clock_skew_s = 60;

@@ -16,21 +16,21 @@ namespace phigate {
 
 enum class StatusCode {
   kOk,
-  kInvalidArgument,      // 400: malformed or invalid input
-  kUnauthenticated,      // 401
-  kPermissionDenied,     // 403
-  kNotFound,             // 404
-  kMethodNotAllowed,     // 405
-  kNotAcceptable,        // 406
-  kConflict,             // 409: e.g. a version race without If-Match
-  kGone,                 // 410: deleted resource
-  kPreconditionFailed,   // 412: If-Match mismatch
-  kPayloadTooLarge,      // 413
-  kUnsupportedMediaType, // 415
-  kUnprocessable,        // 422: well-formed but not processable (FHIR business rules)
-  kInternal,             // 500
-  kNotSupported,         // 501
-  kUnavailable,          // 503
+  kInvalidArgument,       // 400: malformed or invalid input
+  kUnauthenticated,       // 401
+  kPermissionDenied,      // 403
+  kNotFound,              // 404
+  kMethodNotAllowed,      // 405
+  kNotAcceptable,         // 406
+  kConflict,              // 409: e.g. a version race without If-Match
+  kGone,                  // 410: deleted resource
+  kPreconditionFailed,    // 412: If-Match mismatch
+  kPayloadTooLarge,       // 413
+  kUnsupportedMediaType,  // 415
+  kUnprocessable,         // 422: well-formed but not processable (FHIR business rules)
+  kInternal,              // 500
+  kNotSupported,          // 501
+  kUnavailable,           // 503
 };
 
 class [[nodiscard]] Status {
@@ -59,15 +59,13 @@ inline Status InvalidArgument(std::string msg, std::string expr = {}) {
 inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
-inline Status NotSupported(std::string msg) {
-  return {StatusCode::kNotSupported, std::move(msg)};
-}
+inline Status NotSupported(std::string msg) { return {StatusCode::kNotSupported, std::move(msg)}; }
 
 // Result<T>: a T or a non-ok Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok());
   }
@@ -95,9 +93,9 @@ class [[nodiscard]] Result {
 #define PHIGATE_CONCAT(a, b) PHIGATE_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` (a Status) is not ok.
-#define RETURN_IF_ERROR(expr)                      \
-  do {                                             \
-    ::phigate::Status phigate_status_ = (expr);    \
+#define RETURN_IF_ERROR(expr)                          \
+  do {                                                 \
+    ::phigate::Status phigate_status_ = (expr);        \
     if (!phigate_status_.ok()) return phigate_status_; \
   } while (0)
 

@@ -11,9 +11,8 @@ namespace json = boost::json;
 std::string CapabilityStatementJson(const Model& model, const FhirConfig& config,
                                     const CapabilityInputs& inputs) {
   // Only what is implemented: no search (a later issue), no conditional interactions.
-  static constexpr const char* kInteractions[] = {"read",   "vread",           "update",
-                                                  "delete", "history-instance", "history-type",
-                                                  "create"};
+  static constexpr const char* kInteractions[] = {
+      "read", "vread", "update", "delete", "history-instance", "history-type", "create"};
   json::array resources;
   for (const std::string& type : model.ResourceTypes()) {
     json::array interactions;

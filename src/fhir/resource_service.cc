@@ -187,8 +187,7 @@ Result<RestResult> ResourceService::Vread(std::string_view type, std::string_vie
                                           std::string_view vid) {
   auto version = ParsePositive(vid);
   if (!IsValidId(id) || !version) return ResourceNotFound();
-  ASSIGN_OR_RETURN(auto record,
-                   store_.ReadVersion(std::string(type), std::string(id), *version));
+  ASSIGN_OR_RETURN(auto record, store_.ReadVersion(std::string(type), std::string(id), *version));
   return Served(record);
 }
 
@@ -213,7 +212,8 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
   // http.html#update: the body's id must be present and equal the URL's id.
   const auto* body_id = obj.if_contains("id");
   if (body_id == nullptr || !body_id->is_string() || body_id->as_string() != id) {
-    return InvalidArgument("the resource id must match the id in the URL", std::string(type) + ".id");
+    return InvalidArgument("the resource id must match the id in the URL",
+                           std::string(type) + ".id");
   }
   std::optional<int64_t> wanted;
   if (!if_match.empty()) {
@@ -228,13 +228,15 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
     }
     int64_t current_version = current ? current->version : 0;
     if (wanted && *wanted != current_version) {
-      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+      return Status(StatusCode::kPreconditionFailed,
+                    "the resource version does not match If-Match");
     }
     int status = current && !current->deleted ? 200 : 201;
     auto r = WriteVersion(type, id, body, obj, current_version, status, base_url);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
     if (wanted) {
-      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+      return Status(StatusCode::kPreconditionFailed,
+                    "the resource version does not match If-Match");
     }
   }
   return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");
@@ -251,7 +253,8 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
   for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
     ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
     if (wanted && (!current || *wanted != current->version)) {
-      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+      return Status(StatusCode::kPreconditionFailed,
+                    "the resource version does not match If-Match");
     }
     RestResult result;
     result.status = 204;
@@ -276,15 +279,15 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
     }
     if (appended.status().code() != StatusCode::kConflict) return appended.status();
     if (wanted) {
-      return Status(StatusCode::kPreconditionFailed, "the resource version does not match If-Match");
+      return Status(StatusCode::kPreconditionFailed,
+                    "the resource version does not match If-Match");
     }
   }
   return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");
 }
 
 Result<RestResult> ResourceService::History(std::string_view type, std::string_view id,
-                                            const QueryParams& params,
-                                            std::string_view base_url) {
+                                            const QueryParams& params, std::string_view base_url) {
   int count = config_.default_page_size;
   int64_t cursor = 0;
   for (const auto& [name, value] : params) {

@@ -8,13 +8,12 @@
 // Thread-safety: all methods may be called concurrently; state lives in the Store.
 #pragma once
 
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
-
-#include <boost/json/object.hpp>
-#include <boost/json/value.hpp>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -55,12 +54,11 @@ class ResourceService {
   Result<RestResult> Update(std::string_view type, std::string_view id, std::string_view body,
                             std::string_view if_match, std::string_view base_url);
   // DELETE [base]/[type]/[id]: writes a versioned tombstone.
-  Result<RestResult> Delete(std::string_view type, std::string_view id,
-                            std::string_view if_match);
+  Result<RestResult> Delete(std::string_view type, std::string_view id, std::string_view if_match);
   // GET [base]/[type]/[id]/_history or [base]/[type]/_history, newest first, paged by
   // _count with a `next` link. `id` empty = type history. `self_url` is the request URL.
-  Result<RestResult> History(std::string_view type, std::string_view id,
-                             const QueryParams& params, std::string_view base_url);
+  Result<RestResult> History(std::string_view type, std::string_view id, const QueryParams& params,
+                             std::string_view base_url);
 
  private:
   Result<std::string> OpenVersion(const storage::VersionRecord& record) const;
@@ -68,10 +66,9 @@ class ResourceService {
   Result<RestResult> Served(const std::optional<storage::VersionRecord>& record) const;
   // Parses and validates a request body for `type`.
   Result<boost::json::value> ParseResource(std::string_view type, std::string_view body) const;
-  Result<RestResult> WriteVersion(std::string_view type, std::string_view id,
-                                  std::string_view body, const boost::json::object& resource,
-                                  int64_t expected_version, int status,
-                                  std::string_view base_url);
+  Result<RestResult> WriteVersion(std::string_view type, std::string_view id, std::string_view body,
+                                  const boost::json::object& resource, int64_t expected_version,
+                                  int status, std::string_view base_url);
   static Result<int64_t> ParseIfMatch(std::string_view if_match);
 
   storage::Store& store_;

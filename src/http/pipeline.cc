@@ -126,10 +126,9 @@ net::Response MakeResponse(unsigned version, bhttp::status status, std::string_v
 
 net::Response ErrorResponse(unsigned version, const Status& status) {
   HttpError e = MapStatus(status.code());
-  net::Response res =
-      MakeResponse(version, static_cast<bhttp::status>(e.http_status), kFhirJson,
-                   fhir::OperationOutcomeJson(e.severity, e.issue_code, status.message(),
-                                              status.expression()));
+  net::Response res = MakeResponse(
+      version, static_cast<bhttp::status>(e.http_status), kFhirJson,
+      fhir::OperationOutcomeJson(e.severity, e.issue_code, status.message(), status.expression()));
   if (status.code() == StatusCode::kUnauthenticated) {
     // RFC 6750 §3.1.
     res.set(bhttp::field::www_authenticate, R"(Bearer realm="phigate", error="invalid_token")");
@@ -146,9 +145,9 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
   if (status == bhttp::status::request_header_fields_too_large) code = StatusCode::kPayloadTooLarge;
   if (status == bhttp::status::request_timeout) code = StatusCode::kUnavailable;
   if (static_cast<int>(status) >= 500) code = StatusCode::kInternal;
-  net::Response res = MakeResponse(
-      11, status, kFhirJson,
-      fhir::OperationOutcomeJson("error", MapStatus(code).issue_code, message, ""));
+  net::Response res =
+      MakeResponse(11, status, kFhirJson,
+                   fhir::OperationOutcomeJson("error", MapStatus(code).issue_code, message, ""));
   res.set(bhttp::field::strict_transport_security, hsts_);
   res.set("X-Content-Type-Options", "nosniff");
   res.set(bhttp::field::cache_control, "no-store");
@@ -170,8 +169,8 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
 
   // 1. Request id first, so every later outcome (errors included) carries it.
   std::string_view incoming_id = request["X-Request-Id"];
-  ctx.request_id = IsWellFormedRequestId(incoming_id) ? std::string(incoming_id)
-                                                      : crypto::RandomToken(12);
+  ctx.request_id =
+      IsWellFormedRequestId(incoming_id) ? std::string(incoming_id) : crypto::RandomToken(12);
 
   // 2. Dispatch; the one boundary where an escaped exception becomes a 500.
   net::Response res;
@@ -238,11 +237,11 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request) {
     case RouteKind::kJwks:
       return MakeResponse(ctx.version, bhttp::status::ok, kJson, jwks_json_);
     case RouteKind::kToken: {
-      auto result = auth::HandleTokenRequest(
-          *deps_.store, *deps_.issuer, request[bhttp::field::authorization],
-          request[bhttp::field::content_type], request.body());
-      net::Response res = MakeResponse(
-          ctx.version, static_cast<bhttp::status>(result.http_status), kJson, result.json_body);
+      auto result = auth::HandleTokenRequest(*deps_.store, *deps_.issuer,
+                                             request[bhttp::field::authorization],
+                                             request[bhttp::field::content_type], request.body());
+      net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(result.http_status),
+                                       kJson, result.json_body);
       if (result.www_authenticate_basic) {
         res.set(bhttp::field::www_authenticate, R"(Basic realm="phigate")");
       }
@@ -262,15 +261,15 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   bool has_access_token_param = false;
   for (const auto& [name, value] : *params) {
     if (name == "_format" && !FormatIsJson(value)) {
-      return ErrorResponse(ctx.version, Status(StatusCode::kNotAcceptable,
-                                               "only JSON is supported (_format)"));
+      return ErrorResponse(ctx.version,
+                           Status(StatusCode::kNotAcceptable, "only JSON is supported (_format)"));
     }
     if (name == "_pretty") ctx.pretty = value == "true";
     if (name == "access_token") has_access_token_param = true;
   }
   if (!AcceptsFhirJson(request[bhttp::field::accept])) {
-    return ErrorResponse(ctx.version,
-                         Status(StatusCode::kNotAcceptable, "only application/fhir+json is supported"));
+    return ErrorResponse(
+        ctx.version, Status(StatusCode::kNotAcceptable, "only application/fhir+json is supported"));
   }
 
   if (route.kind == RouteKind::kMetadata) {
@@ -280,8 +279,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   // Authenticate: a bearer token in the Authorization header only (RFC 6750 §2.1); a
   // token in the URL would end up in logs and browser history, so it is refused.
   if (has_access_token_param) {
-    return ErrorResponse(ctx.version, Status(StatusCode::kUnauthenticated,
-                                             "access tokens are accepted only in the Authorization header"));
+    return ErrorResponse(ctx.version,
+                         Status(StatusCode::kUnauthenticated,
+                                "access tokens are accepted only in the Authorization header"));
   }
   std::string_view authz = request[bhttp::field::authorization];
   if (authz.size() < 7 || !EqualsIgnoreCase(authz.substr(0, 7), "Bearer ")) {
@@ -298,8 +298,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return ErrorResponse(ctx.version, NotSupported("this interaction is not supported yet"));
   }
   if (!principal->scopes.Allows(route.type, *interaction)) {
-    return ErrorResponse(ctx.version, Status(StatusCode::kPermissionDenied,
-                                             "the access token's scope does not permit this interaction"));
+    return ErrorResponse(ctx.version,
+                         Status(StatusCode::kPermissionDenied,
+                                "the access token's scope does not permit this interaction"));
   }
 
   // Handle.
@@ -345,8 +346,8 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
 
   fhir::RestResult& r = result.value();
   const std::string_view content_type = r.body.empty() ? std::string_view{} : kFhirJson;
-  net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(r.status),
-                                   content_type, std::move(r.body));
+  net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(r.status), content_type,
+                                   std::move(r.body));
   if (!r.etag.empty()) res.set(bhttp::field::etag, r.etag);
   if (!r.last_modified.empty()) res.set(bhttp::field::last_modified, r.last_modified);
   if (!r.location.empty() && (r.status == 201)) res.set(bhttp::field::location, r.location);

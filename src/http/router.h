@@ -12,19 +12,19 @@
 namespace phigate::http {
 
 enum class RouteKind {
-  kHealthz,               // GET /healthz
-  kReadyz,                // GET /readyz
-  kToken,                 // POST /oauth2/token
-  kJwks,                  // GET /oauth2/jwks
-  kMetadata,              // GET /fhir/metadata
-  kFhirSystem,            // /fhir (batch/transaction: not yet supported)
-  kFhirSystemHistory,     // /fhir/_history (not yet supported)
-  kFhirType,              // /fhir/{type}
-  kFhirInstance,          // /fhir/{type}/{id}
-  kFhirTypeHistory,       // /fhir/{type}/_history
-  kFhirInstanceHistory,   // /fhir/{type}/{id}/_history
-  kFhirVersion,           // /fhir/{type}/{id}/_history/{vid}
-  kFhirOperation,         // /fhir/.../$op or /fhir/{type}/_search (not yet supported)
+  kHealthz,              // GET /healthz
+  kReadyz,               // GET /readyz
+  kToken,                // POST /oauth2/token
+  kJwks,                 // GET /oauth2/jwks
+  kMetadata,             // GET /fhir/metadata
+  kFhirSystem,           // /fhir (batch/transaction: not yet supported)
+  kFhirSystemHistory,    // /fhir/_history (not yet supported)
+  kFhirType,             // /fhir/{type}
+  kFhirInstance,         // /fhir/{type}/{id}
+  kFhirTypeHistory,      // /fhir/{type}/_history
+  kFhirInstanceHistory,  // /fhir/{type}/{id}/_history
+  kFhirVersion,          // /fhir/{type}/{id}/_history/{vid}
+  kFhirOperation,        // /fhir/.../$op or /fhir/{type}/_search (not yet supported)
 };
 
 struct Route {
@@ -32,9 +32,9 @@ struct Route {
   std::string type;
   std::string id;
   std::string vid;
-  std::string query;        // raw query string (after '?'), undecoded
-  const char* name = "";    // route template for logs, e.g. "/fhir/{type}/{id}"
-  const char* allow = "";   // methods the route supports, for 405 Allow
+  std::string query;       // raw query string (after '?'), undecoded
+  const char* name = "";   // route template for logs, e.g. "/fhir/{type}/{id}"
+  const char* allow = "";  // methods the route supports, for 405 Allow
 };
 
 // Errors: kInvalidArgument for `..`, encoded NUL, bad escapes or a non-origin-form

@@ -22,11 +22,11 @@ TEST(Base64Test, UrlAlphabetWithoutPadding) {
 }
 
 TEST(Base64Test, RejectsMalformed) {
-  EXPECT_FALSE(Base64UrlDecode("a").has_value());       // impossible length
-  EXPECT_FALSE(Base64UrlDecode("ab+c").has_value());    // std alphabet char
-  EXPECT_FALSE(Base64UrlDecode("Zg==").has_value());    // padding
-  EXPECT_FALSE(Base64UrlDecode("Zh").has_value());      // non-canonical trailing bits
-  EXPECT_FALSE(Base64Decode("Zm9").has_value());        // missing padding
+  EXPECT_FALSE(Base64UrlDecode("a").has_value());     // impossible length
+  EXPECT_FALSE(Base64UrlDecode("ab+c").has_value());  // std alphabet char
+  EXPECT_FALSE(Base64UrlDecode("Zg==").has_value());  // padding
+  EXPECT_FALSE(Base64UrlDecode("Zh").has_value());    // non-canonical trailing bits
+  EXPECT_FALSE(Base64Decode("Zm9").has_value());      // missing padding
 }
 
 TEST(Base64Test, Hex) { EXPECT_EQ(HexEncode(std::string("\x00\xab\x10", 3)), "00ab10"); }

@@ -37,7 +37,7 @@ class ResourceServiceTest : public ::testing::Test {
 
   static std::string Patient(const std::string& family) {
     return (R"({"resourceType":"Patient","name":[{"family":")" + family +
-                       R"("}],"birthDate":"1970-01-02"})");
+            R"("}],"birthDate":"1970-01-02"})");
   }
   static std::string WithId(const std::string& text, const std::string& id) {
     json::value v = json::parse(text);
@@ -204,9 +204,8 @@ TEST_F(ResourceServiceTest, HistoryNewestFirstWithPaging) {
   auto links2 = json::parse(h2->body).at("link").as_array();
   ASSERT_EQ(links2.size(), 2u);
   std::string next2 = links2[1].at("url").as_string().c_str();
-  auto h3 = service_->History("Patient", id,
-                              {{"_count", "2"}, {"_page", next2.substr(next2.find("_page=") + 6)}},
-                              kBase);
+  auto h3 = service_->History(
+      "Patient", id, {{"_count", "2"}, {"_page", next2.substr(next2.find("_page=") + 6)}}, kBase);
   auto last = json::parse(h3->body).as_object();
   ASSERT_EQ(last.at("entry").as_array().size(), 1u);
   EXPECT_EQ(last.at("entry").as_array()[0].at("request").at("method"), "POST");
@@ -228,8 +227,7 @@ TEST_F(ResourceServiceTest, TypeHistoryAndParameters) {
             StatusCode::kNotSupported);
   EXPECT_EQ(service_->History("Patient", "", {{"name", "x"}}, kBase).status().code(),
             StatusCode::kInvalidArgument);
-  EXPECT_EQ(service_->History("Patient", "nope", {}, kBase).status().code(),
-            StatusCode::kNotFound);
+  EXPECT_EQ(service_->History("Patient", "nope", {}, kBase).status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(ResourceServiceTest, ConcurrentIfMatchUpdatesExactlyOneWins) {

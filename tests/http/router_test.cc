@@ -51,10 +51,10 @@ TEST_F(RouterTest, UnknownTypeAndPathAreNotFound) {
 }
 
 TEST_F(RouterTest, RejectsTraversalNulAndNonOriginForm) {
-  for (const char* bad : {"/fhir/../etc/passwd", "/fhir/Patient/..", "/fhir/%2e%2e/x",
-                          "/fhir/%2E%2e", "/fhir/Patient/a%00b", "/fhir/Patient?x=%00",
-                          "/fhir/Patient/a%2fb", "/fhir/./Patient", "http://evil/fhir",
-                          "*", "", "/fhir/Patient/%zz", "/fhir/Patient/a%5cb"}) {
+  for (const char* bad :
+       {"/fhir/../etc/passwd", "/fhir/Patient/..", "/fhir/%2e%2e/x", "/fhir/%2E%2e",
+        "/fhir/Patient/a%00b", "/fhir/Patient?x=%00", "/fhir/Patient/a%2fb", "/fhir/./Patient",
+        "http://evil/fhir", "*", "", "/fhir/Patient/%zz", "/fhir/Patient/a%5cb"}) {
     auto r = R(bad);
     EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << bad;
     EXPECT_EQ(r.status().message(), "invalid request target") << bad;
