@@ -127,7 +127,8 @@ int ServeCommand(const std::vector<std::string>& args) {
             << "data dir: " << config.data_dir << (dir.created ? " (created)" : "") << "\n"
             << "next: create an API client with\n"
             << "  build/phigate clients add --name my-app --scope \"system/*.cruds\""
-            << (parsed.Has("data-dir") ? " --data-dir " + config.data_dir : std::string()) << "\n"
+            << (config.data_dir != Config{}.data_dir ? " --data-dir " + config.data_dir
+                                                      : std::string()) << "\n"
             << std::flush;
   Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
   server.Run();

@@ -105,25 +105,42 @@ Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::str
   const int64_t now = clock_.NowMillis();
 
   // Canonical layout: resourceType, id, meta first (the server owns versionId and
-  // lastUpdated; the client's tags, profiles and security labels are kept), then the
-  // client's elements in order and byte for byte (decimal precision survives).
-  json::object meta;
-  meta["versionId"] = std::to_string(version);
-  meta["lastUpdated"] = FormatInstant(now);
-  if (const auto* m = resource.if_contains("meta"); m && m->is_object()) {
-    for (const auto& kv : m->as_object()) {
-      if (kv.key() != "versionId" && kv.key() != "lastUpdated") meta[kv.key()] = kv.value();
-    }
-  }
+  // lastUpdated; the client's tags, profiles, security labels and extensions are kept),
+  // then the client's elements in order, byte for byte (decimal precision survives).
+  const std::vector<RawMember> members = TopLevelMembers(body);
+  // The parser accepted `body`, so the scanner must see the same members; if it does not,
+  // storing would silently drop data.
+  if (members.size() != resource.size()) return Internal("the resource could not be stored");
   std::string text;
   text.reserve(body.size() + 160);
   text += "{\"resourceType\":";
   AppendJsonEscaped(text, type);
   text += ",\"id\":";
   AppendJsonEscaped(text, id);
-  text += ",\"meta\":";
-  text += json::serialize(meta);
-  for (const RawMember& member : TopLevelMembers(body)) {
+  text += ",\"meta\":{\"versionId\":";
+  AppendJsonEscaped(text, std::to_string(version));
+  text += ",\"lastUpdated\":";
+  AppendJsonEscaped(text, FormatInstant(now));
+  for (const RawMember& member : members) {
+    if (member.key != "meta") continue;
+    const std::vector<RawMember> meta = TopLevelMembers(member.value);
+    if (meta.size() != resource.at("meta").as_object().size()) {
+      return Internal("the resource could not be stored");
+    }
+    for (const RawMember& m : meta) {
+      // The server's values replace the client's, together with their extensions.
+      if (m.key == "versionId" || m.key == "lastUpdated" || m.key == "_versionId" ||
+          m.key == "_lastUpdated") {
+        continue;
+      }
+      text += ',';
+      AppendJsonEscaped(text, m.key);
+      text += ':';
+      AppendMinified(text, m.value);
+    }
+  }
+  text += '}';
+  for (const RawMember& member : members) {
     if (member.key == "resourceType" || member.key == "id" || member.key == "meta") continue;
     text += ',';
     AppendJsonEscaped(text, member.key);

@@ -200,7 +200,10 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
                           .count();
   Log(LogLevel::kInfo, "request",
       {{"request_id", ctx.request_id},
-       {"method", std::string_view(request.method_string())},
+       // An unknown method's name is client text (it could be anything): not logged.
+       {"method", request.method() == bhttp::verb::unknown
+                      ? std::string_view("OTHER")
+                      : std::string_view(request.method_string())},
        {"route", ctx.route},
        {"status", static_cast<int>(res.result_int())},
        {"duration_ms", static_cast<double>(micros) / 1000.0},
@@ -342,7 +345,14 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     default:
       break;
   }
-  if (!result.ok()) return ErrorResponse(ctx.version, result.status());
+  if (!result.ok()) {
+    net::Response res = ErrorResponse(ctx.version, result.status());
+    // RFC 9110 §15.5.6: a 405 names what the target does allow.
+    if (result.status().code() == StatusCode::kMethodNotAllowed) {
+      res.set(bhttp::field::allow, route.allow);
+    }
+    return res;
+  }
 
   fhir::RestResult& r = result.value();
   const std::string_view content_type = r.body.empty() ? std::string_view{} : kFhirJson;

@@ -266,6 +266,21 @@ TEST_F(ResourceServiceTest, ElementsAreStoredAsSentSoDecimalsKeepTheirPrecision)
   EXPECT_EQ(service_->Read("Observation", id)->body, r->body);
 }
 
+TEST_F(ResourceServiceTest, MetaKeepsClientElementsVerbatimButServerOwnsVersionAndTime) {
+  const std::string body = R"({"resourceType":"Patient","meta":{"versionId":"9",
+    "_versionId":{"extension":[{"url":"http://x","valueString":"s"}]},
+    "lastUpdated":"2001-01-01T00:00:00Z",
+    "extension":[{"url":"http://e","valueDecimal":72.50}],
+    "profile":["http://p"]},"active":true})";
+  auto r = service_->Create("Patient", body, kBase);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  std::string id = json::parse(r->body).at("id").as_string().c_str();
+  EXPECT_EQ(r->body, R"({"resourceType":"Patient","id":")" + id +
+                         R"(","meta":{"versionId":"1","lastUpdated":"2023-11-14T22:13:20.123Z",)"
+                         R"("extension":[{"url":"http://e","valueDecimal":72.50}],)"
+                         R"("profile":["http://p"]},"active":true})");
+}
+
 TEST_F(ResourceServiceTest, MalformedAndTooDeepBodiesAreRejected) {
   EXPECT_EQ(service_->Create("Patient", "{", kBase).status().message(), "malformed JSON");
   std::string deep = R"({"resourceType":"Patient","extension":)";

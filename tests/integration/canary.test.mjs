@@ -147,6 +147,10 @@ test('canaries in invalid resources, queries, paths and headers are not echoed',
   const r = await rawRequest(server, `GET /fhir/Patient/${encodeURIComponent(NAME)}/..%00 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
   assert.equal(r.status, 400);
   assert.deepEqual(findNeedles(Buffer.from(r.raw)), []);
+  // A made-up HTTP method carrying a canary: refused, and its name is not logged.
+  const m = await rawRequest(server, `${NAME} /fhir/Patient/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
+  assert.equal(m.status, 405);
+  assert.deepEqual(findNeedles(Buffer.from(m.raw)), []);
 });
 
 test('while running: no canary in the data dir (WAL included); permissions are tight', async () => {

@@ -313,6 +313,7 @@ test('update: body id must equal the URL id', async () => {
 test('update-as-create is off by default: PUT to a new id answers 405', async () => {
   const res = await put('Patient', 'brand-new-id-1', { ...samples().Patient, id: 'brand-new-id-1' });
   assertOutcome(assert, res, 405, 'not-supported');
+  assert.equal(res.headers.allow, 'GET, PUT, DELETE');  // RFC 9110: a 405 carries Allow
   assertOutcome(assert, await get('/fhir/Patient/brand-new-id-1'), 404, 'not-found');
   await assert.rejects(
     fhir.update({ resourceType: 'Encounter', id: 'brand-new-id-2', body: { ...samples(patientRef).Encounter, id: 'brand-new-id-2' } }),

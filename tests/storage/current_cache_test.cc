@@ -73,6 +73,16 @@ TEST(CurrentVersionCacheTest, StaysWithinItsByteBudget) {
   EXPECT_FALSE(cache.Get("Patient", "huge").has_value());
 }
 
+// Regression: writing a version too large to cache left the previous (small) version in
+// the cache, so reads returned it and every If-Match/update check saw a stale version.
+TEST(CurrentVersionCacheTest, AVersionTooLargeToHoldInvalidatesTheOlderOne) {
+  CurrentVersionCache cache(16 * 1024);
+  cache.Written(Rec("a", 1, 10));
+  ASSERT_EQ(cache.Get("Patient", "a")->version, 1);
+  cache.Written(Rec("a", 2, 4096));
+  EXPECT_FALSE(cache.Get("Patient", "a").has_value());
+}
+
 TEST(CurrentVersionCacheTest, StoreWithCacheSeesItsOwnWrites) {
   char tmpl[] = "/tmp/phigate-cache-XXXXXX";
   std::string dir = mkdtemp(tmpl);

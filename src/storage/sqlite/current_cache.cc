@@ -47,13 +47,15 @@ uint64_t CurrentVersionCache::Generation(const std::string& type, const std::str
 
 void CurrentVersionCache::InsertLocked(Shard& shard, std::string key,
                                        const VersionRecord& record) const {
-  const int64_t cost = Cost(key, record);
-  if (cost > shard_budget_) return;  // larger than a whole shard: not worth holding
   if (auto it = shard.entries.find(key); it != shard.entries.end()) {
     if (it->second.version > record.version) return;
+    // Dropped before the size check: a version too large to hold must still invalidate
+    // the older one, or reads (and If-Match checks) would see a stale version.
     shard.bytes -= Cost(it->first, it->second);
     shard.entries.erase(it);
   }
+  const int64_t cost = Cost(key, record);
+  if (cost > shard_budget_) return;  // larger than a whole shard: not worth holding
   // Evict arbitrary entries until the new one fits: cheap, and a miss only costs a query.
   while (!shard.entries.empty() && shard.bytes + cost > shard_budget_) {
     auto victim = shard.entries.begin();
