@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/value_stack.hpp>
+#include <charconv>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -96,18 +97,33 @@ class DuplicateCheckingHandler {
     stack_.push_string(s);
     return true;
   }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
+  bool on_number_part(json::string_view s, json::error_code&) {
+    number_text_.append(s.data(), s.size());
+    return true;
+  }
   bool on_int64(std::int64_t i, json::string_view, json::error_code&) {
+    number_text_.clear();
     stack_.push_int64(i);
     return true;
   }
   bool on_uint64(std::uint64_t u, json::string_view, json::error_code&) {
+    number_text_.clear();
     stack_.push_uint64(u);
     return true;
   }
-  bool on_double(double d, json::string_view, json::error_code& ec) {
-    // Boost.JSON turns 1e400 into infinity, which has no JSON form: serializing it later
-    // would write invalid JSON. Underflow to zero is harmless and accepted.
+  bool on_double(double d, json::string_view s, json::error_code& ec) {
+    // Boost.JSON 1.81's conversion is not correctly rounded (it can differ by an ulp or
+    // more, and even depend on the bytes after the number: boostorg/json#599), so the
+    // number's text is converted again with std::from_chars, which rounds correctly.
+    number_text_.append(s.data(), s.size());
+    double exact = 0;
+    const char* first = number_text_.data();
+    const char* last = first + number_text_.size();
+    const auto [end, error] = std::from_chars(first, last, exact);
+    if (error == std::errc() && end == last) d = exact;
+    number_text_.clear();
+    // A value beyond the double range has no JSON form once parsed (infinity): refused.
+    // Underflow (from_chars: out of range, Boost: a finite 0 or subnormal) is kept.
     if (!std::isfinite(d)) {
       out_of_range_ = true;
       ec = json::error::exponent_overflow;
@@ -164,6 +180,7 @@ class DuplicateCheckingHandler {
   bool key_open_ = false;                   // a key arrived in parts and is not finished
   bool duplicate_found_ = false;
   bool out_of_range_ = false;
+  std::string number_text_;  // the current number's text, gathered across parts
 };
 
 }  // namespace

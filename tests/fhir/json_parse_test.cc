@@ -127,3 +127,23 @@ TEST(ParseJsonTest, RejectsNumbersBeyondDoubleRange) {
 
 }  // namespace
 }  // namespace phigate::fhir
+
+namespace phigate::fhir {
+namespace {
+
+// Regression (found by the fhir_json fuzz target): Boost.JSON 1.81 converted the same
+// number text to different doubles depending on the bytes that followed it.
+TEST(JsonParseRegressionTest, NumbersAreCorrectlyRoundedWhateverFollows) {
+  auto a = ParseJson(R"({"v":-922.35074429474192E3,"y":-92E5			})", 64);
+  auto b = ParseJson(R"({"v":-922.35074429474192E3,"y":-92E5})", 64);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->at("v").as_double(), -922350.74429474192);
+  EXPECT_EQ(a->at("v").as_double(), b->at("v").as_double());
+  auto max = ParseJson(R"({"v":1.7976931348623157e308})", 64);
+  ASSERT_TRUE(max.ok());
+  EXPECT_EQ(max->at("v").as_double(), 1.7976931348623157e308);
+  EXPECT_EQ(ParseJson(R"({"v":1e400})", 64).status().message(), "JSON number out of range");
+}
+
+}  // namespace
+}  // namespace phigate::fhir
