@@ -25,6 +25,12 @@ void Check(const Status& s, const std::string& context) {
   if (!s.ok()) Fail(context.empty() ? s.message() : context + ": " + s.message());
 }
 
+// For files created on first start: kConflict means another process (a concurrent first
+// `serve` or `clients add`) created it first, which is as good as creating it here.
+void CheckCreated(const Status& s, const std::string& context) {
+  if (s.code() != StatusCode::kConflict) Check(s, context);
+}
+
 // A private directory: created 0700; an existing one must not be open to group/other,
 // since it holds keys and the database.
 void EnsurePrivateDir(const std::string& path) {
@@ -88,10 +94,10 @@ DataDir OpenDataDir(const Config& config, DataDirUse use) {
   if (!Exists(config.tls.certificate_file) && !Exists(config.tls.private_key_file) &&
       default_cert) {
     EnsurePrivateDir(default_tls);
-    Check(crypto::GenerateSelfSignedCertificate(config.tls.certificate_file,
-                                                config.tls.private_key_file, {"localhost"},
-                                                {"127.0.0.1", "::1"}, 365),
-          "tls certificate");
+    CheckCreated(crypto::GenerateSelfSignedCertificate(config.tls.certificate_file,
+                                                       config.tls.private_key_file, {"localhost"},
+                                                       {"127.0.0.1", "::1"}, 365),
+                 "tls certificate");
   }
   if (!Exists(config.tls.certificate_file)) {
     Fail("tls.certificate_file: " + config.tls.certificate_file + ": file not found");
@@ -104,7 +110,7 @@ DataDir OpenDataDir(const Config& config, DataDirUse use) {
     EnsurePrivateDir(default_keys);
   }
   if (!Exists(config.keys.kek_file) && config.keys.kek_file == default_keys + "/kek") {
-    Check(crypto::CreateKek(config.keys.kek_file), "keys.kek_file");
+    CheckCreated(crypto::CreateKek(config.keys.kek_file), "keys.kek_file");
   }
   auto kek = crypto::LoadKek(config.keys.kek_file);
   Check(kek.status(), "keys.kek_file");
@@ -113,7 +119,7 @@ DataDir OpenDataDir(const Config& config, DataDirUse use) {
       config.keys.signing_key_file == default_keys + "/token-signing.pem") {
     auto generated = crypto::SigningKey::Generate();
     Check(generated.status(), "keys.signing_key_file");
-    Check(generated->SavePem(config.keys.signing_key_file), "keys.signing_key_file");
+    CheckCreated(generated->SavePem(config.keys.signing_key_file), "keys.signing_key_file");
   }
   auto signing = crypto::SigningKey::LoadPem(config.keys.signing_key_file);
   Check(signing.status(), "keys.signing_key_file");
@@ -121,17 +127,26 @@ DataDir OpenDataDir(const Config& config, DataDirUse use) {
 
   // Database and the data keys it holds wrapped under the KEK.
   dir.store = OpenStore(config, serving ? config.storage.cache_bytes : 0);
-  auto records = dir.store->LoadDataKeys();
-  Check(records.status(), "database");
-  std::vector<crypto::WrappedKey> wrapped;
-  for (auto& r : *records) wrapped.push_back({r.version, r.wrapped});
-  auto keyring = crypto::Keyring::Open(std::move(kek).value(), wrapped);
-  Check(keyring.status(), "keys.kek_file");
-  dir.keyring = std::move(keyring).value();
+  auto open_keyring = [&dir, &kek] {
+    auto records = dir.store->LoadDataKeys();
+    Check(records.status(), "database");
+    std::vector<crypto::WrappedKey> wrapped;
+    for (auto& r : *records) wrapped.push_back({r.version, r.wrapped});
+    auto keyring = crypto::Keyring::Open(kek.value(), wrapped);
+    Check(keyring.status(), "keys.kek_file");
+    return std::move(keyring).value();
+  };
+  dir.keyring = open_keyring();
   if (dir.keyring->empty()) {
     auto added = dir.keyring->AddVersion();
     Check(added.status(), "data key");
-    Check(dir.store->SaveDataKey({added->version, added->wrapped}), "data key");
+    Status saved = dir.store->SaveDataKey({added->version, added->wrapped});
+    // Another process saved the first data key meanwhile: use the stored one.
+    if (saved.code() == StatusCode::kConflict) {
+      dir.keyring = open_keyring();
+    } else {
+      Check(saved, "data key");
+    }
   }
   return dir;
 }

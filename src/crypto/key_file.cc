@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <system_error>
 
+#include "core/base64.h"
 #include "crypto/crypto.h"
 
 namespace phigate::crypto {
@@ -112,11 +113,13 @@ Result<std::string> ReadSecretFile(const std::string& path) {
 }
 
 Status WriteSecretFile(const std::string& path, const std::string& contents) {
-  Fd fd(::open(path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
-  if (fd.get() < 0) {
-    if (errno == EEXIST) return {StatusCode::kConflict, path + ": already exists"};
-    return Internal(Errno(path, "create"));
-  }
+  // Written under a private temporary name and then linked into place: link(2) fails if
+  // `path` exists (never overwrites), and another process (a concurrent first start, or
+  // the CLI) sees either no file or the complete one, never a half-written secret.
+  if (::access(path.c_str(), F_OK) == 0) return {StatusCode::kConflict, path + ": already exists"};
+  const std::string temp = path + ".tmp-" + HexEncode(RandomBytes(8));
+  Fd fd(::open(temp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+  if (fd.get() < 0) return Internal(Errno(path, "create"));
   std::string error;
   // The umask can only clear bits; setting the mode makes the owner's access certain too.
   if (::fchmod(fd.get(), 0600) != 0) {
@@ -127,11 +130,15 @@ Status WriteSecretFile(const std::string& path, const std::string& contents) {
     error = Errno(path, "fsync");
   }
   if (fd.Close() != 0 && error.empty()) error = Errno(path, "close");
-  if (!error.empty()) {
-    // A truncated secret must not be mistaken for a real one on the next start.
-    ::unlink(path.c_str());
-    return Internal(error);
+  if (error.empty() && ::link(temp.c_str(), path.c_str()) != 0) {
+    const int link_errno = errno;
+    ::unlink(temp.c_str());
+    if (link_errno == EEXIST) return {StatusCode::kConflict, path + ": already exists"};
+    errno = link_errno;
+    return Internal(Errno(path, "link"));
   }
+  ::unlink(temp.c_str());
+  if (!error.empty()) return Internal(error);
   SyncParentDirectory(path);
   return Status::Ok();
 }

@@ -208,3 +208,32 @@ test('one server per data dir: a second serve on the same dir is refused', async
   s.child.kill('SIGTERM');
   await exited;
 });
+
+test('a concurrent first start (serve and several clients add) ends with one consistent data dir', async () => {
+  const dir = path.join(tmpDir(), 'data');
+  const runAsync = (args) => new Promise((resolve) => {
+    const child = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => resolve({ code, stdout: out, stderr: err }));
+  });
+  const adds = [1, 2, 3].map((i) => runAsync(['clients', 'add', '--name', `c${i}`,
+    '--scope', 'system/*.cruds', '--data-dir', dir, '--json']));
+  const server = serve(['--data-dir', dir, '--listen', '127.0.0.1:0']);
+  const results = await Promise.all(adds);
+  for (const r of results) assert.equal(r.code, 0, r.stderr);
+  const s = await server;
+  // Exactly one KEK and one signing key, complete, and no temporary files left behind.
+  assert.equal(fs.statSync(path.join(dir, 'keys/kek')).size, 32);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'keys')).sort(), ['kek', 'token-signing.pem']);
+  const exited = exitOf(s.child);
+  s.child.kill('SIGTERM');
+  assert.deepEqual(await exited, { code: 0, signal: null });
+  // Every process agreed on the keys: the data dir opens again.
+  const again = await serve(['--data-dir', dir, '--listen', '127.0.0.1:0']);
+  const exited2 = exitOf(again.child);
+  again.child.kill('SIGTERM');
+  await exited2;
+});
