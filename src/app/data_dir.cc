@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include "crypto/certificate.h"
 #include "crypto/key_file.h"
@@ -38,10 +40,17 @@ void EnsurePrivateDir(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) {
     if (errno != ENOENT) Fail(path + ": " + std::strerror(errno));
     std::error_code ec;
-    fs::create_directories(path, ec);
+    fs::path dir = fs::path(path).lexically_normal();
+    if (!dir.has_filename()) dir = dir.parent_path();  // "data/" names "data"
+    const fs::path parent = dir.parent_path();
+    if (!parent.empty()) fs::create_directories(parent, ec);
     if (ec) Fail(path + ": cannot create directory: " + ec.message());
-    if (::chmod(path.c_str(), 0700) != 0) Fail(path + ": cannot set mode 0700");
-    return;
+    // Created 0700 at once (the umask can only remove bits), so a concurrent first start
+    // never sees it open to others; EEXIST means that other process made it first.
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+      Fail(path + ": cannot create directory: " + std::strerror(errno));
+    }
+    if (::stat(path.c_str(), &st) != 0) Fail(path + ": " + std::strerror(errno));
   }
   if (!S_ISDIR(st.st_mode)) Fail(path + ": not a directory");
   if ((st.st_mode & 077) != 0) {
@@ -98,6 +107,11 @@ DataDir OpenDataDir(const Config& config, DataDirUse use) {
                                                        config.tls.private_key_file, {"localhost"},
                                                        {"127.0.0.1", "::1"}, 365),
                  "tls certificate");
+  }
+  // A concurrent first start may be between writing the key and the certificate: give it
+  // a moment (generation takes milliseconds) rather than fail.
+  for (int i = 0; default_cert && i < 50 && !Exists(config.tls.certificate_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   if (!Exists(config.tls.certificate_file)) {
     Fail("tls.certificate_file: " + config.tls.certificate_file + ": file not found");
