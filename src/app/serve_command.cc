@@ -128,7 +128,8 @@ int ServeCommand(const std::vector<std::string>& args) {
             << "next: create an API client with\n"
             << "  build/phigate clients add --name my-app --scope \"system/*.cruds\""
             << (config.data_dir != Config{}.data_dir ? " --data-dir " + config.data_dir
-                                                      : std::string()) << "\n"
+                                                     : std::string())
+            << "\n"
             << std::flush;
   Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
   server.Run();

@@ -42,6 +42,9 @@ std::optional<int64_t> ParsePositive(std::string_view s) {
 
 Status Gone() { return {StatusCode::kGone, "the resource has been deleted"}; }
 Status ResourceNotFound() { return NotFound("resource not found"); }
+Status VersionMismatch() {
+  return {StatusCode::kPreconditionFailed, "the resource version does not match If-Match"};
+}
 
 void AppendEscaped(std::string& out, std::string_view s) { AppendJsonEscaped(out, s); }
 
@@ -208,8 +211,9 @@ Result<RestResult> ResourceService::Vread(std::string_view type, std::string_vie
   return Served(record);
 }
 
-Result<int64_t> ResourceService::ParseIfMatch(std::string_view if_match) {
+Result<std::optional<int64_t>> ResourceService::ParseIfMatch(std::string_view if_match) {
   // RFC 7232 §3.1 with FHIR's weak version ETags: W/"3" (a strong "3" is accepted too).
+  if (if_match.empty()) return std::optional<int64_t>();
   std::string_view v = if_match;
   if (v.size() >= 2 && v.substr(0, 2) == "W/") v.remove_prefix(2);
   if (v.size() < 3 || v.front() != '"' || v.back() != '"') {
@@ -217,7 +221,7 @@ Result<int64_t> ResourceService::ParseIfMatch(std::string_view if_match) {
   }
   auto version = ParsePositive(v.substr(1, v.size() - 2));
   if (!version) return InvalidArgument("If-Match must be a version ETag such as W/\"1\"");
-  return *version;
+  return std::optional<int64_t>(*version);
 }
 
 Result<RestResult> ResourceService::Update(std::string_view type, std::string_view id,
@@ -232,11 +236,7 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
     return InvalidArgument("the resource id must match the id in the URL",
                            std::string(type) + ".id");
   }
-  std::optional<int64_t> wanted;
-  if (!if_match.empty()) {
-    ASSIGN_OR_RETURN(int64_t v, ParseIfMatch(if_match));
-    wanted = v;
-  }
+  ASSIGN_OR_RETURN(const std::optional<int64_t> wanted, ParseIfMatch(if_match));
   for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
     ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
     if (!current && !config_.update_create) {
@@ -245,15 +245,13 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
     }
     int64_t current_version = current ? current->version : 0;
     if (wanted && *wanted != current_version) {
-      return Status(StatusCode::kPreconditionFailed,
-                    "the resource version does not match If-Match");
+      return VersionMismatch();
     }
     int status = current && !current->deleted ? 200 : 201;
     auto r = WriteVersion(type, id, body, obj, current_version, status, base_url);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
     if (wanted) {
-      return Status(StatusCode::kPreconditionFailed,
-                    "the resource version does not match If-Match");
+      return VersionMismatch();
     }
   }
   return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");
@@ -262,16 +260,11 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
 Result<RestResult> ResourceService::Delete(std::string_view type, std::string_view id,
                                            std::string_view if_match) {
   if (!IsValidId(id)) return ResourceNotFound();
-  std::optional<int64_t> wanted;
-  if (!if_match.empty()) {
-    ASSIGN_OR_RETURN(int64_t v, ParseIfMatch(if_match));
-    wanted = v;
-  }
+  ASSIGN_OR_RETURN(const std::optional<int64_t> wanted, ParseIfMatch(if_match));
   for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
     ASSIGN_OR_RETURN(auto current, store_.ReadCurrent(std::string(type), std::string(id)));
     if (wanted && (!current || *wanted != current->version)) {
-      return Status(StatusCode::kPreconditionFailed,
-                    "the resource version does not match If-Match");
+      return VersionMismatch();
     }
     RestResult result;
     result.status = 204;
@@ -296,8 +289,7 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
     }
     if (appended.status().code() != StatusCode::kConflict) return appended.status();
     if (wanted) {
-      return Status(StatusCode::kPreconditionFailed,
-                    "the resource version does not match If-Match");
+      return VersionMismatch();
     }
   }
   return Status(StatusCode::kConflict, "the resource is being updated concurrently; retry");

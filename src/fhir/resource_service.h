@@ -69,7 +69,8 @@ class ResourceService {
   Result<RestResult> WriteVersion(std::string_view type, std::string_view id, std::string_view body,
                                   const boost::json::object& resource, int64_t expected_version,
                                   int status, std::string_view base_url);
-  static Result<int64_t> ParseIfMatch(std::string_view if_match);
+  // The version an If-Match header asks for; nullopt when the header is absent.
+  static Result<std::optional<int64_t>> ParseIfMatch(std::string_view if_match);
 
   storage::Store& store_;
   const crypto::Keyring& keyring_;
