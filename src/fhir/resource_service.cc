@@ -46,8 +46,6 @@ Status VersionMismatch() {
   return {StatusCode::kPreconditionFailed, "the resource version does not match If-Match"};
 }
 
-void AppendEscaped(std::string& out, std::string_view s) { AppendJsonEscaped(out, s); }
-
 }  // namespace
 
 std::string VersionAad(std::string_view type, std::string_view id, int64_t version) {
@@ -342,12 +340,12 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
   out += R"(","meta":{"lastUpdated":")";
   out += FormatInstant(clock_.NowMillis());
   out += R"("},"type":"history","link":[{"relation":"self","url":)";
-  AppendEscaped(out, self);
+  AppendJsonEscaped(out, self);
   out += '}';
   if (has_next) {
     out += R"(,{"relation":"next","url":)";
-    AppendEscaped(out, path + "?_count=" + std::to_string(count) +
-                           "&_page=" + std::to_string(records.back().seq));
+    AppendJsonEscaped(out, path + "?_count=" + std::to_string(count) +
+                               "&_page=" + std::to_string(records.back().seq));
     out += '}';
   }
   out += ']';
@@ -359,7 +357,7 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
     first = false;
     std::string rel = rec.type + "/" + rec.id;
     out += "{\"fullUrl\":";
-    AppendEscaped(out, std::string(base_url) + "/" + rel);
+    AppendJsonEscaped(out, std::string(base_url) + "/" + rel);
     if (!rec.deleted) {
       ASSIGN_OR_RETURN(std::string text, OpenVersion(rec));
       out += ",\"resource\":";
@@ -370,13 +368,13 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
     out += ",\"request\":{\"method\":\"";
     out += method;
     out += "\",\"url\":";
-    AppendEscaped(out, rec.version == 1 && !rec.deleted ? rec.type : rel);
+    AppendJsonEscaped(out, rec.version == 1 && !rec.deleted ? rec.type : rel);
     out += "},\"response\":{\"status\":\"";
     out += status;
     out += "\",\"etag\":";
-    AppendEscaped(out, WeakEtag(rec.version));
+    AppendJsonEscaped(out, WeakEtag(rec.version));
     out += ",\"lastModified\":";
-    AppendEscaped(out, FormatInstant(rec.last_updated_ms));
+    AppendJsonEscaped(out, FormatInstant(rec.last_updated_ms));
     out += "}}";
   }
   if (!records.empty()) out += ']';

@@ -7,8 +7,6 @@
 // references to thread-safe services.
 #pragma once
 
-#include <atomic>
-#include <functional>
 #include <string>
 
 #include "auth/token_issuer.h"
