@@ -107,7 +107,7 @@ int ServeCommand(const std::vector<std::string>& args) {
   fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir,
                                   config.limits.json_depth);
   auth::TokenIssuer issuer(*dir.signing_key, config.auth.issuer, config.auth.audience,
-                           config.auth.token_lifetime_s, clock);
+                           config.auth.system_token_lifetime_s, clock);
   auth::TokenVerifier verifier(*dir.signing_key, config.auth.issuer, config.auth.audience,
                                config.auth.clock_skew_s, clock,
                                static_cast<size_t>(config.auth.token_cache_entries));

@@ -23,6 +23,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "crypto/public_key.h"
 #include "crypto/signing_key.h"
 
 namespace phigate::auth {
@@ -44,5 +45,36 @@ Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token,
                                                const crypto::VerifyingKey& key,
                                                std::string_view expected_kid,
                                                std::string_view expected_typ);
+
+// --- Any party's JWS (external OpenID providers, private_key_jwt client assertions) ---
+// Same strictness as above, but the key is looked up by the caller between the two steps:
+//   auto parts = ParseJws(token);             // structure + header only, no trust
+//   key = keys.Find(parts->kid, alg)          // the caller's key set decides
+//   auto claims = VerifyJws(*parts, *key);    // signature, then the payload
+struct JwsParts {
+  std::string alg;  // header "alg", verbatim (a string; anything else is refused)
+  std::string kid;  // header "kid" or empty
+  std::string typ;  // header "typ" or empty
+  std::string signing_input;  // header '.' payload, as received
+  std::string signature;      // base64url-decoded
+  std::string payload_b64;
+};
+
+// kUnauthenticated "invalid token" unless: size <= kMaxJwtBytes, exactly three non-empty
+// base64url parts, header a JSON object with a string "alg", "kid"/"typ" strings if
+// present, no "crit". "jku", "x5u", "jwk", "x5c" are ignored (never fetched or used).
+Result<JwsParts> ParseJws(std::string_view token);
+
+// True if `typ` equals `want` case-insensitively, with or without "application/".
+bool JwsTypMatches(std::string_view typ, std::string_view want);
+
+// kUnauthenticated "invalid token" unless parts.alg names an algorithm (ParseJwsAlg) equal
+// to key.alg() and the signature verifies; then the payload must be a JSON object.
+Result<boost::json::object> VerifyJws(const JwsParts& parts, const crypto::PublicKey& key);
+
+// Signs `claims` with header {"alg":<key.alg()>,"typ":<typ>,"kid":<kid>} (typ/kid omitted
+// when empty).
+std::string EncodeJws(const crypto::PrivateKey& key, std::string_view kid, std::string_view typ,
+                      const boost::json::object& claims);
 
 }  // namespace phigate::auth

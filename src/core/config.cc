@@ -53,6 +53,21 @@ Setter Bool(bool& dst) {
   };
 }
 
+Setter StrList(std::vector<std::string>& dst, bool allow_empty) {
+  return [&dst, allow_empty](const toml::node& n, const std::string& key) {
+    const toml::array* a = n.as_array();
+    if (a == nullptr) Fail(key, "expected an array of strings");
+    std::vector<std::string> out;
+    for (const toml::node& e : *a) {
+      auto v = e.value<std::string>();
+      if (!e.is_string() || !v || v->empty()) Fail(key, "expected an array of non-empty strings");
+      out.push_back(*v);
+    }
+    if (out.empty() && !allow_empty) Fail(key, "must not be empty");
+    dst = std::move(out);
+  };
+}
+
 Setter OneOf(std::string& dst, std::vector<std::string> allowed) {
   return [&dst, allowed](const toml::node& n, const std::string& key) {
     std::string v;
@@ -92,7 +107,19 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"keys.signing_key_file", Str(c.keys.signing_key_file)},
       {"auth.issuer", Str(c.auth.issuer)},
       {"auth.audience", Str(c.auth.audience)},
-      {"auth.token_lifetime_s", Int(c.auth.token_lifetime_s, 30, 900)},
+      {"auth.system_token_lifetime_s", Int(c.auth.system_token_lifetime_s, 30, 900)},
+      {"auth.person_token_lifetime_s", Int(c.auth.person_token_lifetime_s, 30, 900)},
+      {"auth.session_idle_timeout_s", Int(c.auth.session_idle_timeout_s, 60, 86'400)},
+      {"auth.session_max_lifetime_s", Int(c.auth.session_max_lifetime_s, 300, 30 * 86'400)},
+      {"auth.enrollment_ttl_s", Int(c.auth.enrollment_ttl_s, 300, 7 * 86'400)},
+      {"auth.min_password_length", Int32(c.auth.min_password_length, 8, 64)},
+      {"auth.max_failed_attempts", Int32(c.auth.max_failed_attempts, 1, 100)},
+      {"auth.lockout_base_s", Int(c.auth.lockout_base_s, 1, 86'400)},
+      {"auth.lockout_max_s", Int(c.auth.lockout_max_s, 1, 30 * 86'400)},
+      {"auth.address_max_failures", Int32(c.auth.address_max_failures, 1, 1'000'000)},
+      {"auth.address_window_s", Int(c.auth.address_window_s, 1, 86'400)},
+      {"auth.client_assertion_max_lifetime_s",
+       Int(c.auth.client_assertion_max_lifetime_s, 30, 3600)},
       {"auth.token_cache_entries", Int32(c.auth.token_cache_entries, 0, 10'000'000)},
       {"auth.clock_skew_s", Int(c.auth.clock_skew_s, 0, 60)},
       {"fhir.update_create", Bool(c.fhir.update_create)},
@@ -103,17 +130,70 @@ std::map<std::string, Setter> Schema(Config& c) {
   };
 }
 
+std::map<std::string, Setter> OidcSchema(OidcIssuerConfig& o) {
+  return {
+      {"issuer", Str(o.issuer)},
+      {"audience", Str(o.audience)},
+      {"algorithms", StrList(o.algorithms, false)},
+      {"ca_file", Str(o.ca_file)},
+      {"roles_claim", Str(o.roles_claim)},
+      {"require_mfa", Bool(o.require_mfa)},
+      {"mfa_amr", StrList(o.mfa_amr, false)},
+      {"require_at_jwt", Bool(o.require_at_jwt)},
+      {"jwks_min_refresh_s", Int(o.jwks_min_refresh_s, 1, 86'400)},
+      {"jwks_max_age_s", Int(o.jwks_max_age_s, 60, 7 * 86'400)},
+      {"http_timeout_ms", Int(o.http_timeout_ms, 100, 60'000)},
+  };
+}
+
+void WalkOidc(const toml::table& table, const std::string& key, std::vector<OidcIssuerConfig>& out) {
+  OidcIssuerConfig o;
+  auto schema = OidcSchema(o);
+  for (const auto& [k, node] : table) {
+    std::string sub = key + "." + std::string(k.str());
+    auto it = schema.find(std::string(k.str()));
+    if (it == schema.end()) Fail(sub, "unknown key");
+    it->second(node, sub);
+  }
+  if (o.issuer.rfind("https://", 0) != 0 || o.issuer.size() <= 8) {
+    Fail(key + ".issuer", "required, and must be an https:// URL");
+  }
+  if (o.audience.empty()) Fail(key + ".audience", "required");
+  for (const auto& alg : o.algorithms) {
+    if (alg != "RS256" && alg != "ES256" && alg != "EdDSA") {
+      Fail(key + ".algorithms", "supported algorithms are RS256, ES256 and EdDSA");
+    }
+  }
+  for (const auto& other : out) {
+    if (other.issuer == o.issuer) Fail(key + ".issuer", "configured twice");
+  }
+  out.push_back(std::move(o));
+}
+
 void Walk(const toml::table& table, const std::string& prefix,
-          const std::map<std::string, Setter>& schema) {
+          const std::map<std::string, Setter>& schema, Config& config) {
   for (const auto& [k, node] : table) {
     std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (key == "auth.oidc") {
+      // [auth.oidc] (one provider) or [[auth.oidc]] (several).
+      if (const toml::table* t = node.as_table()) {
+        WalkOidc(*t, key, config.auth.oidc);
+      } else if (const toml::array* a = node.as_array(); a != nullptr && a->is_array_of_tables()) {
+        for (size_t i = 0; i < a->size(); ++i) {
+          WalkOidc(*a->get(i)->as_table(), key + "[" + std::to_string(i) + "]", config.auth.oidc);
+        }
+      } else {
+        Fail(key, "expected a table or an array of tables");
+      }
+      continue;
+    }
     if (node.is_table()) {
       bool known_section = false;
       for (const auto& [name, _] : schema) {
         if (name.rfind(key + ".", 0) == 0) known_section = true;
       }
       if (!known_section) Fail(key, "unknown section");
-      Walk(*node.as_table(), key, schema);
+      Walk(*node.as_table(), key, schema, config);
       continue;
     }
     auto it = schema.find(key);
@@ -135,9 +215,12 @@ Config ParseConfig(const std::string& text, const std::string& origin) {
     throw ConfigError(msg.str());
   }
   try {
-    Walk(table, "", Schema(config));
+    Walk(table, "", Schema(config), config);
   } catch (const ConfigError& e) {
     throw ConfigError(origin + ": " + e.what());
+  }
+  if (config.auth.lockout_base_s > config.auth.lockout_max_s) {
+    throw ConfigError(origin + ": auth.lockout_base_s: must not exceed auth.lockout_max_s");
   }
   if (config.fhir.default_page_size > config.fhir.max_page_size) {
     throw ConfigError(origin + ": fhir.default_page_size: must not exceed fhir.max_page_size");

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace phigate {
 
@@ -46,12 +47,42 @@ struct KeysConfig {
   std::string signing_key_file;  // default <data_dir>/keys/token-signing.pem (0600)
 };
 
+// An external OpenID provider whose access tokens phigate accepts ([[auth.oidc]]).
+struct OidcIssuerConfig {
+  std::string issuer;    // required; https; must equal the discovery document's issuer
+  std::string audience;  // required; the aud phigate's tokens must carry (resource indicator)
+  std::vector<std::string> algorithms = {"RS256", "ES256", "EdDSA"};
+  std::string ca_file;  // PEM bundle that verifies the provider's TLS; empty: system store
+  std::string roles_claim = "roles";  // a string array (or space-separated string) claim
+  bool require_mfa = true;            // people's tokens must carry a second factor in amr
+  // RFC 8176 amr values that count as a second factor.
+  std::vector<std::string> mfa_amr = {"mfa", "otp", "hwk", "swk", "sms", "tel", "sc",
+                                      "fpt", "face", "iris", "retina", "vbm"};
+  bool require_at_jwt = true;        // header typ must be at+jwt (RFC 9068)
+  int64_t jwks_min_refresh_s = 60;   // an unknown kid refetches the JWKS at most this often
+  int64_t jwks_max_age_s = 3600;     // cached keys are refetched after this long
+  int64_t http_timeout_ms = 5000;    // discovery and JWKS fetches
+};
+
 struct AuthConfig {
-  std::string issuer;              // default https://<listen>
-  std::string audience;            // default <issuer>/fhir
-  int64_t token_lifetime_s = 900;  // at most 900
+  std::string issuer;    // default https://<listen>
+  std::string audience;  // default <issuer>/fhir
+  int64_t system_token_lifetime_s = 900;  // client credentials; at most 900
+  int64_t person_token_lifetime_s = 300;  // people (authorization code, refresh); <= 900
   int token_cache_entries = 100'000;
   int64_t clock_skew_s = 60;
+  // Built-in authorization server: sessions (automatic logoff) and login protection.
+  int64_t session_idle_timeout_s = 900;     // a refresh token unused this long expires
+  int64_t session_max_lifetime_s = 43'200;  // a session ends this long after login
+  int64_t enrollment_ttl_s = 86'400;        // enrollment links expire
+  int min_password_length = 12;             // NIST SP 800-63B: at least 8
+  int max_failed_attempts = 5;              // consecutive failures before the account locks
+  int64_t lockout_base_s = 60;              // first lock; doubles per further failure
+  int64_t lockout_max_s = 3600;
+  int address_max_failures = 20;  // failures from one address within the window -> 429
+  int64_t address_window_s = 300;
+  int64_t client_assertion_max_lifetime_s = 300;  // private_key_jwt exp - now (RFC 7523)
+  std::vector<OidcIssuerConfig> oidc;
 };
 
 struct FhirConfig {

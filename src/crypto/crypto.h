@@ -25,6 +25,8 @@ std::string RandomToken(size_t bytes);
 
 std::string Sha256(std::string_view data);                            // 32 raw bytes
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
+// HMAC-SHA-1 (20 raw bytes): only for TOTP (RFC 6238), whose authenticator apps use it.
+std::string HmacSha1(std::string_view key, std::string_view data);
 // RFC 5869 HKDF-SHA256. `length` must be at most 255 * 32 (a programming error otherwise:
 // the process aborts). An empty salt means HashLen zero bytes (RFC 5869 §2.2).
 std::string HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info,

@@ -46,10 +46,62 @@ struct HistoryQuery {
 struct ClientRecord {
   std::string client_id;
   std::string name;
-  std::string secret_hash;  // Argon2id PHC string
+  std::string secret_hash;  // Argon2id PHC string; empty unless auth_method is secret_basic
   std::string scope;        // space-separated SMART scopes
   int64_t created_ms = 0;
   bool disabled = false;
+  // "client_secret_basic" | "private_key_jwt" | "none" (a public app: PKCE only).
+  std::string auth_method = "client_secret_basic";
+  std::string jwks;           // the client's public JWKS (JSON) for private_key_jwt
+  std::string roles;          // comma-separated role names
+  std::string redirect_uris;  // space-separated; non-empty: may use authorization_code
+};
+
+// A person who logs in to the built-in authorization server.
+struct UserRecord {
+  std::string user_id;         // 128 random bits, hex; immutable, unique
+  std::string username;        // unique; stored lower-cased
+  std::string roles;           // comma-separated role names
+  std::string fhir_user;       // "" or a relative reference: "Practitioner/123", "Patient/7"
+  std::string password_hash;   // Argon2id PHC; empty until enrolled
+  std::string totp_secret;     // sealed by the keyring (never plaintext); empty if none
+  bool mfa_enrolled = false;   // the TOTP secret was confirmed with a first code
+  int64_t totp_last_step = 0;  // highest TOTP time step accepted (single use)
+  std::string enrollment_hash;  // hex SHA-256 of the outstanding enrollment token, or ""
+  int64_t enrollment_expires_ms = 0;
+  int failed_attempts = 0;      // consecutive failed passwords/codes
+  int64_t locked_until_ms = 0;  // 0: not locked
+  bool disabled = false;
+  int64_t created_ms = 0;
+  // Tokens and sessions of this user that authenticated before this instant are void
+  // (set on disable, MFA reset and re-enrollment).
+  int64_t sessions_valid_after_ms = 0;
+  int64_t revision = 0;  // set by the store: 1 on insert, +1 on every update
+};
+
+// One login session of the built-in server: a chain of rotated refresh tokens.
+struct RefreshFamily {
+  std::string family_id;  // random; also the access tokens' "sid"
+  std::string user_id;
+  std::string client_id;
+  std::string scope;
+  int64_t auth_time_ms = 0;    // when the person authenticated (password + TOTP)
+  int64_t expires_ms = 0;      // absolute session end (auth_time + max lifetime)
+  int64_t last_used_ms = 0;    // idle timeout counts from here
+  bool revoked = false;
+};
+
+enum class RotateOutcome {
+  kRotated,  // old token consumed, new token stored, family.last_used_ms = now
+  kUnknown,  // no such token
+  kReused,   // the token was already rotated: the whole family is now revoked
+  kRevoked,  // the family was revoked before
+  kExpired,  // idle timeout or absolute lifetime passed (the family is revoked now)
+};
+
+struct RotateResult {
+  RotateOutcome outcome = RotateOutcome::kUnknown;
+  RefreshFamily family;  // filled unless kUnknown
 };
 
 struct DataKeyRecord {
@@ -79,6 +131,50 @@ class Store {
 
   virtual Status PutClient(const ClientRecord& client) = 0;  // insert; kConflict if exists
   virtual Result<std::optional<ClientRecord>> GetClient(const std::string& client_id) = 0;
+
+  virtual Result<std::vector<ClientRecord>> ListClients() = 0;
+
+  // --- Users (built-in authorization server) ---
+  // Insert with revision 1; kConflict ("user exists") if the id or username is taken.
+  virtual Status PutUser(const UserRecord& user) = 0;
+  // Replaces the user if its stored revision is `expected_revision` (then revision + 1);
+  // kConflict otherwise, kNotFound if absent. user_id, username and created_ms never change.
+  virtual Status UpdateUser(const UserRecord& user, int64_t expected_revision) = 0;
+  virtual Result<std::optional<UserRecord>> GetUser(const std::string& user_id) = 0;
+  virtual Result<std::optional<UserRecord>> GetUserByName(const std::string& username) = 0;
+  virtual Result<std::optional<UserRecord>> GetUserByEnrollment(const std::string& hash) = 0;
+  virtual Result<std::vector<UserRecord>> ListUsers() = 0;  // ordered by username
+
+  // --- Refresh tokens: only SHA-256 hashes (hex) of the opaque tokens are stored ---
+  // kConflict if the family id or token hash exists.
+  virtual Status CreateRefreshFamily(const RefreshFamily& family,
+                                     const std::string& first_token_hash) = 0;
+  // One transaction: if `old_hash` is the family's current token and the family is live
+  // (not revoked, now < expires_ms, now < last_used_ms + idle_timeout_ms), replaces it by
+  // `new_hash`. A hash that was current before (already rotated) revokes the family
+  // (kReused); an expired family is revoked (kExpired).
+  virtual Result<RotateResult> RotateRefreshToken(const std::string& old_hash,
+                                                  const std::string& new_hash, int64_t now_ms,
+                                                  int64_t idle_timeout_ms) = 0;
+  // The family whose current token is `hash`, without changing anything (introspection);
+  // nullopt for an unknown or already-rotated hash.
+  virtual Result<std::optional<RefreshFamily>> FindRefreshToken(const std::string& hash) = 0;
+  virtual Result<std::optional<RefreshFamily>> GetRefreshFamily(const std::string& family_id) = 0;
+  virtual Status RevokeRefreshFamily(const std::string& family_id) = 0;  // idempotent
+  virtual Status RevokeUserSessions(const std::string& user_id) = 0;     // all families
+  // Families revoked since `since_ms` (by revocation time) for the in-memory deny list.
+  virtual Result<std::vector<std::string>> RevokedFamiliesSince(int64_t since_ms) = 0;
+
+  // --- Access token revocation (RFC 7009) by jti, kept until the token's expiry ---
+  virtual Status RevokeAccessToken(const std::string& jti, int64_t expires_ms) = 0;  // idempotent
+  // Unexpired revoked jtis (start-up and refresh of the in-memory deny list).
+  virtual Result<std::vector<std::string>> RevokedAccessTokens(int64_t now_ms) = 0;
+
+  // --- Replay protection for client assertions (RFC 7523 §3 "jti") ---
+  // Records (client_id, jti) until expires_ms; returns false if it was already recorded
+  // and has not expired (a replay). Purges expired entries.
+  virtual Result<bool> RecordAssertionJti(const std::string& client_id, const std::string& jti,
+                                          int64_t expires_ms, int64_t now_ms) = 0;
 
   virtual Result<std::vector<DataKeyRecord>> LoadDataKeys() = 0;
   virtual Status SaveDataKey(const DataKeyRecord& key) = 0;  // kConflict if version exists

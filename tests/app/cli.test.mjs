@@ -96,7 +96,7 @@ test('config errors stop start-up naming the key, exit 1', () => {
     ['[server]\nlisten_port = 1\n', /server\.listen_port: unknown key/],
     ['[limits]\nbody_bytes = "big"\n', /limits\.body_bytes: expected an integer/],
     ['[tls]\nmin_version = "1.1"\n', /tls\.min_version: must be one of 1\.2, 1\.3/],
-    ['[auth]\ntoken_lifetime_s = 86400\n', /auth\.token_lifetime_s: must be between 30 and 900/],
+    ['[auth]\nsystem_token_lifetime_s = 86400\n', /auth\.system_token_lifetime_s: must be between 30 and 900/],
   ];
   for (const [toml, pattern] of cases) {
     const file = path.join(dir, 'c.toml');

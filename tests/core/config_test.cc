@@ -24,7 +24,7 @@ TEST(ConfigTest, DefaultsAreTheStrictOnes) {
   EXPECT_EQ(c.limits.body_bytes, 8 * 1024 * 1024);
   EXPECT_EQ(c.limits.json_depth, 64);
   EXPECT_EQ(c.tls.min_version, "1.2");
-  EXPECT_EQ(c.auth.token_lifetime_s, 900);
+  EXPECT_EQ(c.auth.system_token_lifetime_s, 900);
   EXPECT_FALSE(c.fhir.update_create);
 }
 
@@ -40,7 +40,7 @@ json_depth = 32
 [tls]
 min_version = "1.3"
 [auth]
-token_lifetime_s = 300
+system_token_lifetime_s = 300
 [fhir]
 update_create = true
 [log]
@@ -53,7 +53,7 @@ level = "warn"
   EXPECT_EQ(c.limits.body_bytes, 1048576);
   EXPECT_EQ(c.limits.json_depth, 32);
   EXPECT_EQ(c.tls.min_version, "1.3");
-  EXPECT_EQ(c.auth.token_lifetime_s, 300);
+  EXPECT_EQ(c.auth.system_token_lifetime_s, 300);
   EXPECT_TRUE(c.fhir.update_create);
   EXPECT_EQ(c.log.level, "warn");
 }
@@ -71,8 +71,8 @@ TEST(ConfigTest, BadValuesAreNamed) {
             "test.toml: limits.json_depth: must be between 8 and 512");
   EXPECT_EQ(ErrorOf("[tls]\nmin_version = \"1.0\"\n"),
             "test.toml: tls.min_version: must be one of 1.2, 1.3");
-  EXPECT_EQ(ErrorOf("[auth]\ntoken_lifetime_s = 3600\n"),
-            "test.toml: auth.token_lifetime_s: must be between 30 and 900");
+  EXPECT_EQ(ErrorOf("[auth]\nsystem_token_lifetime_s = 3600\n"),
+            "test.toml: auth.system_token_lifetime_s: must be between 30 and 900");
   EXPECT_EQ(ErrorOf("[fhir]\nupdate_create = 1\n"),
             "test.toml: fhir.update_create: expected true or false");
 }

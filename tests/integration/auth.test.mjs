@@ -290,7 +290,7 @@ test('tokens crafted with the server key: valid ones pass, expired/wrong aud/wro
 });
 
 test('token lifetime is configurable, and a cached token stops working at exp', async () => {
-  const short = await startServer({ config: '[auth]\ntoken_lifetime_s = 30\nclock_skew_s = 0\n' });
+  const short = await startServer({ config: '[auth]\nsystem_token_lifetime_s = 30\nclock_skew_s = 0\n' });
   try {
     const c = await addClient(short.dataDir, { name: 'short', scope: 'system/*.cruds' });
     const res = await short.tokenResponse(c);

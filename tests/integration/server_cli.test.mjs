@@ -60,7 +60,7 @@ test('configuration errors stop start-up and name the key or file', async () => 
     ['[limits]\njson_depth = 0\n', 'limits.json_depth'],
     ['[tls]\nmin_version = "1.0"\n', 'tls.min_version'],
     ['[fhir]\nupdate_create = "yes"\n', 'fhir.update_create'],
-    ['[auth]\ntoken_lifetime_s = 86400\n', 'auth.token_lifetime_s'],
+    ['[auth]\nsystem_token_lifetime_s = 86400\n', 'auth.system_token_lifetime_s'],
     ['[nope]\nx = 1\n', 'nope'],
     ['this is = = not toml\n', 'phigate-bad-7.toml'],
   ];
