@@ -1,4 +1,6 @@
-// Store: durable storage of resource versions, API clients and wrapped data keys.
+// Store: durable storage of resource versions, API clients, wrapped data keys, and the
+// authentication state of the built-in authorization server (users, refresh token families,
+// revoked access tokens, seen client assertion ids).
 //
 // The store never sees plaintext PHI: a resource version arrives as an opaque AEAD
 // ciphertext (sealed by the fhir layer with AAD = type/id/version). Plaintext columns are
@@ -59,14 +61,14 @@ struct ClientRecord {
 
 // A person who logs in to the built-in authorization server.
 struct UserRecord {
-  std::string user_id;         // 128 random bits, hex; immutable, unique
-  std::string username;        // unique; stored lower-cased
-  std::string roles;           // comma-separated role names
-  std::string fhir_user;       // "" or a relative reference: "Practitioner/123", "Patient/7"
-  std::string password_hash;   // Argon2id PHC; empty until enrolled
-  std::string totp_secret;     // sealed by the keyring (never plaintext); empty if none
-  bool mfa_enrolled = false;   // the TOTP secret was confirmed with a first code
-  int64_t totp_last_step = 0;  // highest TOTP time step accepted (single use)
+  std::string user_id;          // 128 random bits, hex; immutable, unique
+  std::string username;         // unique; stored lower-cased
+  std::string roles;            // comma-separated role names
+  std::string fhir_user;        // "" or a relative reference: "Practitioner/123", "Patient/7"
+  std::string password_hash;    // Argon2id PHC; empty until enrolled
+  std::string totp_secret;      // sealed by the keyring (never plaintext); empty if none
+  bool mfa_enrolled = false;    // the TOTP secret was confirmed with a first code
+  int64_t totp_last_step = 0;   // highest TOTP time step accepted (single use)
   std::string enrollment_hash;  // hex SHA-256 of the outstanding enrollment token, or ""
   int64_t enrollment_expires_ms = 0;
   int failed_attempts = 0;      // consecutive failed passwords/codes
@@ -85,9 +87,9 @@ struct RefreshFamily {
   std::string user_id;
   std::string client_id;
   std::string scope;
-  int64_t auth_time_ms = 0;    // when the person authenticated (password + TOTP)
-  int64_t expires_ms = 0;      // absolute session end (auth_time + max lifetime)
-  int64_t last_used_ms = 0;    // idle timeout counts from here
+  int64_t auth_time_ms = 0;  // when the person authenticated (password + TOTP)
+  int64_t expires_ms = 0;    // absolute session end (auth_time + max lifetime)
+  int64_t last_used_ms = 0;  // idle timeout counts from here
   bool revoked = false;
 };
 
@@ -129,30 +131,43 @@ class Store {
   // a negative limit or before_seq, or an empty type, is kInvalidArgument.
   virtual Result<std::vector<VersionRecord>> History(const HistoryQuery& query) = 0;
 
-  virtual Status PutClient(const ClientRecord& client) = 0;  // insert; kConflict if exists
+  // Insert; kConflict ("client already exists") if it exists, kInvalidArgument for an empty
+  // client_id or an auth_method other than the three listed in ClientRecord.
+  virtual Status PutClient(const ClientRecord& client) = 0;
   virtual Result<std::optional<ClientRecord>> GetClient(const std::string& client_id) = 0;
 
-  virtual Result<std::vector<ClientRecord>> ListClients() = 0;
+  virtual Result<std::vector<ClientRecord>> ListClients() = 0;  // ordered by client_id
 
   // --- Users (built-in authorization server) ---
-  // Insert with revision 1; kConflict ("user exists") if the id or username is taken.
+  // Insert with revision 1 (user.revision is ignored); kConflict ("user exists") if the id or
+  // username (compared ignoring ASCII case) is taken. The username is stored lower-cased.
+  // kInvalidArgument for an empty user_id or username.
   virtual Status PutUser(const UserRecord& user) = 0;
   // Replaces the user if its stored revision is `expected_revision` (then revision + 1);
-  // kConflict otherwise, kNotFound if absent. user_id, username and created_ms never change.
+  // kConflict ("version conflict") otherwise, kNotFound ("user not found") if absent.
+  // user_id, username and created_ms never change: a different username is
+  // kInvalidArgument, a different created_ms is ignored.
   virtual Status UpdateUser(const UserRecord& user, int64_t expected_revision) = 0;
   virtual Result<std::optional<UserRecord>> GetUser(const std::string& user_id) = 0;
   virtual Result<std::optional<UserRecord>> GetUserByName(const std::string& username) = 0;
+  // An empty hash finds nobody.
   virtual Result<std::optional<UserRecord>> GetUserByEnrollment(const std::string& hash) = 0;
   virtual Result<std::vector<UserRecord>> ListUsers() = 0;  // ordered by username
 
   // --- Refresh tokens: only SHA-256 hashes (hex) of the opaque tokens are stored ---
-  // kConflict if the family id or token hash exists.
+  // kConflict ("session exists") if the family id or token hash exists. Also deletes
+  // families (and their tokens) whose expires_ms is older than family.auth_time_ms minus a
+  // retention (SqliteOptions::ended_session_retention_ms, 24 h): their tokens read as
+  // unknown afterwards.
   virtual Status CreateRefreshFamily(const RefreshFamily& family,
                                      const std::string& first_token_hash) = 0;
   // One transaction: if `old_hash` is the family's current token and the family is live
   // (not revoked, now < expires_ms, now < last_used_ms + idle_timeout_ms), replaces it by
   // `new_hash`. A hash that was current before (already rotated) revokes the family
-  // (kReused); an expired family is revoked (kExpired).
+  // (kReused); an expired family is revoked (kExpired). A revoked family answers kRevoked
+  // whichever of its hashes is presented. Revocations here are stamped with now_ms.
+  // kConflict ("refresh token exists") if new_hash exists; kInvalidArgument for empty or
+  // equal hashes or a non-positive idle timeout.
   virtual Result<RotateResult> RotateRefreshToken(const std::string& old_hash,
                                                   const std::string& new_hash, int64_t now_ms,
                                                   int64_t idle_timeout_ms) = 0;
@@ -160,19 +175,25 @@ class Store {
   // nullopt for an unknown or already-rotated hash.
   virtual Result<std::optional<RefreshFamily>> FindRefreshToken(const std::string& hash) = 0;
   virtual Result<std::optional<RefreshFamily>> GetRefreshFamily(const std::string& family_id) = 0;
+  // The two calls below stamp the revocation with the store's clock (SqliteOptions::clock);
+  // an unknown id is not an error, and an already revoked family keeps its first time.
   virtual Status RevokeRefreshFamily(const std::string& family_id) = 0;  // idempotent
   virtual Status RevokeUserSessions(const std::string& user_id) = 0;     // all families
-  // Families revoked since `since_ms` (by revocation time) for the in-memory deny list.
+  // Families revoked at or after `since_ms` (by revocation time) for the in-memory deny
+  // list, oldest revocation first.
   virtual Result<std::vector<std::string>> RevokedFamiliesSince(int64_t since_ms) = 0;
 
   // --- Access token revocation (RFC 7009) by jti, kept until the token's expiry ---
   virtual Status RevokeAccessToken(const std::string& jti, int64_t expires_ms) = 0;  // idempotent
-  // Unexpired revoked jtis (start-up and refresh of the in-memory deny list).
+  // Unexpired (expires_ms > now_ms) revoked jtis (start-up and refresh of the in-memory
+  // deny list), ordered by jti; expired entries are purged. A repeated revocation keeps the
+  // later expiry.
   virtual Result<std::vector<std::string>> RevokedAccessTokens(int64_t now_ms) = 0;
 
   // --- Replay protection for client assertions (RFC 7523 §3 "jti") ---
   // Records (client_id, jti) until expires_ms; returns false if it was already recorded
-  // and has not expired (a replay). Purges expired entries.
+  // and has not expired (a replay). Purges expired entries (expires_ms <= now_ms) first, so
+  // an expired duplicate is recorded anew (true).
   virtual Result<bool> RecordAssertionJti(const std::string& client_id, const std::string& jti,
                                           int64_t expires_ms, int64_t now_ms) = 0;
 

@@ -54,6 +54,89 @@ CREATE TABLE data_keys (
 PRAGMA user_version = 1;
 )sql"};
 
+// Issue 3: authentication state of the built-in authorization server.
+//
+// clients gains the columns of the new ClientRecord fields. Their defaults describe what
+// every client of a version-1 database is: a confidential client with a secret
+// (client_secret_basic), no keys, no roles, no redirect URIs (client credentials only).
+//
+// users: one row per person. username is unique case-insensitively (NOCASE, ASCII, which
+// is all a username may contain); totp_secret is a BLOB because it holds keyring-sealed
+// bytes, never the secret. An outstanding enrollment token is found by its hash, so the
+// hash is indexed and unique, but only among non-empty values: most users have none.
+//
+// refresh_families / refresh_tokens: a session and the chain of its refresh token hashes.
+// Rotated hashes stay (is_current = 0) so presenting one again is recognised as reuse (OAuth
+// 2.0 Security BCP, RFC 9700 §4.14.2). The partial unique index makes a second current
+// token in one family impossible. ON DELETE CASCADE removes a purged family's tokens. The
+// partial index on revoked_ms serves the deny-list poll (RevokedFamiliesSince).
+//
+// revoked_access_tokens (RFC 7009) and client_assertion_jtis (RFC 7523 §3) are kept until
+// the token or assertion expires; the expiry indexes make purging a range scan.
+constexpr Sql kMigration2Authentication{"migration_2_authentication", R"sql(
+ALTER TABLE clients ADD COLUMN auth_method TEXT NOT NULL DEFAULT 'client_secret_basic'
+  CHECK (auth_method IN ('client_secret_basic', 'private_key_jwt', 'none'));
+ALTER TABLE clients ADD COLUMN jwks TEXT NOT NULL DEFAULT '';
+ALTER TABLE clients ADD COLUMN roles TEXT NOT NULL DEFAULT '';
+ALTER TABLE clients ADD COLUMN redirect_uris TEXT NOT NULL DEFAULT '';
+CREATE TABLE users (
+  user_id TEXT PRIMARY KEY NOT NULL CHECK (length(user_id) > 0),
+  username TEXT NOT NULL COLLATE NOCASE UNIQUE CHECK (length(username) > 0),
+  roles TEXT NOT NULL,
+  fhir_user TEXT NOT NULL,
+  password_hash TEXT NOT NULL,
+  totp_secret BLOB NOT NULL,
+  mfa_enrolled INTEGER NOT NULL CHECK (mfa_enrolled IN (0, 1)),
+  totp_last_step INTEGER NOT NULL,
+  enrollment_hash TEXT NOT NULL,
+  enrollment_expires_ms INTEGER NOT NULL,
+  failed_attempts INTEGER NOT NULL CHECK (failed_attempts BETWEEN 0 AND 2147483647),
+  locked_until_ms INTEGER NOT NULL,
+  disabled INTEGER NOT NULL CHECK (disabled IN (0, 1)),
+  created_ms INTEGER NOT NULL,
+  sessions_valid_after_ms INTEGER NOT NULL,
+  revision INTEGER NOT NULL CHECK (revision >= 1)
+) STRICT;
+CREATE UNIQUE INDEX users_by_enrollment_hash ON users (enrollment_hash)
+  WHERE enrollment_hash <> '';
+CREATE TABLE refresh_families (
+  family_id TEXT PRIMARY KEY NOT NULL CHECK (length(family_id) > 0),
+  user_id TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  auth_time_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL,
+  last_used_ms INTEGER NOT NULL,
+  revoked INTEGER NOT NULL CHECK (revoked IN (0, 1)),
+  revoked_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refresh_families_by_user ON refresh_families (user_id);
+CREATE INDEX refresh_families_by_expiry ON refresh_families (expires_ms);
+CREATE INDEX refresh_families_by_revoked_ms ON refresh_families (revoked_ms) WHERE revoked = 1;
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY NOT NULL CHECK (length(token_hash) > 0),
+  family_id TEXT NOT NULL REFERENCES refresh_families (family_id) ON DELETE CASCADE,
+  created_ms INTEGER NOT NULL,
+  is_current INTEGER NOT NULL CHECK (is_current IN (0, 1)),
+  rotated_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+CREATE UNIQUE INDEX refresh_tokens_one_current ON refresh_tokens (family_id) WHERE is_current = 1;
+CREATE TABLE revoked_access_tokens (
+  jti TEXT PRIMARY KEY NOT NULL CHECK (length(jti) > 0),
+  expires_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX revoked_access_tokens_by_expiry ON revoked_access_tokens (expires_ms);
+CREATE TABLE client_assertion_jtis (
+  client_id TEXT NOT NULL CHECK (length(client_id) > 0),
+  jti TEXT NOT NULL CHECK (length(jti) > 0),
+  expires_ms INTEGER NOT NULL,
+  PRIMARY KEY (client_id, jti)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX client_assertion_jtis_by_expiry ON client_assertion_jtis (expires_ms);
+PRAGMA user_version = 2;
+)sql"};
+
 struct Migration {
   int to_version;
   const Sql* sql;
@@ -62,6 +145,7 @@ struct Migration {
 // Append only: a released migration never changes, a new schema is a new entry.
 constexpr std::array kMigrations{
     Migration{1, &kMigration1InitialSchema},
+    Migration{2, &kMigration2Authentication},
 };
 static_assert(kMigrations.back().to_version == kSchemaVersion);
 

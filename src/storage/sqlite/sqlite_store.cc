@@ -4,8 +4,13 @@
 #include <cstdint>
 #include <limits>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "core/ascii.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "storage/sqlite/connection.h"
 #include "storage/sqlite/current_cache.h"
@@ -66,15 +71,162 @@ constexpr Sql kHistoryType{
     " FROM resource_versions WHERE type = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"};
 
 // --- clients and data keys ---------------------------------------------------------------
+// Every SELECT of a client lists the columns in the order ReadClientRow expects.
 
-constexpr Sql kInsertClient{"insert_client",
-                            "INSERT INTO clients"
-                            " (client_id, name, secret_hash, scope, created_ms, disabled)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"};
+constexpr Sql kInsertClient{
+    "insert_client",
+    "INSERT INTO clients"
+    " (client_id, name, secret_hash, scope, created_ms, disabled, auth_method, jwks, roles,"
+    " redirect_uris)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"};
 
 constexpr Sql kSelectClient{"select_client",
-                            "SELECT client_id, name, secret_hash, scope, created_ms, disabled"
+                            "SELECT client_id, name, secret_hash, scope, created_ms, disabled,"
+                            " auth_method, jwks, roles, redirect_uris"
                             " FROM clients WHERE client_id = ?1"};
+
+constexpr Sql kListClients{"list_clients",
+                           "SELECT client_id, name, secret_hash, scope, created_ms, disabled,"
+                           " auth_method, jwks, roles, redirect_uris"
+                           " FROM clients ORDER BY client_id"};
+
+// --- users -------------------------------------------------------------------------------
+// Every SELECT of a user lists the columns in the order ReadUserRow expects. username has
+// NOCASE collation, so comparisons and ORDER BY on it ignore ASCII case.
+
+constexpr Sql kInsertUser{
+    "insert_user",
+    "INSERT INTO users (user_id, username, roles, fhir_user, password_hash, totp_secret,"
+    " mfa_enrolled, totp_last_step, enrollment_hash, enrollment_expires_ms, failed_attempts,"
+    " locked_until_ms, disabled, created_ms, sessions_valid_after_ms, revision)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1)"};
+
+constexpr Sql kSelectUserRevision{"select_user_revision",
+                                  "SELECT username, revision FROM users WHERE user_id = ?1"};
+
+// user_id, username and created_ms are deliberately absent from SET: they never change.
+// The revision in WHERE repeats the check UpdateUser made in the same transaction.
+constexpr Sql kUpdateUser{
+    "update_user",
+    "UPDATE users SET roles = ?2, fhir_user = ?3, password_hash = ?4, totp_secret = ?5,"
+    " mfa_enrolled = ?6, totp_last_step = ?7, enrollment_hash = ?8,"
+    " enrollment_expires_ms = ?9, failed_attempts = ?10, locked_until_ms = ?11,"
+    " disabled = ?12, sessions_valid_after_ms = ?13, revision = revision + 1"
+    " WHERE user_id = ?1 AND revision = ?14"};
+
+constexpr Sql kSelectUser{
+    "select_user",
+    "SELECT user_id, username, roles, fhir_user, password_hash, totp_secret, mfa_enrolled,"
+    " totp_last_step, enrollment_hash, enrollment_expires_ms, failed_attempts,"
+    " locked_until_ms, disabled, created_ms, sessions_valid_after_ms, revision"
+    " FROM users WHERE user_id = ?1"};
+
+constexpr Sql kSelectUserByName{
+    "select_user_by_name",
+    "SELECT user_id, username, roles, fhir_user, password_hash, totp_secret, mfa_enrolled,"
+    " totp_last_step, enrollment_hash, enrollment_expires_ms, failed_attempts,"
+    " locked_until_ms, disabled, created_ms, sessions_valid_after_ms, revision"
+    " FROM users WHERE username = ?1"};
+
+// The `<> ''` term matches the partial index's WHERE, which lets SQLite use the index (and
+// keeps an empty hash from matching every user without an enrollment).
+constexpr Sql kSelectUserByEnrollment{
+    "select_user_by_enrollment",
+    "SELECT user_id, username, roles, fhir_user, password_hash, totp_secret, mfa_enrolled,"
+    " totp_last_step, enrollment_hash, enrollment_expires_ms, failed_attempts,"
+    " locked_until_ms, disabled, created_ms, sessions_valid_after_ms, revision"
+    " FROM users WHERE enrollment_hash = ?1 AND enrollment_hash <> ''"};
+
+constexpr Sql kListUsers{
+    "list_users",
+    "SELECT user_id, username, roles, fhir_user, password_hash, totp_secret, mfa_enrolled,"
+    " totp_last_step, enrollment_hash, enrollment_expires_ms, failed_attempts,"
+    " locked_until_ms, disabled, created_ms, sessions_valid_after_ms, revision"
+    " FROM users ORDER BY username"};
+
+// --- refresh token families --------------------------------------------------------------
+// Every SELECT of a family lists its columns in the order ReadFamilyRow expects.
+
+constexpr Sql kPurgeEndedFamilies{"purge_ended_families",
+                                  "DELETE FROM refresh_families WHERE expires_ms < ?1"};
+
+constexpr Sql kInsertFamily{
+    "insert_family",
+    "INSERT INTO refresh_families (family_id, user_id, client_id, scope, auth_time_ms,"
+    " expires_ms, last_used_ms, revoked, revoked_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 0, 0)"};
+
+constexpr Sql kInsertCurrentToken{
+    "insert_current_token",
+    "INSERT INTO refresh_tokens (token_hash, family_id, created_ms, is_current, rotated_ms)"
+    " VALUES (?1, ?2, ?3, 1, 0)"};
+
+constexpr Sql kSelectTokenFamily{
+    "select_token_family",
+    "SELECT f.family_id, f.user_id, f.client_id, f.scope, f.auth_time_ms, f.expires_ms,"
+    " f.last_used_ms, f.revoked, t.is_current"
+    " FROM refresh_tokens AS t JOIN refresh_families AS f ON f.family_id = t.family_id"
+    " WHERE t.token_hash = ?1"};
+
+constexpr Sql kSelectCurrentTokenFamily{
+    "select_current_token_family",
+    "SELECT f.family_id, f.user_id, f.client_id, f.scope, f.auth_time_ms, f.expires_ms,"
+    " f.last_used_ms, f.revoked"
+    " FROM refresh_tokens AS t JOIN refresh_families AS f ON f.family_id = t.family_id"
+    " WHERE t.token_hash = ?1 AND t.is_current = 1"};
+
+constexpr Sql kSelectFamily{
+    "select_family",
+    "SELECT family_id, user_id, client_id, scope, auth_time_ms, expires_ms, last_used_ms,"
+    " revoked FROM refresh_families WHERE family_id = ?1"};
+
+constexpr Sql kRetireToken{"retire_token",
+                           "UPDATE refresh_tokens SET is_current = 0, rotated_ms = ?2"
+                           " WHERE token_hash = ?1"};
+
+constexpr Sql kTouchFamily{"touch_family",
+                           "UPDATE refresh_families SET last_used_ms = ?2 WHERE family_id = ?1"};
+
+// `revoked = 0` keeps the first revocation time: a second revocation changes nothing.
+constexpr Sql kRevokeFamily{"revoke_family",
+                            "UPDATE refresh_families SET revoked = 1, revoked_ms = ?2"
+                            " WHERE family_id = ?1 AND revoked = 0"};
+
+constexpr Sql kRevokeUserFamilies{"revoke_user_families",
+                                  "UPDATE refresh_families SET revoked = 1, revoked_ms = ?2"
+                                  " WHERE user_id = ?1 AND revoked = 0"};
+
+constexpr Sql kSelectRevokedFamiliesSince{
+    "select_revoked_families_since",
+    "SELECT family_id FROM refresh_families WHERE revoked = 1 AND revoked_ms >= ?1"
+    " ORDER BY revoked_ms, family_id"};
+
+// --- access token revocation and client assertion replay ---------------------------------
+
+// A second revocation of one jti keeps the later expiry, so the entry never ends early.
+constexpr Sql kInsertRevokedAccessToken{
+    "insert_revoked_access_token",
+    "INSERT INTO revoked_access_tokens (jti, expires_ms) VALUES (?1, ?2)"
+    " ON CONFLICT (jti) DO UPDATE SET expires_ms = max(expires_ms, excluded.expires_ms)"};
+
+constexpr Sql kSelectRevokedAccessTokens{
+    "select_revoked_access_tokens",
+    "SELECT jti FROM revoked_access_tokens WHERE expires_ms > ?1 ORDER BY jti"};
+
+constexpr Sql kAnyExpiredAccessToken{
+    "any_expired_access_token",
+    "SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE expires_ms <= ?1)"};
+
+constexpr Sql kPurgeRevokedAccessTokens{"purge_revoked_access_tokens",
+                                        "DELETE FROM revoked_access_tokens WHERE expires_ms <= ?1"};
+
+constexpr Sql kPurgeAssertionJtis{"purge_assertion_jtis",
+                                  "DELETE FROM client_assertion_jtis WHERE expires_ms <= ?1"};
+
+// RETURNING yields a row only when the row was inserted, not when DO NOTHING applied.
+constexpr Sql kInsertAssertionJti{
+    "insert_assertion_jti",
+    "INSERT INTO client_assertion_jtis (client_id, jti, expires_ms) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (client_id, jti) DO NOTHING RETURNING 1"};
 
 constexpr Sql kInsertDataKey{"insert_data_key",
                              "INSERT INTO data_keys (version, wrapped) VALUES (?1, ?2)"};
@@ -124,11 +276,105 @@ Result<std::optional<VersionRecord>> ReadOptionalVersion(Statement& statement) {
   return std::optional<VersionRecord>(std::move(record));
 }
 
+bool KnownAuthMethod(const std::string& method) {
+  return method == "client_secret_basic" || method == "private_key_jwt" || method == "none";
+}
+
+ClientRecord ReadClientRow(const Statement& row) {
+  ClientRecord client;
+  client.client_id = row.ColumnText(0);
+  client.name = row.ColumnText(1);
+  client.secret_hash = row.ColumnText(2);
+  client.scope = row.ColumnText(3);
+  client.created_ms = row.ColumnInt64(4);
+  client.disabled = row.ColumnInt64(5) != 0;
+  client.auth_method = row.ColumnText(6);
+  client.jwks = row.ColumnText(7);
+  client.roles = row.ColumnText(8);
+  client.redirect_uris = row.ColumnText(9);
+  return client;
+}
+
+UserRecord ReadUserRow(const Statement& row) {
+  UserRecord user;
+  user.user_id = row.ColumnText(0);
+  user.username = row.ColumnText(1);
+  user.roles = row.ColumnText(2);
+  user.fhir_user = row.ColumnText(3);
+  user.password_hash = row.ColumnText(4);
+  user.totp_secret = row.ColumnBlob(5);
+  user.mfa_enrolled = row.ColumnInt64(6) != 0;
+  user.totp_last_step = row.ColumnInt64(7);
+  user.enrollment_hash = row.ColumnText(8);
+  user.enrollment_expires_ms = row.ColumnInt64(9);
+  // The schema's CHECK keeps the count within int.
+  user.failed_attempts = static_cast<int>(row.ColumnInt64(10));
+  user.locked_until_ms = row.ColumnInt64(11);
+  user.disabled = row.ColumnInt64(12) != 0;
+  user.created_ms = row.ColumnInt64(13);
+  user.sessions_valid_after_ms = row.ColumnInt64(14);
+  user.revision = row.ColumnInt64(15);
+  return user;
+}
+
+RefreshFamily ReadFamilyRow(const Statement& row) {
+  RefreshFamily family;
+  family.family_id = row.ColumnText(0);
+  family.user_id = row.ColumnText(1);
+  family.client_id = row.ColumnText(2);
+  family.scope = row.ColumnText(3);
+  family.auth_time_ms = row.ColumnInt64(4);
+  family.expires_ms = row.ColumnInt64(5);
+  family.last_used_ms = row.ColumnInt64(6);
+  family.revoked = row.ColumnInt64(7) != 0;
+  return family;
+}
+
+// Steps a SELECT that returns at most one row and converts it with `read_row`.
+template <typename ReadRow>
+auto ReadOptionalRow(Statement& statement, ReadRow read_row)
+    -> Result<std::optional<decltype(read_row(statement))>> {
+  using Record = decltype(read_row(statement));
+  ASSIGN_OR_RETURN(bool has_row, statement.Step());
+  if (!has_row) return std::optional<Record>();
+  return std::optional<Record>(read_row(statement));
+}
+
+// Steps a SELECT to completion, converting every row with `read_row`.
+template <typename ReadRow>
+auto ReadAllRows(Statement& statement, ReadRow read_row)
+    -> Result<std::vector<decltype(read_row(statement))>> {
+  std::vector<decltype(read_row(statement))> records;
+  while (true) {
+    ASSIGN_OR_RETURN(bool has_row, statement.Step());
+    if (!has_row) return records;
+    records.push_back(read_row(statement));
+  }
+}
+
+Status ValidateUser(const UserRecord& user) {
+  if (user.user_id.empty() || user.username.empty()) {
+    return InvalidArgument("a user needs a user_id and a username");
+  }
+  if (user.failed_attempts < 0) return InvalidArgument("invalid failed attempt count");
+  return Status::Ok();
+}
+
+// now >= last_used + idle, without overflowing for a huge idle timeout (then: never idle).
+bool IdleExpired(int64_t now_ms, int64_t last_used_ms, int64_t idle_timeout_ms) {
+  int64_t idle_end = 0;
+  if (__builtin_add_overflow(last_used_ms, idle_timeout_ms, &idle_end)) return false;
+  return now_ms >= idle_end;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers,
-              std::chrono::milliseconds read_wait, int64_t cache_bytes)
+              std::chrono::milliseconds read_wait, int64_t cache_bytes, const Clock& clock,
+              int64_t ended_session_retention_ms)
       : read_wait_(read_wait),
+        clock_(clock),
+        ended_session_retention_ms_(ended_session_retention_ms),
         cache_(cache_bytes),
         writer_(std::move(writer)),
         readers_(std::move(readers)) {}
@@ -239,6 +485,9 @@ class SqliteStore final : public Store {
 
   Status PutClient(const ClientRecord& client) override {
     if (client.client_id.empty()) return InvalidArgument("a client needs a client_id");
+    if (!KnownAuthMethod(client.auth_method)) {
+      return InvalidArgument("unknown client authentication method");
+    }
     std::lock_guard lock(write_mutex_);
     // One statement in autocommit mode is its own transaction, durable when Run returns.
     ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertClient));
@@ -247,7 +496,11 @@ class SqliteStore final : public Store {
         .BindText(3, client.secret_hash)
         .BindText(4, client.scope)
         .BindInt64(5, client.created_ms)
-        .BindInt64(6, client.disabled ? 1 : 0);
+        .BindInt64(6, client.disabled ? 1 : 0)
+        .BindText(7, client.auth_method)
+        .BindText(8, client.jwks)
+        .BindText(9, client.roles)
+        .BindText(10, client.redirect_uris);
     return RenameConflict(insert.Run(), "client already exists");
   }
 
@@ -255,16 +508,320 @@ class SqliteStore final : public Store {
     ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
     ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectClient));
     select.BindText(1, client_id);
-    ASSIGN_OR_RETURN(bool has_row, select.Step());
-    if (!has_row) return std::optional<ClientRecord>();
-    ClientRecord client;
-    client.client_id = select.ColumnText(0);
-    client.name = select.ColumnText(1);
-    client.secret_hash = select.ColumnText(2);
-    client.scope = select.ColumnText(3);
-    client.created_ms = select.ColumnInt64(4);
-    client.disabled = select.ColumnInt64(5) != 0;
-    return std::optional<ClientRecord>(std::move(client));
+    return ReadOptionalRow(select, ReadClientRow);
+  }
+
+  Result<std::vector<ClientRecord>> ListClients() override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kListClients));
+    return ReadAllRows(select, ReadClientRow);
+  }
+
+  // --- users ---
+
+  Status PutUser(const UserRecord& user) override {
+    RETURN_IF_ERROR(ValidateUser(user));
+    // Lower-cased here as well as by the caller: the store's uniqueness (NOCASE) and the
+    // stored form then agree whoever writes.
+    const std::string username = ToLowerAscii(user.username);
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertUser));
+    insert.BindText(1, user.user_id)
+        .BindText(2, username)
+        .BindText(3, user.roles)
+        .BindText(4, user.fhir_user)
+        .BindText(5, user.password_hash)
+        .BindBlob(6, user.totp_secret)
+        .BindInt64(7, user.mfa_enrolled ? 1 : 0)
+        .BindInt64(8, user.totp_last_step)
+        .BindText(9, user.enrollment_hash)
+        .BindInt64(10, user.enrollment_expires_ms)
+        .BindInt64(11, user.failed_attempts)
+        .BindInt64(12, user.locked_until_ms)
+        .BindInt64(13, user.disabled ? 1 : 0)
+        .BindInt64(14, user.created_ms)
+        .BindInt64(15, user.sessions_valid_after_ms);
+    // The id, the username, or (astronomically unlikely) the enrollment token hash is taken.
+    return RenameConflict(insert.Run(), "user exists");
+  }
+
+  Status UpdateUser(const UserRecord& user, int64_t expected_revision) override {
+    RETURN_IF_ERROR(ValidateUser(user));
+    std::lock_guard lock(write_mutex_);
+    // Check and write under one write lock: a concurrent update (thread or process, e.g. a
+    // login counting a failure while `users disable` runs) cannot slip in between.
+    ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
+    {
+      ASSIGN_OR_RETURN(Statement select, writer_->Prepare(kSelectUserRevision));
+      select.BindText(1, user.user_id);
+      ASSIGN_OR_RETURN(bool exists, select.Step());
+      if (!exists) return NotFound("user not found");
+      if (!EqualsIgnoreCase(select.ColumnText(0), user.username)) {
+        return InvalidArgument("a username cannot change");
+      }
+      if (select.ColumnInt64(1) != expected_revision) return VersionConflict();
+    }
+    {
+      ASSIGN_OR_RETURN(Statement update, writer_->Prepare(kUpdateUser));
+      update.BindText(1, user.user_id)
+          .BindText(2, user.roles)
+          .BindText(3, user.fhir_user)
+          .BindText(4, user.password_hash)
+          .BindBlob(5, user.totp_secret)
+          .BindInt64(6, user.mfa_enrolled ? 1 : 0)
+          .BindInt64(7, user.totp_last_step)
+          .BindText(8, user.enrollment_hash)
+          .BindInt64(9, user.enrollment_expires_ms)
+          .BindInt64(10, user.failed_attempts)
+          .BindInt64(11, user.locked_until_ms)
+          .BindInt64(12, user.disabled ? 1 : 0)
+          .BindInt64(13, user.sessions_valid_after_ms)
+          .BindInt64(14, expected_revision);
+      // Only the enrollment hash index can be violated here.
+      RETURN_IF_ERROR(RenameConflict(update.Run(), "enrollment token exists"));
+    }
+    return transaction.Commit();
+  }
+
+  Result<std::optional<UserRecord>> GetUser(const std::string& user_id) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectUser));
+    select.BindText(1, user_id);
+    return ReadOptionalRow(select, ReadUserRow);
+  }
+
+  Result<std::optional<UserRecord>> GetUserByName(const std::string& username) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectUserByName));
+    select.BindText(1, username);
+    return ReadOptionalRow(select, ReadUserRow);
+  }
+
+  Result<std::optional<UserRecord>> GetUserByEnrollment(const std::string& hash) override {
+    // "" means "no enrollment outstanding"; it must never find a user.
+    if (hash.empty()) return std::optional<UserRecord>();
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectUserByEnrollment));
+    select.BindText(1, hash);
+    return ReadOptionalRow(select, ReadUserRow);
+  }
+
+  Result<std::vector<UserRecord>> ListUsers() override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kListUsers));
+    return ReadAllRows(select, ReadUserRow);
+  }
+
+  // --- refresh token families ---
+
+  Status CreateRefreshFamily(const RefreshFamily& family,
+                             const std::string& first_token_hash) override {
+    if (family.family_id.empty() || family.user_id.empty() || family.client_id.empty() ||
+        first_token_hash.empty()) {
+      return InvalidArgument("a session needs a family id, user, client and token");
+    }
+    if (family.revoked) return InvalidArgument("a new session cannot be revoked");
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
+    // Housekeeping rides on the (infrequent) login rather than on a timer. auth_time is the
+    // new session's "now"; far-past values just purge nothing.
+    int64_t purge_before = 0;
+    if (!__builtin_sub_overflow(family.auth_time_ms, ended_session_retention_ms_, &purge_before)) {
+      ASSIGN_OR_RETURN(Statement purge, writer_->Prepare(kPurgeEndedFamilies));
+      purge.BindInt64(1, purge_before);
+      RETURN_IF_ERROR(purge.Run());
+    }
+    {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertFamily));
+      insert.BindText(1, family.family_id)
+          .BindText(2, family.user_id)
+          .BindText(3, family.client_id)
+          .BindText(4, family.scope)
+          .BindInt64(5, family.auth_time_ms)
+          .BindInt64(6, family.expires_ms)
+          .BindInt64(7, family.last_used_ms);
+      RETURN_IF_ERROR(RenameConflict(insert.Run(), "session exists"));
+    }
+    {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertCurrentToken));
+      insert.BindText(1, first_token_hash)
+          .BindText(2, family.family_id)
+          .BindInt64(3, family.auth_time_ms);
+      RETURN_IF_ERROR(RenameConflict(insert.Run(), "session exists"));
+    }
+    return transaction.Commit();
+  }
+
+  Result<RotateResult> RotateRefreshToken(const std::string& old_hash, const std::string& new_hash,
+                                          int64_t now_ms, int64_t idle_timeout_ms) override {
+    if (old_hash.empty() || new_hash.empty() || old_hash == new_hash) {
+      return InvalidArgument("invalid refresh token rotation");
+    }
+    if (idle_timeout_ms <= 0) return InvalidArgument("the idle timeout must be positive");
+
+    std::lock_guard lock(write_mutex_);
+    // Read, decide and write under one write lock: two requests presenting the same token at
+    // once (or a replay racing the legitimate client) cannot both rotate it; the second sees
+    // a rotated token and revokes the family (RFC 9700 §4.14.2).
+    ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
+    RotateResult result;
+    bool is_current = false;
+    {
+      ASSIGN_OR_RETURN(Statement select, writer_->Prepare(kSelectTokenFamily));
+      select.BindText(1, old_hash);
+      ASSIGN_OR_RETURN(bool found, select.Step());
+      // Nothing to change: returning rolls the empty transaction back.
+      if (!found) return result;  // kUnknown
+      result.family = ReadFamilyRow(select);
+      is_current = select.ColumnInt64(8) != 0;
+    }
+    RefreshFamily& family = result.family;
+    if (family.revoked) {
+      result.outcome = RotateOutcome::kRevoked;
+      return result;
+    }
+    if (!is_current) {
+      result.outcome = RotateOutcome::kReused;
+    } else if (now_ms >= family.expires_ms ||
+               IdleExpired(now_ms, family.last_used_ms, idle_timeout_ms)) {
+      result.outcome = RotateOutcome::kExpired;
+    } else {
+      result.outcome = RotateOutcome::kRotated;
+    }
+
+    if (result.outcome != RotateOutcome::kRotated) {
+      ASSIGN_OR_RETURN(Statement revoke, writer_->Prepare(kRevokeFamily));
+      revoke.BindText(1, family.family_id).BindInt64(2, now_ms);
+      RETURN_IF_ERROR(revoke.Run());
+      RETURN_IF_ERROR(transaction.Commit());
+      family.revoked = true;
+      return result;
+    }
+
+    {
+      // The old hash stays, no longer current: presenting it again is detected as reuse.
+      ASSIGN_OR_RETURN(Statement retire, writer_->Prepare(kRetireToken));
+      retire.BindText(1, old_hash).BindInt64(2, now_ms);
+      RETURN_IF_ERROR(retire.Run());
+    }
+    {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertCurrentToken));
+      insert.BindText(1, new_hash).BindText(2, family.family_id).BindInt64(3, now_ms);
+      RETURN_IF_ERROR(RenameConflict(insert.Run(), "refresh token exists"));
+    }
+    {
+      ASSIGN_OR_RETURN(Statement touch, writer_->Prepare(kTouchFamily));
+      touch.BindText(1, family.family_id).BindInt64(2, now_ms);
+      RETURN_IF_ERROR(touch.Run());
+    }
+    RETURN_IF_ERROR(transaction.Commit());
+    family.last_used_ms = now_ms;
+    return result;
+  }
+
+  Result<std::optional<RefreshFamily>> FindRefreshToken(const std::string& hash) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectCurrentTokenFamily));
+    select.BindText(1, hash);
+    return ReadOptionalRow(select, ReadFamilyRow);
+  }
+
+  Result<std::optional<RefreshFamily>> GetRefreshFamily(const std::string& family_id) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectFamily));
+    select.BindText(1, family_id);
+    return ReadOptionalRow(select, ReadFamilyRow);
+  }
+
+  Status RevokeRefreshFamily(const std::string& family_id) override {
+    if (family_id.empty()) return InvalidArgument("a session needs a family id");
+    const int64_t now_ms = clock_.NowMillis();
+    std::lock_guard lock(write_mutex_);
+    // Autocommit: one statement, durable when Run returns. Unknown ids change nothing.
+    ASSIGN_OR_RETURN(Statement revoke, writer_->Prepare(kRevokeFamily));
+    revoke.BindText(1, family_id).BindInt64(2, now_ms);
+    return revoke.Run();
+  }
+
+  Status RevokeUserSessions(const std::string& user_id) override {
+    if (user_id.empty()) return InvalidArgument("a user needs a user_id");
+    const int64_t now_ms = clock_.NowMillis();
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Statement revoke, writer_->Prepare(kRevokeUserFamilies));
+    revoke.BindText(1, user_id).BindInt64(2, now_ms);
+    return revoke.Run();
+  }
+
+  Result<std::vector<std::string>> RevokedFamiliesSince(int64_t since_ms) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectRevokedFamiliesSince));
+    select.BindInt64(1, since_ms);
+    return ReadAllRows(select, [](const Statement& row) { return row.ColumnText(0); });
+  }
+
+  // --- access token revocation and client assertion replay ---
+
+  Status RevokeAccessToken(const std::string& jti, int64_t expires_ms) override {
+    if (jti.empty()) return InvalidArgument("a revoked token needs a jti");
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertRevokedAccessToken));
+    insert.BindText(1, jti).BindInt64(2, expires_ms);
+    return insert.Run();
+  }
+
+  Result<std::vector<std::string>> RevokedAccessTokens(int64_t now_ms) override {
+    std::vector<std::string> jtis;
+    bool any_expired = false;
+    {
+      ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+      {
+        ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectRevokedAccessTokens));
+        select.BindInt64(1, now_ms);
+        ASSIGN_OR_RETURN(
+            jtis, ReadAllRows(select, [](const Statement& row) { return row.ColumnText(0); }));
+      }
+      ASSIGN_OR_RETURN(Statement probe, reader->Prepare(kAnyExpiredAccessToken));
+      probe.BindInt64(1, now_ms);
+      ASSIGN_OR_RETURN(bool has_row, probe.Step());
+      any_expired = has_row && probe.ColumnInt64(0) != 0;
+    }
+    // This is polled often; the write connection (and an fsync) is used only when an entry
+    // has actually expired, i.e. about once per revoked token. Purging is housekeeping: its
+    // failure (already logged) does not fail the answer, the next poll retries.
+    if (any_expired) {
+      std::lock_guard lock(write_mutex_);
+      auto purge = writer_->Prepare(kPurgeRevokedAccessTokens);
+      if (purge.ok()) {
+        purge->BindInt64(1, now_ms);
+        (void)purge->Run();
+      }
+    }
+    return jtis;
+  }
+
+  Result<bool> RecordAssertionJti(const std::string& client_id, const std::string& jti,
+                                  int64_t expires_ms, int64_t now_ms) override {
+    if (client_id.empty() || jti.empty()) {
+      return InvalidArgument("an assertion needs a client_id and a jti");
+    }
+    std::lock_guard lock(write_mutex_);
+    // Purge and insert in one transaction: an expired entry for the same (client, jti) is
+    // gone before the insert, so only an unexpired one counts as a replay.
+    ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
+    {
+      ASSIGN_OR_RETURN(Statement purge, writer_->Prepare(kPurgeAssertionJtis));
+      purge.BindInt64(1, now_ms);
+      RETURN_IF_ERROR(purge.Run());
+    }
+    bool inserted = false;
+    {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertAssertionJti));
+      insert.BindText(1, client_id).BindText(2, jti).BindInt64(3, expires_ms);
+      ASSIGN_OR_RETURN(inserted, insert.Step());
+      RETURN_IF_ERROR(insert.Run());
+    }
+    RETURN_IF_ERROR(transaction.Commit());
+    return inserted;
   }
 
   Result<std::vector<DataKeyRecord>> LoadDataKeys() override {
@@ -300,6 +857,8 @@ class SqliteStore final : public Store {
  private:
   // How long a read waits for a free pooled connection before answering kUnavailable.
   const std::chrono::milliseconds read_wait_;
+  const Clock& clock_;  // stamps revoked_ms for revocations that carry no time
+  const int64_t ended_session_retention_ms_;
   // write_mutex_ guards writer_: the one read-write connection, its statement cache and any
   // transaction open on it. Cross-process exclusion is SQLite's file lock (BEGIN IMMEDIATE).
   sqlite::CurrentVersionCache cache_;
@@ -320,6 +879,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   if (options.busy_timeout_ms < 0) {
     return InvalidArgument("storage: busy_timeout_ms must not be negative");
   }
+  if (options.ended_session_retention_ms < 0) {
+    return InvalidArgument("storage: ended_session_retention_ms must not be negative");
+  }
   RETURN_IF_ERROR(sqlite::EnsurePrivateFile(options.path));
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer,
                    Connection::Open(options.path, ConnectionRole::kWrite, options.busy_timeout_ms));
@@ -339,7 +901,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   }
   return std::unique_ptr<Store>(std::make_unique<SqliteStore>(
       std::move(writer), std::move(readers), std::chrono::milliseconds(options.busy_timeout_ms),
-      options.current_cache_bytes));
+      options.current_cache_bytes,
+      options.clock != nullptr ? *options.clock : SystemClock::Instance(),
+      options.ended_session_retention_ms));
 }
 
 }  // namespace phigate::storage

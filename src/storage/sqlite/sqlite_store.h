@@ -7,9 +7,11 @@
 // Thread-safety: all methods may be called concurrently (see store.h).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "storage/store.h"
 
 namespace phigate::storage {
@@ -24,6 +26,16 @@ struct SqliteOptions {
   // current_cache.h); 0 disables. Enable only in the process that owns the data dir
   // (`serve` holds its lock), since the cache assumes it sees every resource write.
   int64_t current_cache_bytes = 0;
+  // Stamps the revocation time of sessions revoked by RevokeRefreshFamily and
+  // RevokeUserSessions (the calls that carry no time), which RevokedFamiliesSince compares
+  // against. nullptr: the system clock. Not owned; must outlive the store. A test that
+  // passes fake times to RevokedFamiliesSince passes its FakeClock here.
+  const Clock* clock = nullptr;
+  // Sessions (refresh token families) that ended (absolute expiry) longer than this before
+  // a new session's auth_time are deleted with their tokens when that session is created.
+  // Their tokens can no longer be used, and access tokens issued from them are expired by
+  // then; only their rows would remain, growing without bound.
+  int64_t ended_session_retention_ms = 24LL * 60 * 60 * 1000;
 };
 
 // Opens (creating and migrating if needed) the database.
