@@ -36,11 +36,12 @@ inline int64_t TotpStep(int64_t unix_seconds) { return unix_seconds / kTotpStepS
 // "at most one time step" of delay). Returns the matched step if the code matches a
 // step greater than `last_used_step`; nullopt otherwise (wrong, malformed — anything but
 // exactly 6 ASCII digits — outside the window, or replayed). Comparison is constant-time
-// per candidate.
+// per candidate. `window` is clamped to 0..10.
 std::optional<int64_t> VerifyTotp(std::string_view secret, std::string_view code,
                                   int64_t unix_seconds, int64_t last_used_step, int window = 1);
 
-// otpauth://totp/ URI; issuer and account are percent-encoded.
+// otpauth://totp/ URI; issuer and account are percent-encoded. `secret` is the raw secret
+// (as for TotpCode); the URI carries it base32-encoded.
 std::string TotpUri(std::string_view issuer, std::string_view account, std::string_view secret);
 
 }  // namespace phigate::auth

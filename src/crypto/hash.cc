@@ -48,6 +48,27 @@ OSSL_PARAM OctetParam(const char* name, std::string_view bytes) {
                                            bytes.size());
 }
 
+// RFC 2104 HMAC with the named digest; `size` is the digest's output length.
+std::string Hmac(const char* digest_name, size_t size, std::string_view key,
+                 std::string_view data) {
+  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(HmacAlgorithm()),
+                                                                EVP_MAC_CTX_free);
+  // OSSL_PARAM is a read/write struct; the digest name is only read by the callee.
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest_name), 0),
+      OSSL_PARAM_construct_end()};
+  std::string out(size, '\0');
+  size_t len = 0;
+  if (!ctx || EVP_MAC_init(ctx.get(), Bytes(key), key.size(), params) != 1 ||
+      EVP_MAC_update(ctx.get(), Bytes(data), data.size()) != 1 ||
+      EVP_MAC_final(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, out.size()) !=
+          1 ||
+      len != out.size()) {
+    Fatal("HMAC");
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Sha256(std::string_view data) {
@@ -62,21 +83,11 @@ std::string Sha256(std::string_view data) {
 }
 
 std::string HmacSha256(std::string_view key, std::string_view data) {
-  std::unique_ptr<EVP_MAC_CTX, decltype(&EVP_MAC_CTX_free)> ctx(EVP_MAC_CTX_new(HmacAlgorithm()),
-                                                                EVP_MAC_CTX_free);
-  char digest[] = "SHA256";
-  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
-                         OSSL_PARAM_construct_end()};
-  std::string out(32, '\0');
-  size_t len = 0;
-  if (!ctx || EVP_MAC_init(ctx.get(), Bytes(key), key.size(), params) != 1 ||
-      EVP_MAC_update(ctx.get(), Bytes(data), data.size()) != 1 ||
-      EVP_MAC_final(ctx.get(), reinterpret_cast<unsigned char*>(out.data()), &len, out.size()) !=
-          1 ||
-      len != out.size()) {
-    Fatal("HMAC-SHA256");
-  }
-  return out;
+  return Hmac("SHA256", 32, key, data);
+}
+
+std::string HmacSha1(std::string_view key, std::string_view data) {
+  return Hmac("SHA1", 20, key, data);
 }
 
 std::string HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info,

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "core/base64.h"
 #include "crypto/crypto.h"
 #include "crypto/hex.h"
@@ -27,6 +29,38 @@ TEST(HmacSha256Test, Rfc4231Case2) {
 }
 
 TEST(HmacSha256Test, EmptyKeyIsAllowed) { EXPECT_EQ(HmacSha256("", "data").size(), 32u); }
+
+// RFC 2202 §3, all seven HMAC-SHA-1 test cases: short and long keys (case 6 and 7 are
+// longer than the 64-byte block and are hashed first), and data longer than a block.
+struct HmacSha1Vector {
+  std::string key;
+  std::string data;
+  const char* hex;
+};
+
+TEST(HmacSha1Test, Rfc2202Vectors) {
+  const HmacSha1Vector vectors[] = {
+      {std::string(20, '\x0b'), "Hi There", "b617318655057264e28bc0b6fb378c8ef146be00"},
+      {"Jefe", "what do ya want for nothing?", "effcdf6ae5eb2fa2d27416d5f184df9c259a7c79"},
+      {std::string(20, '\xaa'), std::string(50, '\xdd'),
+       "125d7342b9ac11cd91a39af48aa17b4f63f175d3"},
+      {FromHex("0102030405060708090a0b0c0d0e0f10111213141516171819"), std::string(50, '\xcd'),
+       "4c9007f4026250c6bc8414f9bf50c86c2d7235da"},
+      {std::string(20, '\x0c'), "Test With Truncation", "4c1a03424b55e07fe7f27be1d58bb9324a9a5a04"},
+      {std::string(80, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First",
+       "aa4ae5e15272d00e95705637ce8a3b55ed402112"},
+      {std::string(80, '\xaa'),
+       "Test Using Larger Than Block-Size Key and Larger Than One Block-Size Data",
+       "e8e99d0f45237d786d6bbaa7965c7808bbff1a91"},
+  };
+  int index = 1;
+  for (const HmacSha1Vector& v : vectors) {
+    EXPECT_EQ(HexEncode(HmacSha1(v.key, v.data)), v.hex) << "RFC 2202 case " << index;
+    ++index;
+  }
+}
+
+TEST(HmacSha1Test, EmptyKeyAndDataAreAllowed) { EXPECT_EQ(HmacSha1("", "").size(), 20u); }
 
 // RFC 5869 Appendix A.1, test case 1.
 TEST(HkdfSha256Test, Rfc5869Case1) {
