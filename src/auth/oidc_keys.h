@@ -64,6 +64,7 @@ class OidcKeySource {
   mutable std::mutex mu_;
   std::shared_ptr<const JwkSet> keys_;  // guarded by mu_
   std::string jwks_uri_;                // guarded by mu_
+  bool attempted_ = false;              // guarded by mu_; a fetch was tried at all
   int64_t last_attempt_s_ = 0;          // guarded by mu_
   int64_t last_success_s_ = 0;          // guarded by mu_
   uint64_t fetches_ = 0;                // guarded by mu_

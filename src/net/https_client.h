@@ -5,6 +5,8 @@
 // TLS: 1.2 or 1.3, the peer's chain verified against `ca_file` (PEM bundle) or, when empty,
 // the system's default store, and the host name checked against the certificate
 // (SSL_set1_host; an IP-address host is checked as an IP SAN). SNI is sent for host names.
+// Only the subjectAltName counts: the subject CN is never used (RFC 9525 §6.3), and
+// partial-label wildcards are refused.
 // An invalid certificate is an error, never a warning.
 //
 // Limits: one deadline (`timeout_ms`) for resolve + connect + handshake + request + whole
@@ -27,7 +29,7 @@ namespace phigate::net {
 struct HttpsGetOptions {
   std::string ca_file;  // empty: OpenSSL's default verify paths
   int64_t timeout_ms = 5000;
-  size_t max_body_bytes = 256 * 1024;
+  size_t max_body_bytes = size_t{256} * 1024;
 };
 
 // `url` must be https://host[:port]/path[?query]; host may be [v6]. kInvalidArgument for
