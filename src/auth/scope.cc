@@ -17,7 +17,13 @@ constexpr uint32_t kUpdate = Bit(Interaction::kUpdate);
 constexpr uint32_t kDelete = Bit(Interaction::kDelete);
 constexpr uint32_t kSearch = Bit(Interaction::kSearch) | Bit(Interaction::kHistoryType);
 
-constexpr std::string_view kSystemPrefix = "system/";
+struct ContextPrefix {
+  std::string_view prefix;
+  ScopeContext context;
+};
+constexpr ContextPrefix kContexts[] = {{"patient/", ScopeContext::kPatient},
+                                       {"user/", ScopeContext::kUser},
+                                       {"system/", ScopeContext::kSystem}};
 
 Status Malformed(size_t index, std::string_view why) {
   // The position, not the token: error text must not echo submitted input.
@@ -78,20 +84,21 @@ Result<ScopeSet> ScopeSet::Parse(std::string_view space_separated) {
     if (!std::all_of(token.begin(), token.end(), IsScopeTokenChar)) {
       return Malformed(index, "invalid character");
     }
-    if (token.starts_with("user/") || token.starts_with("patient/")) {
-      return InvalidArgument("only system/ scopes are supported for client credentials");
-    }
     const bool seen = std::find(set.tokens_.begin(), set.tokens_.end(), token) != set.tokens_.end();
-    if (token.starts_with(kSystemPrefix)) {
-      const std::string_view body = token.substr(kSystemPrefix.size());
+    const ContextPrefix* context = nullptr;
+    for (const ContextPrefix& c : kContexts) {
+      if (token.starts_with(c.prefix)) context = &c;
+    }
+    if (context != nullptr) {
+      const std::string_view body = token.substr(context->prefix.size());
       const size_t dot = body.find('.');
-      if (dot == std::string_view::npos) return Malformed(index, "expected system/<type>.<perm>");
+      if (dot == std::string_view::npos) return Malformed(index, "expected <context>/<type>.<perm>");
       const std::string_view type = body.substr(0, dot);
       const std::string_view perm = body.substr(dot + 1);
       if (!IsResourceTypeSyntax(type)) return Malformed(index, "invalid resource type");
       const uint32_t bits = ParsePermissions(perm);
       if (bits == 0) return Malformed(index, "invalid permissions");
-      if (!seen) set.grants_.push_back({std::string(type), bits});
+      if (!seen) set.grants_.push_back({context->context, std::string(type), bits});
     } else if (!seen) {
       set.other_.emplace_back(token);
     }
@@ -103,23 +110,40 @@ Result<ScopeSet> ScopeSet::Parse(std::string_view space_separated) {
   return set;
 }
 
-bool ScopeSet::AllowsBits(std::string_view resource_type, uint32_t bits) const {
+bool ScopeSet::AllowsBits(std::optional<ScopeContext> context, std::string_view resource_type,
+                          uint32_t bits) const {
   // Union over the grants that apply to the type: each bit needs some grant.
   uint32_t granted = 0;
   for (const Grant& g : grants_) {
+    if (context && g.context != *context) continue;
     if (g.resource_type == "*" || g.resource_type == resource_type) granted |= g.interactions;
   }
   return (granted & bits) == bits;
 }
 
 bool ScopeSet::Allows(std::string_view resource_type, Interaction interaction) const {
-  return AllowsBits(resource_type, Bit(interaction));
+  return AllowsBits(std::nullopt, resource_type, Bit(interaction));
+}
+
+bool ScopeSet::AllowsIn(ScopeContext context, std::string_view resource_type,
+                        Interaction interaction) const {
+  return AllowsBits(context, resource_type, Bit(interaction));
+}
+
+bool ScopeSet::HasContext(ScopeContext context) const {
+  return std::any_of(grants_.begin(), grants_.end(),
+                     [context](const Grant& g) { return g.context == context; });
+}
+
+bool ScopeSet::Contains(std::string_view token) const {
+  return std::find(other_.begin(), other_.end(), token) != other_.end();
 }
 
 bool ScopeSet::Covers(const ScopeSet& requested) const {
   for (const Grant& g : requested.grants_) {
-    // For g.resource_type == "*" only our "*" grants match, as required.
-    if (!AllowsBits(g.resource_type, g.interactions)) return false;
+    // For g.resource_type == "*" only our "*" grants match, as required; a grant in one
+    // context never covers another context (patient/ is narrower than user/).
+    if (!AllowsBits(g.context, g.resource_type, g.interactions)) return false;
   }
   for (const std::string& t : requested.other_) {
     if (std::find(other_.begin(), other_.end(), t) == other_.end()) return false;

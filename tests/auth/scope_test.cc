@@ -121,13 +121,34 @@ TEST(ScopeSetTest, SizeLimits) {
   ExpectInvalid(std::string(kMaxScopeChars + 1, 'a'));
 }
 
-TEST(ScopeSetTest, UserAndPatientScopesAreRefusedWithAClearMessage) {
-  for (std::string_view s : {"user/Patient.rs", "system/Patient.rs patient/*.read"}) {
-    Result<ScopeSet> r = ScopeSet::Parse(s);
-    ASSERT_FALSE(r.ok());
-    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-    EXPECT_EQ(r.status().message(), "only system/ scopes are supported for client credentials");
-  }
+TEST(ScopeSetTest, UserAndPatientScopesParseWithTheirContext) {
+  ScopeSet s = MustParse("patient/Observation.rs user/*.cruds system/Patient.r");
+  EXPECT_TRUE(s.HasContext(ScopeContext::kPatient));
+  EXPECT_TRUE(s.HasContext(ScopeContext::kUser));
+  EXPECT_TRUE(s.HasContext(ScopeContext::kSystem));
+  EXPECT_TRUE(s.AllowsIn(ScopeContext::kPatient, "Observation", Interaction::kSearch));
+  EXPECT_FALSE(s.AllowsIn(ScopeContext::kPatient, "Observation", Interaction::kCreate));
+  EXPECT_FALSE(s.AllowsIn(ScopeContext::kPatient, "Patient", Interaction::kRead));
+  EXPECT_TRUE(s.AllowsIn(ScopeContext::kUser, "Encounter", Interaction::kDelete));
+  EXPECT_TRUE(s.AllowsIn(ScopeContext::kSystem, "Patient", Interaction::kRead));
+  EXPECT_FALSE(s.AllowsIn(ScopeContext::kSystem, "Patient", Interaction::kSearch));
+  // Any context counts for Allows.
+  EXPECT_TRUE(s.Allows("Encounter", Interaction::kCreate));
+  ScopeSet v1 = MustParse("patient/*.read user/Observation.write");
+  EXPECT_TRUE(v1.AllowsIn(ScopeContext::kPatient, "Condition", Interaction::kRead));
+  EXPECT_TRUE(v1.AllowsIn(ScopeContext::kUser, "Observation", Interaction::kUpdate));
+  EXPECT_FALSE(v1.HasContext(ScopeContext::kSystem));
+}
+
+TEST(ScopeSetTest, CoversNeverCrossesContexts) {
+  ScopeSet user = MustParse("user/*.cruds openid");
+  EXPECT_TRUE(user.Covers(MustParse("user/Patient.rs openid")));
+  EXPECT_FALSE(user.Covers(MustParse("patient/Patient.rs")));
+  EXPECT_FALSE(user.Covers(MustParse("system/Patient.rs")));
+  EXPECT_FALSE(MustParse("system/*.cruds").Covers(MustParse("user/Patient.r")));
+  EXPECT_TRUE(user.Contains("openid"));
+  EXPECT_FALSE(user.Contains("user/*.cruds"));
+  EXPECT_FALSE(user.Contains("fhirUser"));
 }
 
 TEST(ScopeSetTest, ErrorMessagesDoNotEchoTheInput) {

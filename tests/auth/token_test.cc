@@ -75,7 +75,7 @@ class TokenTest : public ::testing::Test {
 
   FakeClock clock_{kStartMs};
   crypto::SigningKey key_ = NewKey();
-  TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, clock_};
+  TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, 300, clock_};
   TokenVerifier verifier_{key_, std::string(kIss), std::string(kAud), kSkew, clock_, 1000};
   // Same checks, no cache: for the uncached path.
   TokenVerifier uncached_{key_, std::string(kIss), std::string(kAud), kSkew, clock_, 0};
@@ -86,8 +86,11 @@ TEST_F(TokenTest, IssuedTokenHasExactlyTheRfc9068Claims) {
   ASSERT_TRUE(issued.ok());
   EXPECT_EQ(issued->expires_in, 900);
   EXPECT_EQ(issued->scope, "system/Patient.rs");
+  EXPECT_EQ(issued->expires_at_s, Now() + 900);
   boost::json::object claims = PayloadOf(issued->access_token);
-  EXPECT_EQ(claims.size(), 8u);
+  EXPECT_EQ(claims.size(), 9u);
+  EXPECT_EQ(claims.at("roles"), boost::json::value(boost::json::array{}));
+  EXPECT_EQ(claims.at("jti").as_string(), issued->jti);
   EXPECT_EQ(claims.at("iss").as_string(), kIss);
   EXPECT_EQ(claims.at("aud").as_string(), kAud);
   EXPECT_EQ(claims.at("sub").as_string(), "client-1");
@@ -105,18 +108,21 @@ TEST_F(TokenTest, EveryTokenHasAFreshJti) {
 }
 
 TEST_F(TokenTest, LifetimeIsClampedToAtMost900Seconds) {
-  TokenIssuer long_lived(key_, std::string(kIss), std::string(kAud), 86400, clock_);
+  TokenIssuer long_lived(key_, std::string(kIss), std::string(kAud), 86400, 86400, clock_);
   EXPECT_EQ(long_lived.lifetime_s(), 900);
+  EXPECT_EQ(long_lived.person_lifetime_s(), 900);
   Result<TokenIssuer::Issued> issued = long_lived.Issue("c", Scopes("system/*.r"));
   ASSERT_TRUE(issued.ok());
   EXPECT_EQ(issued->expires_in, 900);
   boost::json::object claims = PayloadOf(issued->access_token);
   EXPECT_EQ(claims.at("exp").as_int64() - claims.at("iat").as_int64(), 900);
 
-  TokenIssuer zero(key_, std::string(kIss), std::string(kAud), 0, clock_);
+  TokenIssuer zero(key_, std::string(kIss), std::string(kAud), 0, -5, clock_);
   EXPECT_EQ(zero.lifetime_s(), 1);
-  TokenIssuer short_lived(key_, std::string(kIss), std::string(kAud), 30, clock_);
-  EXPECT_EQ(short_lived.lifetime_s(), 30);
+  EXPECT_EQ(zero.person_lifetime_s(), 1);
+  TokenIssuer short_lived(key_, std::string(kIss), std::string(kAud), 30, 20, clock_);
+  EXPECT_EQ(short_lived.system_lifetime_s(), 30);
+  EXPECT_EQ(short_lived.person_lifetime_s(), 20);
 }
 
 TEST_F(TokenTest, IssueRequiresClientIdAndScope) {
@@ -126,6 +132,125 @@ TEST_F(TokenTest, IssueRequiresClientIdAndScope) {
   Result<TokenIssuer::Issued> no_scope = issuer_.Issue("c", ScopeSet());
   ASSERT_FALSE(no_scope.ok());
   EXPECT_EQ(no_scope.status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(TokenTest, SystemTokenCarriesTheClientRoles) {
+  Result<TokenIssuer::Issued> issued =
+      issuer_.Issue("lab", Scopes("system/Observation.c"), {"clinician", "auditor"});
+  ASSERT_TRUE(issued.ok());
+  EXPECT_EQ(PayloadOf(issued->access_token).at("roles"),
+            boost::json::value(boost::json::array{"clinician", "auditor"}));
+}
+
+PersonTokenRequest PersonRequest(ScopeSet scope) {
+  PersonTokenRequest r;
+  r.client_id = "app-1";
+  r.user_id = "user-1";
+  r.scope = std::move(scope);
+  r.roles = {"clinician"};
+  r.amr = {"pwd", "otp", "mfa"};
+  r.auth_time_s = kStartMs / 1000 - 30;
+  r.fhir_user = "Practitioner/9";
+  r.patient = "p-7";
+  r.session_id = "sid-1";
+  return r;
+}
+
+TEST_F(TokenTest, PersonTokenHasTheSessionAndPersonClaims) {
+  Result<TokenIssuer::Issued> issued = issuer_.IssueForPerson(PersonRequest(Scopes("user/*.rs")));
+  ASSERT_TRUE(issued.ok()) << issued.status().message();
+  EXPECT_EQ(issued->expires_in, 300);
+  EXPECT_EQ(issued->expires_at_s, Now() + 300);
+  EXPECT_EQ(issued->scope, "user/*.rs");
+  boost::json::object claims = PayloadOf(issued->access_token);
+  EXPECT_EQ(claims.at("iss").as_string(), kIss);
+  EXPECT_EQ(claims.at("aud").as_string(), kAud);
+  EXPECT_EQ(claims.at("sub").as_string(), "user-1");
+  EXPECT_EQ(claims.at("client_id").as_string(), "app-1");
+  EXPECT_EQ(claims.at("scope").as_string(), "user/*.rs");
+  EXPECT_EQ(claims.at("jti").as_string(), issued->jti);
+  EXPECT_EQ(claims.at("iat").as_int64(), Now());
+  EXPECT_EQ(claims.at("exp").as_int64(), Now() + 300);
+  EXPECT_EQ(claims.at("auth_time").as_int64(), Now() - 30);
+  EXPECT_EQ(claims.at("amr"), boost::json::value(boost::json::array{"pwd", "otp", "mfa"}));
+  EXPECT_EQ(claims.at("roles"), boost::json::value(boost::json::array{"clinician"}));
+  EXPECT_EQ(claims.at("sid").as_string(), "sid-1");
+  EXPECT_EQ(claims.at("fhirUser").as_string(), std::string(kIss) + "/fhir/Practitioner/9");
+  EXPECT_EQ(claims.at("patient").as_string(), "p-7");
+  EXPECT_EQ(claims.size(), 14u);
+
+  // Optional claims are left out when empty.
+  PersonTokenRequest bare = PersonRequest(Scopes("user/*.rs"));
+  bare.fhir_user.clear();
+  bare.patient.clear();
+  bare.session_id.clear();
+  boost::json::object bare_claims = PayloadOf(issuer_.IssueForPerson(bare)->access_token);
+  EXPECT_FALSE(bare_claims.contains("fhirUser"));
+  EXPECT_FALSE(bare_claims.contains("patient"));
+  EXPECT_FALSE(bare_claims.contains("sid"));
+  EXPECT_EQ(bare_claims.size(), 11u);
+}
+
+TEST_F(TokenTest, PersonTokenNeverOutlivesItsSession) {
+  PersonTokenRequest r = PersonRequest(Scopes("user/*.rs"));
+  r.not_after_s = Now() + 100;
+  Result<TokenIssuer::Issued> issued = issuer_.IssueForPerson(r);
+  ASSERT_TRUE(issued.ok());
+  EXPECT_EQ(issued->expires_in, 100);
+  EXPECT_EQ(PayloadOf(issued->access_token).at("exp").as_int64(), Now() + 100);
+  r.not_after_s = Now() + 1000;  // later than the lifetime: no effect
+  EXPECT_EQ(issuer_.IssueForPerson(r)->expires_in, 300);
+  r.not_after_s = Now();  // the session has ended
+  EXPECT_EQ(issuer_.IssueForPerson(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(TokenTest, PersonTokenNeedsDistinctClientAndUser) {
+  PersonTokenRequest r = PersonRequest(Scopes("user/*.rs"));
+  r.user_id = r.client_id;  // would look like a client's own token (RFC 9068 §2.2)
+  EXPECT_EQ(issuer_.IssueForPerson(r).status().code(), StatusCode::kInvalidArgument);
+  r = PersonRequest(Scopes("user/*.rs"));
+  r.user_id.clear();
+  EXPECT_EQ(issuer_.IssueForPerson(r).status().code(), StatusCode::kInvalidArgument);
+  r = PersonRequest(ScopeSet());
+  EXPECT_EQ(issuer_.IssueForPerson(r).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_F(TokenTest, IdTokenClaims) {
+  IdTokenRequest r;
+  r.client_id = "app-1";
+  r.user_id = "user-1";
+  r.nonce = "abc";
+  r.auth_time_s = Now() - 5;
+  r.amr = {"pwd", "otp", "mfa"};
+  r.fhir_user = "Patient/3";
+  Result<std::string> id = issuer_.IssueIdToken(r);
+  ASSERT_TRUE(id.ok());
+  const std::string& token = id.value();
+  boost::json::object header =
+      boost::json::parse(*Base64UrlDecode(token.substr(0, token.find('.')))).as_object();
+  EXPECT_EQ(header.at("typ").as_string(), "JWT");
+  EXPECT_EQ(header.at("alg").as_string(), "ES256");
+  EXPECT_EQ(header.at("kid").as_string(), key_.kid());
+  boost::json::object claims = PayloadOf(token);
+  EXPECT_EQ(claims.at("iss").as_string(), kIss);
+  EXPECT_EQ(claims.at("sub").as_string(), "user-1");
+  EXPECT_EQ(claims.at("aud").as_string(), "app-1");
+  EXPECT_EQ(claims.at("iat").as_int64(), Now());
+  EXPECT_EQ(claims.at("exp").as_int64(), Now() + kIdTokenLifetimeS);
+  EXPECT_EQ(claims.at("auth_time").as_int64(), Now() - 5);
+  EXPECT_EQ(claims.at("nonce").as_string(), "abc");
+  EXPECT_EQ(claims.at("fhirUser").as_string(), std::string(kIss) + "/fhir/Patient/3");
+  EXPECT_EQ(claims.size(), 9u);
+  // Not usable as an access token.
+  ExpectRejected(token);
+
+  r.nonce.clear();
+  r.fhir_user.clear();
+  boost::json::object bare = PayloadOf(issuer_.IssueIdToken(r).value());
+  EXPECT_FALSE(bare.contains("nonce"));
+  EXPECT_FALSE(bare.contains("fhirUser"));
+  r.client_id.clear();
+  EXPECT_EQ(issuer_.IssueIdToken(r).status().code(), StatusCode::kInvalidArgument);
 }
 
 TEST_F(TokenTest, RoundTripYieldsThePrincipal) {
@@ -156,7 +281,7 @@ TEST_F(TokenTest, ExpiredTokenIsRejectedAfterTheSkew) {
 
 TEST_F(TokenTest, IatInTheFutureBeyondSkewIsRejected) {
   FakeClock ahead(kStartMs + (kSkew + 1) * 1000);
-  TokenIssuer future_issuer(key_, std::string(kIss), std::string(kAud), 900, ahead);
+  TokenIssuer future_issuer(key_, std::string(kIss), std::string(kAud), 900, 300, ahead);
   std::string token =
       std::move(future_issuer.Issue("c", Scopes("system/*.r"))).value().access_token;
   ExpectRejected(token);
@@ -235,7 +360,7 @@ TEST_F(TokenTest, ClaimsMustBeWellTyped) {
   ExpectRejected(with("jti", true));
   ExpectRejected(with("scope", ""));
   ExpectRejected(with("scope", boost::json::array{"system/Patient.rs"}));
-  ExpectRejected(with("scope", "user/Patient.rs"));
+  ExpectRejected(with("scope", "patient/Patient.xyz"));
   ExpectRejected(with("scope", "system/Patient.sr"));
   ExpectRejected(with("iss", 1));
 }
@@ -317,7 +442,7 @@ TEST_F(TokenTest, CachedTokenIsStillRejectedAfterExpiry) {
 
 TEST_F(TokenTest, FailuresAreNotCached) {
   boost::json::object claims = Claims();
-  claims["iss"] = "https://evil.test";
+  claims["aud"] = "https://evil.test/fhir";  // fails after the signature check
   std::string token = Sign(claims);
   ExpectRejected(token);
   ExpectRejected(token);
