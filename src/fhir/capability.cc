@@ -34,7 +34,12 @@ std::string CapabilityStatementJson(const Model& model, const FhirConfig& config
        json::array{json::object{
            {"url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"},
            {"extension",
-            json::array{json::object{{"url", "token"}, {"valueUri", inputs.token_url}}}}}}},
+            json::array{
+                json::object{{"url", "token"}, {"valueUri", inputs.token_url}},
+                json::object{{"url", "authorize"}, {"valueUri", inputs.oauth_base + "/authorize"}},
+                json::object{{"url", "revoke"}, {"valueUri", inputs.oauth_base + "/revoke"}},
+                json::object{{"url", "introspect"},
+                             {"valueUri", inputs.oauth_base + "/introspect"}}}}}}},
       {"service",
        json::array{json::object{
            {"coding",
@@ -42,8 +47,10 @@ std::string CapabilityStatementJson(const Model& model, const FhirConfig& config
                 {"system", "http://terminology.hl7.org/CodeSystem/restful-security-service"},
                 {"code", "SMART-on-FHIR"}}}}}}},
       {"description",
-       "OAuth 2.0 bearer tokens (client_credentials with SMART system scopes) are required "
-       "for every interaction except metadata."}};
+       "OAuth 2.0 bearer tokens are required for every interaction except metadata: SMART "
+       "App Launch 2.x (authorization code with PKCE, password + TOTP for every person), "
+       "SMART Backend Services (client credentials with client_secret_basic or "
+       "private_key_jwt), or access tokens of configured OpenID providers."}};
   json::object cs{
       {"resourceType", "CapabilityStatement"},
       {"status", "active"},

@@ -70,6 +70,26 @@ Result<Route> RouteTarget(std::string_view target, const fhir::Model& model) {
     route = Make(RouteKind::kToken, "/oauth2/token", "POST");
   } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "jwks") {
     route = Make(RouteKind::kJwks, "/oauth2/jwks", "GET");
+  } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "authorize") {
+    route = Make(RouteKind::kAuthorize, "/oauth2/authorize", "GET");
+  } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "login") {
+    route = Make(RouteKind::kLogin, "/oauth2/login", "POST");
+  } else if (n == 3 && segments[0] == "oauth2" && segments[1] == "login" && segments[2] == "otp") {
+    route = Make(RouteKind::kLoginOtp, "/oauth2/login/otp", "POST");
+  } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "revoke") {
+    route = Make(RouteKind::kRevoke, "/oauth2/revoke", "POST");
+  } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "introspect") {
+    route = Make(RouteKind::kIntrospect, "/oauth2/introspect", "POST");
+  } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "enroll") {
+    route = Make(RouteKind::kEnroll, "/oauth2/enroll", "GET, POST");
+  } else if (n == 3 && segments[0] == "oauth2" && segments[1] == "enroll" &&
+             segments[2] == "confirm") {
+    route = Make(RouteKind::kEnrollConfirm, "/oauth2/enroll/confirm", "POST");
+  } else if (n == 2 && segments[0] == ".well-known" && segments[1] == "openid-configuration") {
+    route = Make(RouteKind::kOpenIdConfiguration, "/.well-known/openid-configuration", "GET");
+  } else if (n == 3 && segments[0] == "fhir" && segments[1] == ".well-known" &&
+             segments[2] == "smart-configuration") {
+    route = Make(RouteKind::kSmartConfiguration, "/fhir/.well-known/smart-configuration", "GET");
   } else if (n >= 1 && segments[0] == "fhir") {
     if (n == 1) {
       route = Make(RouteKind::kFhirSystem, "/fhir", "POST");

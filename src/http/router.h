@@ -16,6 +16,15 @@ enum class RouteKind {
   kReadyz,               // GET /readyz
   kToken,                // POST /oauth2/token
   kJwks,                 // GET /oauth2/jwks
+  kAuthorize,            // GET /oauth2/authorize (login page)
+  kLogin,                // POST /oauth2/login (password step)
+  kLoginOtp,             // POST /oauth2/login/otp (TOTP step)
+  kRevoke,               // POST /oauth2/revoke (RFC 7009)
+  kIntrospect,           // POST /oauth2/introspect (RFC 7662)
+  kEnroll,               // GET, POST /oauth2/enroll
+  kEnrollConfirm,        // POST /oauth2/enroll/confirm
+  kOpenIdConfiguration,  // GET /.well-known/openid-configuration
+  kSmartConfiguration,   // GET /fhir/.well-known/smart-configuration
   kMetadata,             // GET /fhir/metadata
   kFhirSystem,           // /fhir (batch/transaction: not yet supported)
   kFhirSystemHistory,    // /fhir/_history (not yet supported)

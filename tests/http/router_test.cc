@@ -39,6 +39,19 @@ TEST_F(RouterTest, ServiceRoutes) {
   EXPECT_EQ(R("/oauth2/token")->kind, RouteKind::kToken);
   EXPECT_STREQ(R("/oauth2/token")->allow, "POST");
   EXPECT_EQ(R("/oauth2/jwks")->kind, RouteKind::kJwks);
+  EXPECT_EQ(R("/oauth2/authorize?client_id=x")->kind, RouteKind::kAuthorize);
+  EXPECT_EQ(R("/oauth2/authorize?client_id=x")->query, "client_id=x");
+  EXPECT_EQ(R("/oauth2/login")->kind, RouteKind::kLogin);
+  EXPECT_EQ(R("/oauth2/login/otp")->kind, RouteKind::kLoginOtp);
+  EXPECT_EQ(R("/oauth2/revoke")->kind, RouteKind::kRevoke);
+  EXPECT_EQ(R("/oauth2/introspect")->kind, RouteKind::kIntrospect);
+  EXPECT_EQ(R("/oauth2/enroll?token=t")->kind, RouteKind::kEnroll);
+  EXPECT_STREQ(R("/oauth2/enroll")->allow, "GET, POST");
+  EXPECT_EQ(R("/oauth2/enroll/confirm")->kind, RouteKind::kEnrollConfirm);
+  EXPECT_EQ(R("/.well-known/openid-configuration")->kind, RouteKind::kOpenIdConfiguration);
+  EXPECT_EQ(R("/fhir/.well-known/smart-configuration")->kind, RouteKind::kSmartConfiguration);
+  EXPECT_EQ(R("/fhir/.well-known/other").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(R("/oauth2/login/other").status().code(), StatusCode::kNotFound);
 }
 
 TEST_F(RouterTest, UnknownTypeAndPathAreNotFound) {
