@@ -1,4 +1,4 @@
-// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients add.
+// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients add, users.
 // Exit codes: 0 ok, 2 usage error, 1 runtime error.
 #include <cstdio>
 #include <iostream>
@@ -21,6 +21,7 @@ constexpr const char* kMainHelp =
     "Commands:\n"
     "  serve         run the server (default data dir ./.phigate, https://127.0.0.1:8443)\n"
     "  clients add   register an API client (OAuth 2.0 client credentials)\n"
+    "  users         add, list, disable, reset-mfa: people who log in (password + TOTP)\n"
     "\n"
     "Options:\n"
     "  --help        show this help (also: phigate <command> --help)\n"
@@ -49,6 +50,9 @@ int main(int argc, char** argv) {
     }
     if (command == "clients") {
       return phigate::app::ClientsCommand({args.begin() + 1, args.end()});
+    }
+    if (command == "users") {
+      return phigate::app::UsersCommand({args.begin() + 1, args.end()});
     }
     throw phigate::app::UsageError("unknown command '" + command + "'");
   } catch (const phigate::app::UsageError& e) {

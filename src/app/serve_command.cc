@@ -4,12 +4,20 @@
 
 #include "app/commands.h"
 #include "app/data_dir.h"
+#include "auth/accounts.h"
+#include "auth/authorization_codes.h"
+#include "auth/login_endpoints.h"
+#include "auth/oauth_endpoints.h"
+#include "auth/oidc_keys.h"
+#include "auth/security_events.h"
+#include "auth/session_guard.h"
 #include "auth/token_issuer.h"
 #include "auth/token_verifier.h"
 #include "core/log.h"
 #include "fhir/model.h"
 #include "fhir/resource_service.h"
 #include "http/pipeline.h"
+#include "net/https_client.h"
 #include "net/https_server.h"
 
 namespace phigate::app {
@@ -106,18 +114,45 @@ int ServeCommand(const std::vector<std::string>& args) {
   const SystemClock& clock = SystemClock::Instance();
   fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir,
                                   config.limits.json_depth);
+  auth::LogSecurityEventSink events;
+  auth::SessionGuard guard(*dir.store, clock);
+  if (Status loaded = guard.Load(); !loaded.ok()) {
+    throw StartupError("cannot load revoked tokens: " + loaded.message());
+  }
   auth::TokenIssuer issuer(*dir.signing_key, config.auth.issuer, config.auth.audience,
-                           config.auth.system_token_lifetime_s, clock);
+                           config.auth.system_token_lifetime_s,
+                           config.auth.person_token_lifetime_s, clock);
   auth::TokenVerifier verifier(*dir.signing_key, config.auth.issuer, config.auth.audience,
                                config.auth.clock_skew_s, clock,
-                               static_cast<size_t>(config.auth.token_cache_entries));
+                               static_cast<size_t>(config.auth.token_cache_entries), &guard);
+  for (const OidcIssuerConfig& provider : config.auth.oidc) {
+    net::HttpsGetOptions fetch_options;
+    fetch_options.ca_file = provider.ca_file;
+    fetch_options.timeout_ms = provider.http_timeout_ms;
+    fetch_options.max_body_bytes = auth::kMaxJwksBytes;
+    auto source = std::make_unique<auth::OidcKeySource>(
+        provider,
+        [fetch_options](const std::string& url) { return net::HttpsGet(url, fetch_options); },
+        clock);
+    // A provider that is down at start is not fatal: its tokens are refused until its
+    // keys can be fetched (oidc_keys.h), and the failure is logged.
+    (void)source->Refresh();
+    verifier.AddProvider(std::move(source));
+  }
+  auth::AuthorizationCodes codes(clock);
+  auth::Accounts accounts(*dir.store, *dir.keyring, clock, config.auth, events);
+  auth::LoginEndpoints login(*dir.store, accounts, codes, clock, config.auth, config.auth.issuer,
+                             events);
+  auth::OAuthEndpoints oauth(*dir.store, issuer, codes, guard, verifier, clock, config.auth,
+                             config.auth.issuer, events);
   http::PipelineDeps deps;
   deps.config = &config;
   deps.store = dir.store.get();
   deps.model = &model;
   deps.resources = &resources;
-  deps.issuer = &issuer;
   deps.verifier = &verifier;
+  deps.oauth = &oauth;
+  deps.login = &login;
   deps.signing_key = dir.signing_key.get();
   deps.clock = &clock;
   pipeline = std::make_unique<http::Pipeline>(deps);
@@ -131,6 +166,10 @@ int ServeCommand(const std::vector<std::string>& args) {
                                                      : std::string())
             << "\n"
             << std::flush;
+#ifdef PHIGATE_BENCH_NO_AUTH
+  std::cerr << "WARNING: benchmark build without authentication (PHIGATE_BENCH_NO_AUTH): "
+               "every /fhir request is served as a fully privileged client. Never deploy.\n";
+#endif
   Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
   server.Run();
   Log(LogLevel::kInfo, "server_stopped");

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <exception>
 
-#include "auth/client_credentials.h"
 #include "auth/jwks.h"
 #include "auth/scope.h"
 #include "core/ascii.h"
@@ -111,7 +110,9 @@ Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
   jwks_json_ = auth::JwksJson(*deps_.signing_key);
   // The statement changes only with the build and the config: built once, dated at start.
   capability_json_ = fhir::CapabilityStatementJson(
-      *deps_.model, deps_.config->fhir, {base_url_, token_url_, deps_.clock->NowMillis()});
+      *deps_.model, deps_.config->fhir, {base_url_, token_url_, deps_.config->auth.issuer + "/oauth2", deps_.clock->NowMillis()});
+  openid_configuration_json_ = deps_.oauth->OpenIdConfigurationJson();
+  smart_configuration_json_ = deps_.oauth->SmartConfigurationJson();
 }
 
 namespace {
@@ -130,8 +131,15 @@ net::Response ErrorResponse(unsigned version, const Status& status) {
       version, static_cast<bhttp::status>(e.http_status), kFhirJson,
       fhir::OperationOutcomeJson(e.severity, e.issue_code, status.message(), status.expression()));
   if (status.code() == StatusCode::kUnauthenticated) {
-    // RFC 6750 §3.1.
-    res.set(bhttp::field::www_authenticate, R"(Bearer realm="phigate", error="invalid_token")");
+    if (status.message() == auth::kInsufficientUserAuthentication) {
+      // RFC 9470 §3: the token is valid but the person did not use a second factor.
+      res.set(bhttp::field::www_authenticate,
+              R"(Bearer realm="phigate", error="insufficient_user_authentication", )"
+              R"(error_description="multi-factor authentication is required")");
+    } else {
+      // RFC 6750 §3.1.
+      res.set(bhttp::field::www_authenticate, R"(Bearer realm="phigate", error="invalid_token")");
+    }
   }
   return res;
 }
@@ -162,7 +170,6 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
 }
 
 net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo& conn) {
-  (void)conn;  // the audit issue records the address; nothing here needs it yet
   const auto started = std::chrono::steady_clock::now();
   Context ctx;
   ctx.version = request.version();
@@ -175,7 +182,7 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   // 2. Dispatch; the one boundary where an escaped exception becomes a 500.
   net::Response res;
   try {
-    res = Dispatch(ctx, request);
+    res = Dispatch(ctx, request, conn);
   } catch (const std::exception&) {
     Log(LogLevel::kError, "handler_exception", {{"request_id", ctx.request_id}});
     res = ErrorResponse(ctx.version, Internal("internal error"));
@@ -187,7 +194,10 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   res.set(bhttp::field::cache_control, "no-store");
   res.set("X-Request-Id", ctx.request_id);
   res.set("X-Frame-Options", "DENY");
-  res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  // HTML pages of the authorization server bring their own (stricter per page) policy.
+  if (res.find("Content-Security-Policy") == res.end()) {
+    res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  }
   if (ctx.pretty && !res.body().empty()) res.body() = fhir::PrettyPrintJson(res.body());
   res.keep_alive(request.keep_alive());
   res.prepare_payload();
@@ -211,7 +221,8 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   return res;
 }
 
-net::Response Pipeline::Dispatch(Context& ctx, net::Request& request) {
+net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
+                                 const net::ConnectionInfo& conn) {
   auto routed = RouteTarget(request.target(), *deps_.model);
   if (!routed.ok()) return ErrorResponse(ctx.version, routed.status());
   Route& route = routed.value();
@@ -239,21 +250,72 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request) {
                           R"({"status":"not ready"})");
     case RouteKind::kJwks:
       return MakeResponse(ctx.version, bhttp::status::ok, kJson, jwks_json_);
-    case RouteKind::kToken: {
-      auto result = auth::HandleTokenRequest(*deps_.store, *deps_.issuer,
-                                             request[bhttp::field::authorization],
-                                             request[bhttp::field::content_type], request.body());
-      net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(result.http_status),
-                                       kJson, result.json_body);
-      if (result.www_authenticate_basic) {
-        res.set(bhttp::field::www_authenticate, R"(Basic realm="phigate")");
-      }
-      res.set(bhttp::field::pragma, "no-cache");  // RFC 6749 §5.1
-      return res;
-    }
+    case RouteKind::kOpenIdConfiguration:
+      return MakeResponse(ctx.version, bhttp::status::ok, kJson, openid_configuration_json_);
+    case RouteKind::kSmartConfiguration:
+      return MakeResponse(ctx.version, bhttp::status::ok, kJson, smart_configuration_json_);
+    case RouteKind::kToken:
+    case RouteKind::kRevoke:
+    case RouteKind::kIntrospect:
+    case RouteKind::kAuthorize:
+    case RouteKind::kLogin:
+    case RouteKind::kLoginOtp:
+    case RouteKind::kEnroll:
+    case RouteKind::kEnrollConfirm:
+      return HandleAuthEndpoint(ctx, request, route, conn);
     default:
       return HandleFhir(ctx, request, route);
   }
+}
+
+net::Response Pipeline::HandleAuthEndpoint(Context& ctx, net::Request& request,
+                                           const Route& route, const net::ConnectionInfo& conn) {
+  auth::EndpointRequest in;
+  in.method = request.method() == bhttp::verb::head ? std::string_view("GET")
+                                                     : std::string_view(request.method_string());
+  in.query = route.query;
+  in.content_type = request[bhttp::field::content_type];
+  in.authorization = request[bhttp::field::authorization];
+  in.cookie = request[bhttp::field::cookie];
+  in.origin = request[bhttp::field::origin];
+  in.body = request.body();
+  in.remote_address = conn.remote_address;
+  in.user_agent = request[bhttp::field::user_agent];
+
+  auth::EndpointResponse out;
+  switch (route.kind) {
+    case RouteKind::kToken:
+      out = deps_.oauth->Token(in);
+      break;
+    case RouteKind::kRevoke:
+      out = deps_.oauth->Revoke(in);
+      break;
+    case RouteKind::kIntrospect:
+      out = deps_.oauth->Introspect(in);
+      break;
+    case RouteKind::kAuthorize:
+      out = deps_.login->Authorize(in);
+      break;
+    case RouteKind::kLogin:
+      out = deps_.login->Login(in);
+      break;
+    case RouteKind::kLoginOtp:
+      out = deps_.login->LoginOtp(in);
+      break;
+    case RouteKind::kEnroll:
+      out = in.method == "GET" ? deps_.login->EnrollPage(in) : deps_.login->Enroll(in);
+      break;
+    case RouteKind::kEnrollConfirm:
+      out = deps_.login->EnrollConfirm(in);
+      break;
+    default:
+      return ErrorResponse(ctx.version, Internal("internal error"));
+  }
+  net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(out.status),
+                                   out.content_type, std::move(out.body));
+  // insert, not set: a response may carry several Set-Cookie fields.
+  for (auto& [name, value] : out.headers) res.insert(name, value);
+  return res;
 }
 
 net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Route& route) {
@@ -286,6 +348,17 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
                          Status(StatusCode::kUnauthenticated,
                                 "access tokens are accepted only in the Authorization header"));
   }
+#ifdef PHIGATE_BENCH_NO_AUTH
+  // Benchmark build only (CMake PHIGATE_BENCH_NO_AUTH): the authentication stage is
+  // replaced by a fixed all-powerful principal to measure what the stage costs.
+  static const Result<auth::Principal> principal = [] {
+    auth::Principal p;
+    p.client_id = "bench-no-auth";
+    p.subject = p.client_id;
+    p.scopes = std::move(auth::ScopeSet::Parse("system/*.cruds")).value();
+    return Result<auth::Principal>(std::move(p));
+  }();
+#else
   std::string_view authz = request[bhttp::field::authorization];
   if (authz.size() < 7 || !EqualsIgnoreCase(authz.substr(0, 7), "Bearer ")) {
     return ErrorResponse(ctx.version,
@@ -293,6 +366,7 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   }
   auto principal = deps_.verifier->Verify(TrimOws(authz.substr(7)));
   if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
+#endif
   ctx.client_id = principal->client_id;
 
   // Authorize: the token's scopes must grant the interaction on the type.

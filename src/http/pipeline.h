@@ -9,7 +9,9 @@
 
 #include <string>
 
-#include "auth/token_issuer.h"
+#include "auth/endpoint.h"
+#include "auth/login_endpoints.h"
+#include "auth/oauth_endpoints.h"
 #include "auth/token_verifier.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -27,8 +29,9 @@ struct PipelineDeps {
   storage::Store* store = nullptr;
   const fhir::Model* model = nullptr;
   fhir::ResourceService* resources = nullptr;
-  const auth::TokenIssuer* issuer = nullptr;
   const auth::TokenVerifier* verifier = nullptr;
+  auth::OAuthEndpoints* oauth = nullptr;  // token, revoke, introspect, discovery
+  auth::LoginEndpoints* login = nullptr;  // authorize, login, enrollment pages
   const crypto::SigningKey* signing_key = nullptr;
   const Clock* clock = nullptr;
 };
@@ -45,8 +48,10 @@ class Pipeline {
 
  private:
   struct Context;
-  net::Response Dispatch(Context& ctx, net::Request& request);
+  net::Response Dispatch(Context& ctx, net::Request& request, const net::ConnectionInfo& conn);
   net::Response HandleFhir(Context& ctx, net::Request& request, const Route& route);
+  net::Response HandleAuthEndpoint(Context& ctx, net::Request& request, const Route& route,
+                                   const net::ConnectionInfo& conn);
 
   PipelineDeps deps_;
   std::string base_url_;
@@ -54,6 +59,8 @@ class Pipeline {
   std::string hsts_;
   std::string jwks_json_;
   std::string capability_json_;
+  std::string openid_configuration_json_;
+  std::string smart_configuration_json_;
 };
 
 }  // namespace phigate::http

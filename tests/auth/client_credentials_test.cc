@@ -1,5 +1,6 @@
-#include "auth/client_credentials.h"
-
+// The client credentials grant at the token endpoint (RFC 6749 §4.4) with
+// client_secret_basic, and client registration (client_registry.h). private_key_jwt and
+// the other grants: oauth_test.cc.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,15 +10,21 @@
 #include <memory>
 #include <string>
 
+#include "auth/authorization_codes.h"
 #include "auth/client_registry.h"
 #include "auth/jwt.h"
+#include "auth/oauth_endpoints.h"
+#include "auth/security_events.h"
+#include "auth/session_guard.h"
 #include "auth/token_issuer.h"
 #include "auth/token_verifier.h"
 #include "core/base64.h"
 #include "core/clock.h"
+#include "core/config.h"
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "crypto/password_hash.h"
+#include "crypto/public_key.h"
 #include "crypto/signing_key.h"
 #include "storage/sqlite/sqlite_store.h"
 
@@ -44,12 +51,23 @@ class TokenEndpointTest : public ::testing::Test {
     Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
     ASSERT_TRUE(store.ok()) << store.status().message();
     store_ = std::move(store).value();
+    guard_ = std::make_unique<SessionGuard>(*store_, clock_);
+    verifier_ = std::make_unique<TokenVerifier>(key_, std::string(kIss), std::string(kAud), 60,
+                                                clock_, 100, guard_.get());
+    AuthConfig config;
+    config.issuer = std::string(kIss);
+    config.audience = std::string(kAud);
+    endpoints_ = std::make_unique<OAuthEndpoints>(*store_, issuer_, codes_, *guard_, *verifier_,
+                                                  clock_, config, std::string(kIss), events_);
     Result<NewClient> client = CreateClient(*store_, "test app", kRegistered, clock_);
     ASSERT_TRUE(client.ok()) << client.status().message();
     client_ = client.value();
   }
 
   void TearDown() override {
+    endpoints_.reset();
+    verifier_.reset();
+    guard_.reset();
     store_.reset();
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
@@ -61,36 +79,49 @@ class TokenEndpointTest : public ::testing::Test {
   }
   std::string GoodBasic() const { return Basic(client_.client_id, client_.client_secret); }
 
-  TokenEndpointResult Post(std::string_view authorization, std::string_view body,
-                           std::string_view content_type = kForm) const {
-    return HandleTokenRequest(*store_, issuer_, authorization, content_type, body);
+  EndpointResponse Post(std::string_view authorization, std::string_view body,
+                        std::string_view content_type = kForm) const {
+    EndpointRequest request;
+    request.method = "POST";
+    request.authorization = authorization;
+    request.content_type = content_type;
+    request.body = body;
+    request.remote_address = "192.0.2.1";
+    return endpoints_->Token(request);
+  }
+
+  static bool Challenged(const EndpointResponse& r) {
+    for (const auto& [name, value] : r.headers) {
+      if (name == "WWW-Authenticate") return value == R"(Basic realm="phigate")";
+    }
+    return false;
   }
 
   // Asserts an RFC 6749 §5.2 error response, and that nothing secret was echoed.
-  void ExpectError(const TokenEndpointResult& r, int http_status, std::string_view error) const {
-    EXPECT_EQ(r.http_status, http_status) << r.json_body;
-    EXPECT_EQ(r.www_authenticate_basic, http_status == 401);
+  void ExpectError(const EndpointResponse& r, int http_status, std::string_view error) const {
+    EXPECT_EQ(r.status, http_status) << r.body;
+    EXPECT_EQ(Challenged(r), http_status == 401);
     boost::system::error_code ec;
-    boost::json::value body = boost::json::parse(r.json_body, ec);
-    ASSERT_FALSE(ec) << r.json_body;
+    boost::json::value body = boost::json::parse(r.body, ec);
+    ASSERT_FALSE(ec) << r.body;
     ASSERT_TRUE(body.is_object());
-    EXPECT_EQ(body.as_object().size(), 2u) << r.json_body;
+    EXPECT_EQ(body.as_object().size(), 2u) << r.body;
     EXPECT_EQ(body.at("error").as_string(), error);
     EXPECT_TRUE(body.at("error_description").is_string());
-    EXPECT_EQ(r.json_body.find(client_.client_secret), std::string::npos);
-    EXPECT_EQ(r.json_body.find(client_.client_id), std::string::npos);
+    EXPECT_EQ(r.body.find(client_.client_secret), std::string::npos);
+    EXPECT_EQ(r.body.find(client_.client_id), std::string::npos);
   }
 
   // Asserts success and returns the verified principal of the issued token.
-  Principal ExpectSuccess(const TokenEndpointResult& r, std::string_view scope) const {
-    EXPECT_EQ(r.http_status, 200) << r.json_body;
-    EXPECT_FALSE(r.www_authenticate_basic);
-    boost::json::object body = boost::json::parse(r.json_body).as_object();
+  Principal ExpectSuccess(const EndpointResponse& r, std::string_view scope) const {
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_FALSE(Challenged(r));
+    boost::json::object body = boost::json::parse(r.body).as_object();
     EXPECT_EQ(body.size(), 4u);
     EXPECT_EQ(body.at("token_type").as_string(), "Bearer");
     EXPECT_EQ(body.at("expires_in").as_int64(), 900);
     EXPECT_EQ(body.at("scope").as_string(), scope);
-    Result<Principal> p = verifier_.Verify(body.at("access_token").as_string());
+    Result<Principal> p = verifier_->Verify(body.at("access_token").as_string());
     EXPECT_TRUE(p.ok()) << p.status().message();
     return p.ok() ? p.value() : Principal();
   }
@@ -99,20 +130,24 @@ class TokenEndpointTest : public ::testing::Test {
   std::unique_ptr<storage::Store> store_;
   FakeClock clock_{1'800'000'000'000};
   crypto::SigningKey key_ = std::move(crypto::SigningKey::Generate()).value();
-  TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, clock_};
-  TokenVerifier verifier_{key_, std::string(kIss), std::string(kAud), 60, clock_, 100};
+  TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, 300, clock_};
+  AuthorizationCodes codes_{clock_};
+  std::unique_ptr<SessionGuard> guard_;
+  std::unique_ptr<TokenVerifier> verifier_;
+  MemorySecurityEventSink events_;
+  std::unique_ptr<OAuthEndpoints> endpoints_;
   NewClient client_;
 };
 
 TEST_F(TokenEndpointTest, HappyPathIssuesAVerifiableTokenWithEveryClaim) {
-  TokenEndpointResult r = Post(GoodBasic(), kGrant);
-  ASSERT_EQ(r.http_status, 200) << r.json_body;
+  EndpointResponse r = Post(GoodBasic(), kGrant);
+  ASSERT_EQ(r.status, 200) << r.body;
   Principal p = ExpectSuccess(r, kRegistered);
   EXPECT_EQ(p.client_id, client_.client_id);
   EXPECT_EQ(p.subject, client_.client_id);
 
   // Decode the JWT by hand: header and every claim.
-  boost::json::object body = boost::json::parse(r.json_body).as_object();
+  boost::json::object body = boost::json::parse(r.body).as_object();
   std::string token(body.at("access_token").as_string());
   const size_t dot1 = token.find('.');
   const size_t dot2 = token.rfind('.');
@@ -135,8 +170,9 @@ TEST_F(TokenEndpointTest, HappyPathIssuesAVerifiableTokenWithEveryClaim) {
   const int64_t lifetime = claims.at("exp").as_int64() - claims.at("iat").as_int64();
   EXPECT_EQ(lifetime, 900);
   EXPECT_LE(lifetime, 900);
-  EXPECT_EQ(claims.size(), 8u);
-  EXPECT_EQ(r.json_body.find(client_.client_secret), std::string::npos);
+  EXPECT_EQ(claims.at("roles"), boost::json::value(boost::json::array{}));  // none registered
+  EXPECT_EQ(claims.size(), 9u);
+  EXPECT_EQ(r.body.find(client_.client_secret), std::string::npos);
 }
 
 TEST_F(TokenEndpointTest, ContentTypeParametersAndCaseAreAccepted) {
@@ -165,7 +201,7 @@ TEST_F(TokenEndpointTest, UnknownClientCostsAnArgon2idCheckToo) {
     auto best = std::chrono::steady_clock::duration::max();
     for (int i = 0; i < 3; ++i) {
       const auto start = std::chrono::steady_clock::now();
-      EXPECT_EQ(Post(authorization, kGrant).http_status, 401);
+      EXPECT_EQ(Post(authorization, kGrant).status, 401);
       best = std::min(best, std::chrono::steady_clock::now() - start);
     }
     return best;
@@ -244,8 +280,9 @@ TEST_F(TokenEndpointTest, PercentEncodedUnreservedCharactersInBasicDecode) {
 TEST_F(TokenEndpointTest, WrongGrantTypeIsUnsupported) {
   ExpectError(Post(GoodBasic(), "grant_type=password&username=a&password=b"), 400,
               "unsupported_grant_type");
-  ExpectError(Post(GoodBasic(), "grant_type=authorization_code&code=x"), 400,
-              "unsupported_grant_type");
+  ExpectError(Post(GoodBasic(), "grant_type=implicit"), 400, "unsupported_grant_type");
+  ExpectError(Post(GoodBasic(), "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer"),
+              400, "unsupported_grant_type");
   ExpectError(Post(GoodBasic(), "grant_type=Client_Credentials"), 400, "unsupported_grant_type");
 }
 
@@ -323,12 +360,12 @@ TEST_F(TokenEndpointTest, ErrorBodiesDoNotEchoTheSubmittedSecret) {
   const std::string secret = "Sup3r-Secret-Value-" + crypto::RandomToken(8);
   const std::string authz = Basic(client_.client_id, secret);
   const std::string results[] = {
-      Post(authz, kGrant).json_body,
-      Post(authz, "grant_type=password&password=" + secret).json_body,
-      Post(authz, kGrant, "text/plain").json_body,
-      Post(authz, std::string(kGrant) + "&scope=" + secret).json_body,
-      Post(authz, std::string(kGrant) + "&client_secret=" + secret).json_body,
-      Post(Basic(secret, secret), kGrant).json_body,
+      Post(authz, kGrant).body,
+      Post(authz, "grant_type=password&password=" + secret).body,
+      Post(authz, kGrant, "text/plain").body,
+      Post(authz, std::string(kGrant) + "&scope=" + secret).body,
+      Post(authz, std::string(kGrant) + "&client_secret=" + secret).body,
+      Post(Basic(secret, secret), kGrant).body,
   };
   for (const std::string& body : results) {
     EXPECT_EQ(body.find(secret), std::string::npos) << body;
@@ -376,6 +413,147 @@ TEST_F(TokenEndpointTest, CreateClientValidatesNameAndScope) {
   expect_invalid("ok", "openid offline_access");  // grants no interaction
   EXPECT_TRUE(CreateClient(*store_, std::string(200, '~'), "system/*.rs", clock_).ok());
   EXPECT_TRUE(CreateClient(*store_, "a b c", "system/*.rs", clock_).ok());
+}
+
+TEST_F(TokenEndpointTest, SystemClientCannotUseTheCodeGrant) {
+  ExpectError(Post(GoodBasic(),
+                   "grant_type=authorization_code&code=x&code_verifier=" + std::string(43, 'a')),
+              400, "unauthorized_client");
+}
+
+TEST_F(TokenEndpointTest, RolesOfTheClientAreInTheToken) {
+  ClientRegistration reg;
+  reg.name = "lab";
+  reg.scope = "system/Observation.cud";
+  reg.roles = "clinician,billing";
+  Result<NewClient> c = CreateClient(*store_, reg, clock_);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ((*store_->GetClient(c->client_id))->roles, "clinician,billing");
+  Principal p =
+      ExpectSuccess(Post(Basic(c->client_id, c->client_secret), kGrant), "system/Observation.cud");
+  EXPECT_EQ(p.roles, (std::vector<std::string>{"clinician", "billing"}));
+}
+
+TEST_F(TokenEndpointTest, SuccessIsNotCached) {
+  EndpointResponse r = Post(GoodBasic(), kGrant);
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "application/json; charset=utf-8");
+  std::vector<std::pair<std::string, std::string>> want = {{"Cache-Control", "no-store"},
+                                                           {"Pragma", "no-cache"}};
+  EXPECT_EQ(r.headers, want);
+}
+
+// --- registration (client_registry.h) ---
+
+TEST(RedirectUriTest, OnlyHttpsOrLoopbackWithoutFragment) {
+  for (std::string_view ok :
+       {"https://app.example/cb", "https://app.example:8443/a/b?x=1", "https://app.example",
+        "http://127.0.0.1/cb", "http://127.0.0.1:51004/cb", "http://localhost:3000/callback",
+        "http://[::1]:8080/cb", "http://localhost"}) {
+    EXPECT_TRUE(ValidateRedirectUri(ok).ok()) << ok;
+  }
+  for (std::string_view bad :
+       {"", "http://app.example/cb", "https://app.example/cb#frag", "https://app.example/#",
+        "app.example/cb", "/cb", "https:///cb", "https://user@app.example/cb",
+        "http://127.0.0.1.evil.example/cb", "http://localhost.evil.example/cb",
+        "http://localhost:/cb", "http://localhost:80a/cb", "com.example.app:/cb",
+        "javascript:alert(1)", "HTTPS://app.example/cb", "https://app.example/a b",
+        "https://app.example/\x01", "ftp://app.example/cb"}) {
+    Status s = ValidateRedirectUri(bad);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_FALSE(ValidateRedirectUri("https://app.example/" + std::string(2040, 'a')).ok());
+}
+
+TEST_F(TokenEndpointTest, PublicAppRegistration) {
+  ClientRegistration reg;
+  reg.name = "spa";
+  reg.scope = "openid fhirUser offline_access patient/*.rs";
+  reg.redirect_uris = {"https://spa.example/cb", "http://localhost:3000/cb"};
+  reg.is_public = true;
+  Result<NewClient> c = CreateClient(*store_, reg, clock_);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->client_secret.empty());
+  EXPECT_EQ(c->auth_method, "none");
+  const storage::ClientRecord record = std::move(*store_->GetClient(c->client_id)).value();
+  EXPECT_EQ(record.auth_method, "none");
+  EXPECT_EQ(record.secret_hash, "");
+  EXPECT_EQ(record.redirect_uris, "https://spa.example/cb http://localhost:3000/cb");
+  EXPECT_EQ(record.scope, "openid fhirUser offline_access patient/*.rs");
+
+  auto expect_invalid = [this](ClientRegistration r) {
+    Result<NewClient> bad = CreateClient(*store_, r, clock_);
+    ASSERT_FALSE(bad.ok()) << r.scope;
+    EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  };
+  ClientRegistration no_uri = reg;
+  no_uri.redirect_uris.clear();
+  expect_invalid(no_uri);  // a public client needs a redirect URI
+  ClientRegistration system = reg;
+  system.scope = "system/*.rs user/*.rs";
+  expect_invalid(system);  // cannot use client credentials
+  ClientRegistration no_resource = reg;
+  no_resource.scope = "openid offline_access";
+  expect_invalid(no_resource);
+  ClientRegistration bad_uri = reg;
+  bad_uri.redirect_uris = {"http://app.example/cb"};
+  expect_invalid(bad_uri);
+  ClientRegistration repeated = reg;
+  repeated.redirect_uris = {"https://spa.example/cb", "https://spa.example/cb"};
+  expect_invalid(repeated);
+  ClientRegistration with_keys = reg;
+  with_keys.jwks = R"({"keys":[]})";
+  expect_invalid(with_keys);
+  ClientRegistration bad_roles = reg;
+  bad_roles.roles = "superuser";
+  expect_invalid(bad_roles);
+}
+
+TEST_F(TokenEndpointTest, UserAndPatientScopesNeedARedirectUri) {
+  for (std::string_view scope : {"user/*.rs", "system/*.rs patient/*.rs"}) {
+    Result<NewClient> c = CreateClient(*store_, "no uri", scope, clock_);
+    ASSERT_FALSE(c.ok()) << scope;
+    EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  }
+  // With one, a confidential app may hold all three contexts.
+  ClientRegistration app;
+  app.name = "app";
+  app.scope = "user/*.rs patient/*.rs system/Patient.rs openid";
+  app.redirect_uris = {"https://app.example/cb"};
+  Result<NewClient> c = CreateClient(*store_, app, clock_);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->auth_method, "client_secret_basic");
+  EXPECT_EQ(c->client_secret.size(), 43u);
+}
+
+TEST_F(TokenEndpointTest, KeyClientRegistration) {
+  crypto::PrivateKey key = std::move(crypto::PrivateKey::Generate(crypto::JwsAlg::kEdDSA)).value();
+  ClientRegistration reg;
+  reg.name = "backend";
+  reg.scope = "system/*.rs";
+  reg.jwks = R"({"keys":[)" + key.PublicJwkJson("k1") + "]}";
+  Result<NewClient> c = CreateClient(*store_, reg, clock_);
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_TRUE(c->client_secret.empty());
+  EXPECT_EQ(c->auth_method, "private_key_jwt");
+  const storage::ClientRecord record = std::move(*store_->GetClient(c->client_id)).value();
+  EXPECT_EQ(record.jwks, reg.jwks);
+  EXPECT_EQ(record.secret_hash, "");
+  // It has no secret to present.
+  ExpectError(Post(Basic(c->client_id, "guess"), kGrant), 401, "invalid_client");
+
+  for (
+      std::string_view jwks :
+      {R"({"keys":[]})", R"({"keys":[{"kty":"oct","k":"c2VjcmV0"}]})", "not json",
+       R"({"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A"}]})"}) {
+    ClientRegistration bad = reg;
+    bad.jwks = std::string(jwks);
+    Result<NewClient> refused = CreateClient(*store_, bad, clock_);
+    ASSERT_FALSE(refused.ok()) << jwks;
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument);
+    // Never key material in the message.
+    EXPECT_EQ(refused.status().message().find("nWGxne"), std::string::npos);
+  }
 }
 
 }  // namespace

@@ -468,3 +468,300 @@ export function assertOutcome(assert, res, status, code, expression) {
   }
   return oo;
 }
+
+// ---------------------------------------------------------------------------------------
+// The built-in authorization server (issue 3): users, apps, and the HTML pages of
+// enrollment and login driven without a browser (fetch-like requests, a cookie jar and a
+// small form reader), plus openid-client configured to trust the server's certificate.
+
+// An undici Agent for fetch() that trusts exactly `ca` (see Server.fetchDispatcher for why
+// the class is taken from the global dispatcher). `servername` overrides the name the
+// certificate is checked against.
+export async function undiciAgent({ ca, servername } = {}) {
+  const key = Symbol.for('undici.globalDispatcher.1');
+  if (!globalThis[key]) await fetch('data:,').then((r) => r.arrayBuffer());
+  const UndiciAgent = globalThis[key]?.constructor;
+  if (typeof UndiciAgent !== 'function') throw new Error('cannot find the undici Agent class');
+  const connect = { ca };
+  if (servername !== undefined) connect.servername = servername;
+  return new UndiciAgent({ connect });
+}
+
+// `phigate users add ...`: resolves {user_id, enrollment_url} from its two output lines.
+export async function addUser(dataDir, { username, roles = 'clinician', fhirUser } = {}) {
+  const args = ['users', 'add', '--username', username, '--roles', roles];
+  if (fhirUser !== undefined) args.push('--fhir-user', fhirUser);
+  args.push('--data-dir', dataDir);
+  const r = await runCli(args);
+  if (r.code !== 0) throw new Error(`users add exited ${r.code}: ${r.stderr}`);
+  const id = /^user_id=([0-9a-f]{32})$/m.exec(r.stdout);
+  const link = /^enrollment_url=(https:\/\/\S+\/oauth2\/enroll\?token=\S+)$/m.exec(r.stdout);
+  if (!id || !link) throw new Error(`users add printed no user_id/enrollment_url: ${r.stdout}`);
+  return { user_id: id[1], enrollment_url: link[1], stdout: r.stdout, stderr: r.stderr };
+}
+
+// `phigate users list --json`: resolves the parsed array.
+export async function listUsers(dataDir) {
+  const r = await runCli(['users', 'list', '--json', '--data-dir', dataDir]);
+  if (r.code !== 0) throw new Error(`users list exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+// `phigate clients add` for an app of the authorization code flow: resolves
+// {client_id, client_secret} (no secret for a public app).
+export async function addApp(dataDir, { name = 'app', scope, redirectUris = [], isPublic = false } = {}) {
+  const args = ['clients', 'add', '--name', name, '--scope', scope];
+  for (const uri of redirectUris) args.push('--redirect-uri', uri);
+  if (isPublic) args.push('--public');
+  args.push('--data-dir', dataDir, '--json');
+  const r = await runCli(args);
+  if (r.code !== 0) throw new Error(`clients add exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+// The same path and query on `server` (the CLI does not know the port a port-0 server
+// got, so links it prints may name another origin).
+export function onServer(server, link) {
+  const u = new URL(link);
+  return new URL(u.pathname + u.search, server.origin).href;
+}
+
+// A cookie jar for one user agent talking to one origin: keeps name=value of every
+// Set-Cookie (attributes are recorded, not enforced) and drops cookies set to expire.
+export class CookieJar {
+  constructor() { this.cookies = new Map(); }
+
+  // Records the Set-Cookie headers of a response made by Server.request.
+  store(res) {
+    const raw = res.rawHeaders ?? [];
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      if (raw[i].toLowerCase() !== 'set-cookie') continue;
+      const [pair, ...attrs] = raw[i + 1].split(';').map((s) => s.trim());
+      const eq = pair.indexOf('=');
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      const attributes = {};
+      for (const a of attrs) {
+        const j = a.indexOf('=');
+        attributes[(j < 0 ? a : a.slice(0, j)).toLowerCase()] = j < 0 ? true : a.slice(j + 1);
+      }
+      const expired = attributes['max-age'] !== undefined && Number(attributes['max-age']) <= 0;
+      if (expired || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, { value, attributes, header: raw[i + 1] });
+    }
+  }
+
+  get(name) { return this.cookies.get(name); }
+
+  header() {
+    return [...this.cookies].map(([n, c]) => `${n}=${c.value}`).join('; ');
+  }
+}
+
+const HTML_ENTITIES = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", '#39': "'", '#x27': "'", '#47': '/', '#x2F': '/' };
+
+export function decodeHtml(s) {
+  return s.replace(/&(#x[0-9a-f]+|#[0-9]+|[a-z]+);/gi, (m, e) => {
+    if (HTML_ENTITIES[e] !== undefined) return HTML_ENTITIES[e];
+    if (/^#x/i.test(e)) return String.fromCodePoint(parseInt(e.slice(2), 16));
+    if (/^#/.test(e)) return String.fromCodePoint(parseInt(e.slice(1), 10));
+    return m;
+  });
+}
+
+function parseAttributes(text) {
+  const attrs = {};
+  const re = /([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
+  let m;
+  while ((m = re.exec(text)) !== null) {
+    attrs[m[1].toLowerCase()] = decodeHtml(m[2] ?? m[3] ?? m[4] ?? '');
+  }
+  return attrs;
+}
+
+// The forms of an HTML page: [{action, method, fields: [{name, type, value, attrs}]}].
+export function parseForms(html) {
+  const forms = [];
+  const re = /<form\b([^>]*)>([\s\S]*?)<\/form>/gi;
+  let m;
+  while ((m = re.exec(html)) !== null) {
+    const attrs = parseAttributes(m[1]);
+    const fields = [];
+    const inputRe = /<(input|textarea|select|button)\b([^>]*)>/gi;
+    let f;
+    while ((f = inputRe.exec(m[2])) !== null) {
+      const a = parseAttributes(f[2]);
+      const tag = f[1].toLowerCase();
+      if (a.name === undefined) continue;
+      const type = (a.type ?? (tag === 'button' ? 'submit' : 'text')).toLowerCase();
+      fields.push({ name: a.name, type, value: a.value ?? '', attrs: a, tag });
+    }
+    forms.push({ action: attrs.action ?? '', method: (attrs.method ?? 'get').toLowerCase(), fields, attrs });
+  }
+  return forms;
+}
+
+// The text content of the element with id `id` (tags inside removed, whitespace kept).
+export function elementText(html, id) {
+  const re = new RegExp(`<([a-z0-9]+)\\b[^>]*\\bid\\s*=\\s*["']${id}["'][^>]*>([\\s\\S]*?)</\\1>`, 'i');
+  const m = re.exec(html);
+  return m ? decodeHtml(m[2].replace(/<[^>]*>/g, '')) : undefined;
+}
+
+// Fills a parsed form: hidden fields keep their values; visible fields are chosen by
+// `fill(field)` (return undefined to leave a field out). Returns URLSearchParams.
+export function fillForm(form, fill) {
+  const body = new URLSearchParams();
+  for (const field of form.fields) {
+    if (field.type === 'submit' || field.type === 'button' || field.type === 'reset') {
+      continue;
+    }
+    if (field.type === 'hidden') {
+      body.append(field.name, field.value);
+      continue;
+    }
+    const v = fill(field);
+    if (v !== undefined) body.append(field.name, v);
+  }
+  return body;
+}
+
+// A fill function for the pages of phigate: password fields get `password`, the
+// username field `username`, a code field `code`.
+export function pageValues({ username, password, code }) {
+  return (field) => {
+    if (field.type === 'password') return password;
+    if (/user/i.test(field.name)) return username;
+    if (/code|otp|totp/i.test(field.name)) return code;
+    return undefined;
+  };
+}
+
+// One user agent (cookies, Origin on POST like a browser) talking to `server`'s pages.
+export class PageClient {
+  constructor(server) {
+    this.server = server;
+    this.jar = new CookieJar();
+    this.agent = server.newAgent({ keepAlive: false });
+  }
+
+  async get(target, { headers = {} } = {}) {
+    const cookie = this.jar.header();
+    const res = await this.server.request('GET', target, {
+      headers: { accept: 'text/html', ...(cookie ? { cookie } : {}), ...headers },
+      agent: this.agent,
+    });
+    this.jar.store(res);
+    res.url = new URL(target, this.server.origin).href;
+    return res;
+  }
+
+  // Posts a form body (URLSearchParams or string) to `target`.
+  async post(target, body, { headers = {}, origin = this.server.origin } = {}) {
+    const cookie = this.jar.header();
+    const res = await this.server.request('POST', target, {
+      headers: {
+        accept: 'text/html',
+        'content-type': 'application/x-www-form-urlencoded',
+        ...(origin ? { origin } : {}),
+        ...(cookie ? { cookie } : {}),
+        ...headers,
+      },
+      body: body.toString(),
+      agent: this.agent,
+    });
+    this.jar.store(res);
+    res.url = new URL(target, this.server.origin).href;
+    return res;
+  }
+
+  // Submits the one form of `page` whose action path is `actionPath`, filled by `fill`.
+  async submit(page, actionPath, fill, options) {
+    const form = parseForms(page.body).find((f) => new URL(f.action || page.url, page.url).pathname === actionPath);
+    if (!form) {
+      throw new Error(`no form posting to ${actionPath} on the ${page.status} page ${page.url}:\n${page.body}`);
+    }
+    if (form.method !== 'post') throw new Error(`the form to ${actionPath} is not method=post`);
+    const target = new URL(form.action || page.url, page.url);
+    return this.post(target.pathname + target.search, fillForm(form, fill), options);
+  }
+}
+
+// Enrolls a user through the enrollment pages (password twice, then the first TOTP code).
+// `codeFor(secret)` computes (or resolves) the confirmation code. Resolves
+// {secret, otpauthUri, pages: {link, secret, done}}.
+export async function enrollThroughPages(server, enrollmentUrl, password, codeFor, { client } = {}) {
+  const ua = client ?? new PageClient(server);
+  const link = await ua.get(onServer(server, enrollmentUrl));
+  if (link.status !== 200) throw new Error(`enrollment link answered ${link.status}: ${link.body}`);
+  const set = await ua.submit(link, '/oauth2/enroll', pageValues({ password }));
+  if (set.status !== 200) throw new Error(`POST /oauth2/enroll answered ${set.status}: ${set.body}`);
+  const secretText = elementText(set.body, 'totp-secret');
+  if (secretText === undefined) throw new Error(`no #totp-secret on the page: ${set.body}`);
+  const secret = secretText.replace(/\s+/g, '');
+  const uri = /otpauth:\/\/totp\/[^"'<\s]+/.exec(set.body);
+  const done = await ua.submit(set, '/oauth2/enroll/confirm', pageValues({ code: await codeFor(secret) }));
+  if (done.status !== 200) throw new Error(`POST /oauth2/enroll/confirm answered ${done.status}: ${done.body}`);
+  return { secret, otpauthUri: uri ? decodeHtml(uri[0]) : undefined, pages: { link, secret: set, done }, client: ua };
+}
+
+// Drives the login pages from an authorization URL to the redirect to the app. `code` is
+// the TOTP code or a function resolving it, called once the password step passed. Resolves
+// {location, pages: {login, otp, redirect}}; throws if a step does not answer as a
+// successful login does (callers that expect failures use PageClient directly).
+export async function loginThroughPages(server, authorizationUrl, { username, password, code, client } = {}) {
+  const ua = client ?? new PageClient(server);
+  const login = await ua.get(authorizationUrl);
+  if (login.status !== 200) throw new Error(`authorize answered ${login.status}: ${login.body}`);
+  const otp = await ua.submit(login, '/oauth2/login', pageValues({ username, password }));
+  if (otp.status !== 200) throw new Error(`POST /oauth2/login answered ${otp.status}: ${otp.body}`);
+  const totpCode = typeof code === 'function' ? await code() : code;
+  const redirect = await ua.submit(otp, '/oauth2/login/otp', pageValues({ code: totpCode }));
+  if (redirect.status !== 303) throw new Error(`POST /oauth2/login/otp answered ${redirect.status}: ${redirect.body}`);
+  return { location: redirect.headers.location, pages: { login, otp, redirect }, client: ua };
+}
+
+// openid-client (v6) Configuration for `client` at `server`, discovered from the server's
+// issuer over TLS verified against the server's certificate.
+export async function openidConfig(server, { client_id, client_secret }, { issuer = server.origin } = {}) {
+  const oidc = await import('openid-client');
+  const dispatcher = await server.fetchDispatcher();
+  const fetchWithCa = (url, options) => fetch(url, { ...options, dispatcher });
+  const auth = client_secret ? oidc.ClientSecretBasic(client_secret) : oidc.None();
+  return oidc.discovery(new URL(issuer), client_id, undefined, auth,
+    { [oidc.customFetch]: fetchWithCa });
+}
+
+// base64 SHA-256 of the server certificate's SubjectPublicKeyInfo (Chromium's
+// --ignore-certificate-errors-spki-list pins exactly this key).
+export async function spkiSha256(pem) {
+  const { X509Certificate, createHash } = await import('node:crypto');
+  const spki = new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('base64');
+}
+
+// The authorization code flow with PKCE as an app using openid-client does it, the person
+// driven through the pages by loginThroughPages. `config` from openidConfig. Resolves
+// {tokens (openid-client's response), location (the redirect to the app), checks
+// ({pkceCodeVerifier, expectedState, expectedNonce}), authorizationUrl, pages}.
+export async function authorizationCodeLogin(server, config, {
+  username, password, code, scope, redirectUri, client: ua,
+} = {}) {
+  const oidc = await import('openid-client');
+  const pkceCodeVerifier = oidc.randomPKCECodeVerifier();
+  const expectedState = oidc.randomState();
+  const expectedNonce = oidc.randomNonce();
+  const authorizationUrl = oidc.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri,
+    scope,
+    code_challenge: await oidc.calculatePKCECodeChallenge(pkceCodeVerifier),
+    code_challenge_method: 'S256',
+    state: expectedState,
+    nonce: expectedNonce,
+  });
+  const { location, pages } = await loginThroughPages(server, authorizationUrl.href,
+    { username, password, code, client: ua });
+  const checks = { pkceCodeVerifier, expectedState, expectedNonce };
+  const tokens = await oidc.authorizationCodeGrant(config, new URL(location), checks);
+  return { tokens, location, checks, authorizationUrl, pages };
+}
