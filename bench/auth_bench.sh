@@ -9,11 +9,12 @@
 #     signature + claims check, exactly what a never-seen token costs.
 # All runs happen in this one invocation on this machine; the figure that matters is the
 # ratio of each run to the no-auth run.
-# Usage: bench/auth_bench.sh [DURATION_S=10] [CONNECTIONS=32]
+# Usage: bench/auth_bench.sh [DURATION_S=8] [CONNECTIONS=32] [ROUNDS=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${1:-10}
+DURATION=${1:-8}
 CONNS=${2:-32}
+ROUNDS=${3:-3}
 THREADS=2
 AUDIENCE="urn:phigate:bench"
 
@@ -25,13 +26,8 @@ cmake -S . -B build-bench-noauth -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHIGATE_B
 cmake --build build-bench-noauth --target phigate >/dev/null
 
 work=$(mktemp -d /tmp/phigate-authbench.XXXXXX)
-cleanup() {
-  [ -n "${server_pid:-}" ] && kill "$server_pid" 2>/dev/null || true
-  [ -n "${idp_pid:-}" ] && kill "$idp_pid" 2>/dev/null || true
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
+cleanup() { rm -rf "$work"; }  # replaced once servers run
+trap 'cleanup' EXIT
 
 free_port() {
   node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
@@ -42,74 +38,88 @@ idp_pid=$!
 for _ in $(seq 100); do [ -s "$work/idp-issuer" ] && [ -s "$work/token-ES256" ] && break; sleep 0.1; done
 ISSUER=$(cat "$work/idp-issuer")
 
-PORT=$(free_port)
-BASE="https://127.0.0.1:$PORT/fhir"
-write_config() {  # cache_entries
-  cat >"$work/phigate.toml" <<TOML
+# Three servers side by side, each with its own data dir and one Patient: the normal build
+# with the verified-token cache, the normal build without it, and the no-auth build. Only
+# the one being measured gets traffic; runs alternate so that drift (thermal, other load)
+# hits every configuration alike.
+start() {  # name binary cache_entries
+  local dir="$work/$1" port
+  port=$(free_port)
+  mkdir -p "$dir"
+  cat >"$dir.toml" <<TOML
 [auth]
-token_cache_entries = $1
+token_cache_entries = $3
 [[auth.oidc]]
 issuer = "$ISSUER"
 audience = "$AUDIENCE"
 ca_file = "$work/idp-cert.pem"
 TOML
+  "$2" serve --config "$dir.toml" --data-dir "$dir/data" --listen "127.0.0.1:$port" \
+    >"$dir.stdout" 2>"$dir.stderr" &
+  pids+=($!)
+  for _ in $(seq 100); do grep -q "serving FHIR" "$dir.stdout" 2>/dev/null && break; sleep 0.1; done
+  local ca="$dir/data/tls/cert.pem" creds cid csec token id
+  creds=$("$2" clients add --name bench --scope "system/*.cruds" --data-dir "$dir/data" --json)
+  cid=$(node -p "JSON.parse(process.argv[1]).client_id" "$creds")
+  csec=$(node -p "JSON.parse(process.argv[1]).client_secret" "$creds")
+  token=$(curl -sS --cacert "$ca" -u "$cid:$csec" -d grant_type=client_credentials \
+    "https://127.0.0.1:$port/oauth2/token" | node -p "JSON.parse(require('fs').readFileSync(0)).access_token")
+  id=$(curl -sS --cacert "$ca" -H "Authorization: Bearer $token" \
+    -H 'content-type: application/fhir+json' \
+    -d '{"resourceType":"Patient","name":[{"family":"Bench"}],"gender":"unknown"}' \
+    "https://127.0.0.1:$port/fhir/Patient" | node -p "JSON.parse(require('fs').readFileSync(0)).id")
+  echo "https://127.0.0.1:$port/fhir/Patient/$id" >"$dir.url"
+  echo "$token" >"$dir.own"
 }
-start() {  # binary cache_entries
-  write_config "$2"
-  "$1" serve --config "$work/phigate.toml" --data-dir "$work/data" --listen "127.0.0.1:$PORT" \
-    >"$work/stdout" 2>"$work/stderr" &
-  server_pid=$!
-  for _ in $(seq 100); do grep -q "serving FHIR" "$work/stdout" 2>/dev/null && break; sleep 0.1; done
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -n "${idp_pid:-}" ] && kill "$idp_pid" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
 }
-stop() { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-
-start ./build/phigate 100000
-CA="$work/data/tls/cert.pem"
-creds=$(./build/phigate clients add --name bench --scope "system/*.cruds" --data-dir "$work/data" --json)
-cid=$(node -p "JSON.parse(process.argv[1]).client_id" "$creds")
-csec=$(node -p "JSON.parse(process.argv[1]).client_secret" "$creds")
-OWN=$(curl -sS --cacert "$CA" -u "$cid:$csec" -d grant_type=client_credentials \
-  "https://127.0.0.1:$PORT/oauth2/token" | node -p "JSON.parse(require('fs').readFileSync(0)).access_token")
-id=$(curl -sS --cacert "$CA" -H "Authorization: Bearer $OWN" -H 'content-type: application/fhir+json' \
-  -d '{"resourceType":"Patient","name":[{"family":"Bench"}],"gender":"unknown"}' "$BASE/Patient" |
-  node -p "JSON.parse(require('fs').readFileSync(0)).id")
-URL="$BASE/Patient/$id"
+start cached ./build/phigate 100000
+start uncached ./build/phigate 0
+start noauth ./build-bench-noauth/phigate 0
 RS=$(cat "$work/token-RS256")
 ES=$(cat "$work/token-ES256")
-for t in "$OWN" "$RS" "$ES"; do
-  code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$CA" -H "Authorization: Bearer $t" "$URL")
+for t in "$(cat "$work/cached.own")" "$RS" "$ES"; do
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --cacert "$work/cached/data/tls/cert.pem" \
+    -H "Authorization: Bearer $t" "$(cat "$work/cached.url")")
   [ "$code" = 200 ] || { echo "a benchmark token was refused ($code)" >&2; exit 1; }
 done
 
-run() {  # label token
-  local out rps
-  wrk -t$THREADS -c$CONNS -d3s -H "Authorization: Bearer $2" "$URL" >/dev/null  # warm-up
-  out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" --latency -H "Authorization: Bearer $2" "$URL")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
-  printf '%-32s req/s=%-10s p99=%-8s non2xx=%s\n' "$1" "$rps" \
-    "$(echo "$out" | awk '$1=="99%" {print $2}')" "${non2xx:-0}" >&2
-  echo "$rps"
+run() {  # server token -> req/s
+  local url out
+  url=$(cat "$work/$1.url")
+  out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" -H "Authorization: Bearer $2" "$url")
+  [ -z "$(echo "$out" | awk '/Non-2xx/')" ] || { echo "non-2xx answers from $1" >&2; exit 1; }
+  echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-own_cached=$(run "own ES256, cached" "$OWN")
-rs_cached=$(run "external RS256, cached" "$RS")
-es_cached=$(run "external ES256, cached" "$ES")
-stop
-start ./build/phigate 0
-own_fresh=$(run "own ES256, every request verified" "$OWN")
-rs_fresh=$(run "external RS256, every request verified" "$RS")
-es_fresh=$(run "external ES256, every request verified" "$ES")
-stop
-start ./build-bench-noauth/phigate 0
-noauth=$(run "no authentication stage" "x")
-stop
-
-ratio() { awk -v a="$1" -v b="$noauth" 'BEGIN {printf "%.3f", a / b}'; }
-echo "ratios to the no-auth build (wrk -t$THREADS -c$CONNS -d${DURATION}s):"
-echo "  own ES256 cached        $(ratio "$own_cached")"
-echo "  external RS256 cached   $(ratio "$rs_cached")"
-echo "  external ES256 cached   $(ratio "$es_cached")"
-echo "  own ES256 uncached      $(ratio "$own_fresh")"
-echo "  external RS256 uncached $(ratio "$rs_fresh")"
-echo "  external ES256 uncached $(ratio "$es_fresh")"
+# Warm-up, not measured.
+for srv in cached uncached noauth; do
+  wrk -t$THREADS -c$CONNS -d3s -H "Authorization: Bearer $(cat "$work/$srv.own")" \
+    "$(cat "$work/$srv.url")" >/dev/null
+done
+declare -A results
+configs=("noauth|x" "cached|own" "cached|$RS" "cached|$ES" "uncached|own" "uncached|$RS" "uncached|$ES")
+labels=("no authentication stage" "own ES256, cached" "external RS256, cached"
+        "external ES256, cached" "own ES256, verified every request"
+        "external RS256, verified every request" "external ES256, verified every request")
+for round in $(seq "$ROUNDS"); do
+  for i in "${!configs[@]}"; do
+    srv=${configs[$i]%%|*}
+    tok=${configs[$i]#*|}
+    [ "$tok" = own ] && tok=$(cat "$work/$srv.own")
+    results[$i]="${results[$i]:-} $(run "$srv" "$tok")"
+  done
+done
+base=$(median ${results[0]})
+echo "GET /fhir/Patient/{id}, wrk -t$THREADS -c$CONNS -d${DURATION}s, median of $ROUNDS alternating rounds"
+for i in "${!configs[@]}"; do
+  m=$(median ${results[$i]})
+  printf '  %-42s %9.0f req/s  ratio %.3f  (runs:%s)\n' "${labels[$i]}" "$m" \
+    "$(awk -v a="$m" -v b="$base" 'BEGIN {print a / b}')" "${results[$i]}"
+done

@@ -6,6 +6,7 @@
 
 #include "auth/jwks.h"
 #include "auth/scope.h"
+#include "auth/scope_check.h"
 #include "core/ascii.h"
 #include "core/log.h"
 #include "core/url.h"
@@ -374,10 +375,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   if (!interaction) {
     return ErrorResponse(ctx.version, NotSupported("this interaction is not supported yet"));
   }
-  if (!principal->scopes.Allows(route.type, *interaction)) {
-    return ErrorResponse(ctx.version,
-                         Status(StatusCode::kPermissionDenied,
-                                "the access token's scope does not permit this interaction"));
+  if (Status allowed = auth::CheckScopes(*principal, route.type, route.id, *interaction);
+      !allowed.ok()) {
+    return ErrorResponse(ctx.version, allowed);
   }
 
   // Handle.
