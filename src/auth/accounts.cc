@@ -382,9 +382,9 @@ Status Accounts::RecordFailure(const storage::UserRecord& user, SecurityEventTyp
   bool locked_now = false;
   ASSIGN_OR_RETURN(storage::UserRecord stored, Mutate(user, [&](storage::UserRecord& u) -> Status {
                      locked_now = false;
-                     // A concurrent failure already locked it: this one is not counted
-                     // twice (the lock it set is what this attempt would have set).
-                     if (IsLocked(u, now)) return Status::Ok();
+                     // Every checked wrong guess counts, also one that arrives after a
+                     // concurrent failure (another process) locked the account: otherwise
+                     // a batch of parallel guesses would cost the attacker one lock only.
                      ++u.failed_attempts;
                      if (u.failed_attempts < max_failures) return Status::Ok();
                      // lockout_base_s for the max_failures-th failure, doubling for each
@@ -395,8 +395,12 @@ Status Accounts::RecordFailure(const storage::UserRecord& user, SecurityEventTyp
                        lock_s *= 2;
                      }
                      lock_s = std::min(lock_s, cap_s);
-                     u.locked_until_ms = now + lock_s * 1000;
-                     locked_now = true;
+                     // A running lock is extended, never shortened.
+                     const int64_t until = now + lock_s * 1000;
+                     if (until > u.locked_until_ms) {
+                       u.locked_until_ms = until;
+                       locked_now = true;
+                     }
                      return Status::Ok();
                    }));
   Emit(type, stored.user_id, client_id, address, reason);
@@ -404,6 +408,16 @@ Status Accounts::RecordFailure(const storage::UserRecord& user, SecurityEventTyp
     Emit(SecurityEventType::kAccountLocked, stored.user_id, client_id, address,
          "too_many_failures");
   return Status::Ok();
+}
+
+bool Accounts::ClaimCheck(const std::string& key) {
+  std::lock_guard<std::mutex> lock(in_flight_mu_);
+  return in_flight_.insert(key).second;
+}
+
+void Accounts::ReleaseCheck(const std::string& key) {
+  std::lock_guard<std::mutex> lock(in_flight_mu_);
+  in_flight_.erase(key);
 }
 
 Result<std::string> Accounts::CheckPassword(std::string_view username, std::string_view password,
@@ -416,26 +430,42 @@ Result<std::string> Accounts::CheckPassword(std::string_view username, std::stri
     return failed;
   }
   ASSIGN_OR_RETURN(std::optional<storage::UserRecord> user, store_.GetUserByName(*name));
+  // One check per account at a time (see the header); an unknown name is claimed too, so
+  // that a concurrent attempt reads the same whether or not the account exists.
+  const std::string claim = user ? "id:" + user->user_id : "name:" + *name;
+  if (!ClaimCheck(claim)) {
+    Emit(SecurityEventType::kLoginRefused, user ? std::string_view(user->user_id) : "", client_id,
+         address, "concurrent_attempt");
+    return failed;
+  }
+  CheckRelease release(*this, claim);
   if (!user) {
     BurnPasswordCheck(password);
     Emit(SecurityEventType::kLoginPasswordFailure, {}, client_id, address, "unknown_user");
     return failed;
   }
-  std::string_view refusal;
-  if (user->disabled) {
-    refusal = "disabled";
-  } else if (!user->mfa_enrolled || user->password_hash.empty()) {
-    refusal = "not_enrolled";
-  } else if (IsLocked(*user, clock_.NowMillis())) {
-    refusal = "locked";
-  }
-  if (!refusal.empty()) {
+  auto refusal_of = [this](const storage::UserRecord& u) -> std::string_view {
+    if (u.disabled) return "disabled";
+    if (!u.mfa_enrolled || u.password_hash.empty()) return "not_enrolled";
+    if (IsLocked(u, clock_.NowMillis())) return "locked";
+    return {};
+  };
+  if (std::string_view refusal = refusal_of(*user); !refusal.empty()) {
     BurnPasswordCheck(password);
     Emit(SecurityEventType::kLoginRefused, user->user_id, client_id, address, refusal);
     return failed;
   }
   if (password.size() <= kMaxPasswordBytes &&
       crypto::VerifyPassword(user->password_hash, password)) {
+    // Read again: the record above may predate a lock (a failure recorded by another
+    // process, or before this check claimed the account), a disable or a reset.
+    ASSIGN_OR_RETURN(std::optional<storage::UserRecord> fresh, store_.GetUser(user->user_id));
+    std::string_view refusal = !fresh ? std::string_view("disabled") : refusal_of(*fresh);
+    if (refusal.empty() && fresh->password_hash != user->password_hash) refusal = "not_enrolled";
+    if (!refusal.empty()) {
+      Emit(SecurityEventType::kLoginRefused, user->user_id, client_id, address, refusal);
+      return failed;
+    }
     // The failure count is reset only by a complete login (see the header).
     Emit(SecurityEventType::kLoginPasswordSuccess, user->user_id, client_id, address,
          "password_ok");
@@ -450,6 +480,14 @@ Result<std::string> Accounts::CheckPassword(std::string_view username, std::stri
 Status Accounts::CheckTotp(const std::string& user_id, std::string_view code,
                            std::string_view address, std::string_view client_id) {
   const Status failed(StatusCode::kUnauthenticated, std::string(kCodeFailedMessage));
+  // One check per account at a time (see the header), claimed before the read so that the
+  // lock state below is not older than the last check of this account in this process.
+  const std::string claim = "id:" + user_id;
+  if (!ClaimCheck(claim)) {
+    Emit(SecurityEventType::kLoginRefused, user_id, client_id, address, "concurrent_attempt");
+    return failed;
+  }
+  CheckRelease release(*this, claim);
   ASSIGN_OR_RETURN(std::optional<storage::UserRecord> user, store_.GetUser(user_id));
   if (!user) return failed;
   const int64_t now = clock_.NowMillis();

@@ -21,6 +21,19 @@
 // (Store::UpdateUser with the read revision, retried on kConflict), so concurrent
 // attempts, even from several processes, all count.
 //
+// One check per account at a time (in this process): a password or code check claims the
+// account (by user id; an unknown username by its normalized name) before any Argon2id or
+// TOTP work, and a second attempt on an account whose check is still running is refused
+// at once with the same generic failure (reason "concurrent_attempt", not counted against
+// the account, no Argon2id run). Without this, T io threads could try T guesses in the
+// window between reading the lock state and recording the failures. After a right
+// password the user is read again: an account that was locked or disabled meanwhile is
+// refused. A wrong password or code always counts, also when a concurrent failure (another
+// process) has already locked the account: the lock is then extended to what the new count
+// calls for (now + lockout_base_s doubled per failure beyond max_failed_attempts, at most
+// lockout_max_s), never shortened. An attempt refused because the account is locked is
+// not checked and not counted (it learns nothing; docs/authentication.md).
+//
 // Every step emits a SecurityEvent carrying ids only (never usernames, passwords, codes).
 // Error messages are client-safe: they never contain a submitted value.
 //
@@ -31,8 +44,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "auth/security_events.h"
@@ -145,6 +161,22 @@ class Accounts {
   Status RecordFailure(const storage::UserRecord& user, SecurityEventType type,
                        std::string_view reason, std::string_view address,
                        std::string_view client_id);
+  // Marks `key` as having a check in flight; false if one already is. ReleaseCheck undoes.
+  bool ClaimCheck(const std::string& key);
+  void ReleaseCheck(const std::string& key);
+  // Releases a claimed account when the check ends, whichever way it returns.
+  class CheckRelease {
+   public:
+    CheckRelease(Accounts& accounts, std::string key)
+        : accounts_(accounts), key_(std::move(key)) {}
+    ~CheckRelease() { accounts_.ReleaseCheck(key_); }
+    CheckRelease(const CheckRelease&) = delete;
+    CheckRelease& operator=(const CheckRelease&) = delete;
+
+   private:
+    Accounts& accounts_;
+    std::string key_;
+  };
   Result<storage::UserRecord> FindEnrollment(std::string_view token);
   Result<std::string> SealSecret(const std::string& user_id, std::string_view secret) const;
   Result<std::string> OpenSecret(const storage::UserRecord& user) const;
@@ -160,6 +192,10 @@ class Accounts {
   const Clock& clock_;
   const AuthConfig& config_;
   SecurityEventSink& events_;
+
+  std::mutex in_flight_mu_;
+  // Accounts with a password or code check running; guarded by in_flight_mu_.
+  std::unordered_set<std::string> in_flight_;
 };
 
 }  // namespace phigate::auth

@@ -34,11 +34,12 @@ std::string AuthorizationCodes::Issue(AuthorizationGrant grant) {
     });
     codes_.erase(oldest);
   }
-  codes_.insert_or_assign(crypto::Sha256(code), Entry{std::move(grant), false, {}});
+  codes_.insert_or_assign(crypto::Sha256(code), Entry{std::move(grant), false, false, {}, {}, 0});
   return code;
 }
 
-AuthorizationCodes::Redeemed AuthorizationCodes::Redeem(const std::string& code) {
+AuthorizationCodes::Redeemed AuthorizationCodes::Redeem(const std::string& code,
+                                                        const std::string& session_id) {
   Redeemed out;
   const std::string key = crypto::Sha256(code);
   const int64_t now = clock_.NowSeconds();
@@ -52,8 +53,11 @@ AuthorizationCodes::Redeemed AuthorizationCodes::Redeem(const std::string& code)
   // A used code stays reported as used (not expired) while it is still in the map, so
   // that the token endpoint can revoke what its first redemption created.
   if (entry.used) {
+    entry.replayed = true;
     out.outcome = Outcome::kAlreadyUsed;
     out.family_id = entry.family_id;
+    out.access_jti = entry.access_jti;
+    out.access_expires_at_s = entry.access_expires_at_s;
     return out;
   }
   if (now >= entry.grant.expires_s) {
@@ -62,16 +66,21 @@ AuthorizationCodes::Redeemed AuthorizationCodes::Redeem(const std::string& code)
     return out;
   }
   entry.used = true;
+  entry.family_id = session_id;
   out.outcome = Outcome::kOk;
   out.grant = entry.grant;
   return out;
 }
 
-void AuthorizationCodes::RecordFamily(const std::string& code, const std::string& family_id) {
+bool AuthorizationCodes::RecordAccessToken(const std::string& code, const std::string& jti,
+                                           int64_t expires_at_s) {
   const std::string key = crypto::Sha256(code);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = codes_.find(key);
-  if (it != codes_.end() && it->second.used) it->second.family_id = family_id;
+  if (it == codes_.end() || !it->second.used) return false;
+  it->second.access_jti = jti;
+  it->second.access_expires_at_s = expires_at_s;
+  return it->second.replayed;
 }
 
 }  // namespace phigate::auth

@@ -5,8 +5,11 @@
 // A code is 256 random bits, returned once; the map is keyed by its SHA-256 so a memory
 // dump shows no usable code. Redeem is single use (RFC 6749 §4.1.2: "MUST NOT be used more
 // than once"): a second redemption reports kAlreadyUsed with the session (refresh family)
-// its first redemption created, so the token endpoint revokes those tokens (RFC 6749
-// §4.1.2, RFC 9700 §4.5.3.1... "SHOULD revoke").
+// its first redemption created and the access token issued for it, so the token endpoint
+// revokes those tokens (RFC 6749 §4.1.2: "SHOULD revoke"). The session id is stored by the
+// redemption itself, under the same lock, so no replay can fall between the two; the
+// access token is known only after it is signed, so RecordAccessToken reports whether a
+// replay already came in meanwhile (the caller then revokes it itself).
 //
 // Thread-safety: all methods are safe from any thread (one mutex).
 #pragma once
@@ -54,16 +57,26 @@ class AuthorizationCodes {
     Outcome outcome = Outcome::kUnknown;
     AuthorizationGrant grant;  // kOk only
     std::string family_id;     // kAlreadyUsed: the session the first redemption created
+    // kAlreadyUsed: the access token the first redemption issued ("" if not yet known).
+    std::string access_jti;
+    int64_t access_expires_at_s = 0;
   };
-  Redeemed Redeem(const std::string& code);
-  // Links a redeemed code to the session it created (for kAlreadyUsed above).
-  void RecordFamily(const std::string& code, const std::string& family_id);
+  // On kOk the code is marked used and `session_id` (the session this redemption creates;
+  // may be empty) recorded with it, atomically.
+  Redeemed Redeem(const std::string& code, const std::string& session_id = {});
+  // Records the access token issued for a redeemed code (for kAlreadyUsed above). Returns
+  // true if the code has been presented again since it was redeemed: the caller must then
+  // revoke that token itself.
+  bool RecordAccessToken(const std::string& code, const std::string& jti, int64_t expires_at_s);
 
  private:
   struct Entry {
     AuthorizationGrant grant;
     bool used = false;
+    bool replayed = false;  // presented again after the redemption
     std::string family_id;
+    std::string access_jti;
+    int64_t access_expires_at_s = 0;
   };
   void SweepLocked(int64_t now);
 

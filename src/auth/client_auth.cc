@@ -1,7 +1,9 @@
 #include "auth/client_auth.h"
 
+#include <algorithm>
 #include <boost/json.hpp>
 #include <cstdint>
+#include <thread>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -39,8 +41,8 @@ class Outcome {
     if (detail_ != nullptr) detail_->reason = reason;
     return InvalidArgument(std::move(message));
   }
-  Status Store(Status status) {
-    if (detail_ != nullptr) detail_->reason = "storage_error";
+  Status Store(Status status, std::string_view reason = "storage_error") {
+    if (detail_ != nullptr) detail_->reason = reason;
     return status;
   }
 
@@ -103,8 +105,24 @@ const std::string& DummyHash() {
   return hash;
 }
 
+// Gives a SecretCheckSlots slot back when the check ends.
+class SlotRelease {
+ public:
+  explicit SlotRelease(SecretCheckSlots& slots) : slots_(slots) {}
+  ~SlotRelease() { slots_.Release(); }
+  SlotRelease(const SlotRelease&) = delete;
+  SlotRelease& operator=(const SlotRelease&) = delete;
+
+ private:
+  SecretCheckSlots& slots_;
+};
+
 Result<storage::ClientRecord> SecretBasic(storage::Store& store, const BasicCredentials& creds,
                                           Outcome& out) {
+  // Every path below runs Argon2id once (see DummyHash): take a slot first.
+  SecretCheckSlots& slots = SecretCheckSlots::Process();
+  if (!slots.TryAcquire()) return out.Store(Unavailable("busy"), "secret_check_busy");
+  SlotRelease release(slots);
   Result<std::optional<storage::ClientRecord>> found = store.GetClient(creds.client_id);
   if (!found.ok()) return out.Store(found.status());
   const std::optional<storage::ClientRecord>& client = found.value();
@@ -263,6 +281,25 @@ Result<storage::ClientRecord> PublicClient(storage::Store& store, std::string_vi
 }
 
 }  // namespace
+
+bool SecretCheckSlots::TryAcquire() {
+  int used = used_.load(std::memory_order_relaxed);
+  while (used < capacity_) {
+    if (used_.compare_exchange_weak(used, used + 1, std::memory_order_acquire,
+                                    std::memory_order_relaxed)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void SecretCheckSlots::Release() { used_.fetch_sub(1, std::memory_order_release); }
+
+SecretCheckSlots& SecretCheckSlots::Process() {
+  static SecretCheckSlots slots(
+      std::max(2, static_cast<int>(std::thread::hardware_concurrency())));
+  return slots;
+}
 
 Result<storage::ClientRecord> AuthenticateClient(storage::Store& store,
                                                  const EndpointRequest& request,

@@ -25,8 +25,15 @@
 //                        secret, bad assertion, replayed jti);
 //   kUnavailable / kInternal from the store.
 //
+// client_secret_basic checks take a slot of SecretCheckSlots::Process() for their Argon2id
+// run; when none is free the check is not run and kUnavailable ("busy", reason
+// "secret_check_busy") is returned at once, so a flood of Basic headers cannot occupy
+// every io thread with hashing.
+//
 // Thread-safety: safe from any thread if `store` is.
 #pragma once
+
+#include <atomic>
 
 #include <string>
 #include <string_view>
@@ -57,6 +64,22 @@ struct ClientAuthDetail {
   std::string client_id;         // set only when it names a registered client
   std::string reason;            // fixed text on failure, e.g. "wrong_secret", "replayed_jti"
   bool basic_attempted = false;  // an Authorization header was sent (RFC 6749 §5.2 challenge)
+};
+
+// A non-blocking bound on concurrent Argon2id verifications.
+class SecretCheckSlots {
+ public:
+  explicit SecretCheckSlots(int capacity) : capacity_(capacity < 1 ? 1 : capacity) {}
+  // Takes a slot if one is free; never waits.
+  bool TryAcquire();
+  void Release();
+  int capacity() const { return capacity_; }
+  // The process-wide slots: max(2, std::thread::hardware_concurrency()).
+  static SecretCheckSlots& Process();
+
+ private:
+  const int capacity_;
+  std::atomic<int> used_{0};
 };
 
 // `form` holds the request's parameters, each at most once (the caller refuses

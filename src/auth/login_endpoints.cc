@@ -1,7 +1,10 @@
 #include "auth/login_endpoints.h"
 
 #include <algorithm>
+#include <iterator>
 #include <map>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -139,11 +142,60 @@ bool IsUnreserved(char c) {
          c == '.' || c == '_' || c == '~';
 }
 
+// A URI split around its port: "http://127.0.0.1" + ":8080" + "/cb?x=1".
+struct PortSplit {
+  std::string_view before_port;  // scheme://host
+  std::string_view port;         // digits, may be empty
+  std::string_view rest;         // path and query
+};
+
+// The parts of an http:// URI whose host is a loopback literal or localhost; nullopt for
+// anything else (another scheme or host, userinfo, a malformed port).
+std::optional<PortSplit> SplitLoopback(std::string_view uri) {
+  constexpr std::string_view kHttp = "http://";
+  if (!uri.starts_with(kHttp)) return std::nullopt;
+  const std::string_view after = uri.substr(kHttp.size());
+  const size_t authority_end = std::min(after.find_first_of("/?#"), after.size());
+  const std::string_view authority = after.substr(0, authority_end);
+  size_t host_end = 0;
+  if (authority.starts_with('[')) {
+    host_end = authority.find(']');
+    if (host_end == std::string_view::npos) return std::nullopt;
+    ++host_end;
+  } else {
+    host_end = std::min(authority.find(':'), authority.size());
+  }
+  const std::string_view host = authority.substr(0, host_end);
+  if (host != "127.0.0.1" && host != "[::1]" && host != "localhost") return std::nullopt;
+  std::string_view port = authority.substr(host_end);
+  if (!port.empty()) {
+    if (port[0] != ':') return std::nullopt;
+    port.remove_prefix(1);
+    if (port.empty() || port.size() > 5 ||
+        !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return std::nullopt;
+    }
+  }
+  return PortSplit{uri.substr(0, kHttp.size() + host_end), port, after.substr(authority_end)};
+}
+
+// RFC 8252 §7.3: for a loopback redirect URI "the authorization server MUST allow any port
+// to be specified at the time of the request"; everything else still matches exactly.
+bool LoopbackMatches(std::string_view registered, std::string_view uri) {
+  std::optional<PortSplit> reg = SplitLoopback(registered);
+  if (!reg) return false;
+  std::optional<PortSplit> req = SplitLoopback(uri);
+  return req && req->before_port == reg->before_port && req->rest == reg->rest &&
+         req->rest.find('#') == std::string_view::npos;
+}
+
 bool IsRegisteredRedirect(std::string_view registered, std::string_view uri) {
-  // Space-separated; RFC 6749 §3.1.2.2 and RFC 9700 §4.1.3: exact string comparison.
+  // Space-separated; RFC 6749 §3.1.2.2 and RFC 9700 §4.1.3: exact string comparison, but
+  // for the port of a loopback URI (above).
   while (!registered.empty()) {
     const size_t space = registered.find(' ');
-    if (registered.substr(0, space) == uri) return true;
+    const std::string_view one = registered.substr(0, space);
+    if (one == uri || LoopbackMatches(one, uri)) return true;
     if (space == std::string_view::npos) break;
     registered.remove_prefix(space + 1);
   }
@@ -229,7 +281,24 @@ EndpointResponse LoginEndpoints::StorageErrorPage(const Status& status) const {
 // --- Login transactions ---
 
 void LoginEndpoints::SweepTransactionsLocked(int64_t now_ms) {
-  std::erase_if(transactions_, [now_ms](const auto& kv) { return kv.second.expires_ms <= now_ms; });
+  // In expiry order: each expired transaction costs O(log n), the live ones nothing.
+  while (!transactions_by_expiry_.empty() && transactions_by_expiry_.begin()->first <= now_ms) {
+    const std::string key = transactions_by_expiry_.begin()->second;
+    EraseTransactionLocked(key);
+  }
+}
+
+void LoginEndpoints::EraseTransactionLocked(const std::string& key) {
+  auto it = transactions_.find(key);
+  if (it == transactions_.end()) return;
+  transactions_by_expiry_.erase({it->second.expires_ms, key});
+  auto by_address = transactions_by_address_.find(it->second.address);
+  if (by_address != transactions_by_address_.end()) {
+    std::deque<std::string>& keys = by_address->second;  // at most kMaxTransactionsPerAddress
+    keys.erase(std::remove(keys.begin(), keys.end(), key), keys.end());
+    if (keys.empty()) transactions_by_address_.erase(by_address);
+  }
+  transactions_.erase(it);
 }
 
 std::optional<LoginEndpoints::Transaction> LoginEndpoints::FindTransaction(
@@ -246,7 +315,7 @@ std::optional<LoginEndpoints::Transaction> LoginEndpoints::FindTransaction(
   auto it = transactions_.find(key);
   if (it == transactions_.end()) return std::nullopt;
   if (now >= it->second.expires_ms) {
-    transactions_.erase(it);
+    EraseTransactionLocked(key);
     return std::nullopt;
   }
   if (!crypto::ConstantTimeEquals(csrf, it->second.csrf)) return std::nullopt;
@@ -264,37 +333,29 @@ std::string LoginEndpoints::RotateCsrf(const std::string& key) {
 
 void LoginEndpoints::EndTransaction(const std::string& key) {
   std::lock_guard<std::mutex> lock(mu_);
-  transactions_.erase(key);
+  EraseTransactionLocked(key);
 }
 
 // --- Address throttle ---
 
-std::optional<int64_t> LoginEndpoints::ThrottledFor(std::string_view address) {
+LoginEndpoints::Reservation LoginEndpoints::ReserveAddressAttempt(std::string_view address) {
   const int64_t now = clock_.NowMillis();
   const int64_t window_ms = config_.address_window_s * 1000;
   const size_t max_failures = static_cast<size_t>(std::max(1, config_.address_max_failures));
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = address_failures_.find(std::string(address));
-  if (it == address_failures_.end()) return std::nullopt;
-  std::deque<int64_t>& times = it->second;
-  while (!times.empty() && times.front() <= now - window_ms) times.pop_front();
-  if (times.empty()) {
-    address_failures_.erase(it);
-    return std::nullopt;
-  }
-  if (times.size() < max_failures) return std::nullopt;
-  // The window slides: the oldest counted failure leaves it first.
-  const int64_t wait_ms = times.front() + window_ms - now;
-  return std::max<int64_t>(1, (wait_ms + 999) / 1000);
-}
-
-void LoginEndpoints::RecordAddressFailure(std::string_view address) {
-  const int64_t now = clock_.NowMillis();
-  const int64_t window_ms = config_.address_window_s * 1000;
-  const size_t max_failures = static_cast<size_t>(std::max(1, config_.address_max_failures));
-  std::lock_guard<std::mutex> lock(mu_);
   const std::string key(address);
-  if (address_failures_.size() >= kMaxTrackedAddresses && !address_failures_.contains(key)) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Check and count in one step: checking first and counting after the (slow) password
+  // check would let parallel requests all pass the check.
+  auto it = address_failures_.find(key);
+  if (it != address_failures_.end()) {
+    std::deque<int64_t>& times = it->second;
+    while (!times.empty() && times.front() <= now - window_ms) times.pop_front();
+    if (times.size() >= max_failures) {
+      // The window slides: the oldest counted failure leaves it first.
+      const int64_t wait_ms = times.front() + window_ms - now;
+      return {std::max<int64_t>(1, (wait_ms + 999) / 1000), 0};
+    }
+  } else if (address_failures_.size() >= kMaxTrackedAddresses) {
     std::erase_if(address_failures_, [&](const auto& kv) {
       return kv.second.empty() || kv.second.back() <= now - window_ms;
     });
@@ -303,10 +364,23 @@ void LoginEndpoints::RecordAddressFailure(std::string_view address) {
       address_failures_.erase(address_failures_.begin());
     }
   }
-  std::deque<int64_t>& times = address_failures_[key];
-  times.push_back(now);
-  // Only the newest max_failures matter for the decision.
-  while (times.size() > max_failures) times.pop_front();
+  address_failures_[key].push_back(now);
+  return {std::nullopt, now};
+}
+
+void LoginEndpoints::ReleaseAddressAttempt(std::string_view address, int64_t at_ms) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = address_failures_.find(std::string(address));
+  if (it == address_failures_.end()) return;
+  std::deque<int64_t>& times = it->second;
+  // The newest entry with this time (times are appended in order, so search backwards).
+  for (auto t = times.rbegin(); t != times.rend(); ++t) {
+    if (*t == at_ms) {
+      times.erase(std::next(t).base());
+      break;
+    }
+  }
+  if (times.empty()) address_failures_.erase(it);
 }
 
 EndpointResponse LoginEndpoints::Throttled(std::string_view address, int64_t retry_after_s,
@@ -381,6 +455,13 @@ EndpointResponse LoginEndpoints::Authorize(const EndpointRequest& request) {
   if (has("response_mode") && get("response_mode") != "query") {
     return ErrorRedirect(redirect_uri, "invalid_request", state);
   }
+  // SMART App Launch 2.x ("aud"): the FHIR server the app means to talk to; a token for
+  // another resource server must not come from here (a phishing guard).
+  if (has("aud")) {
+    const std::string audience =
+        config_.audience.empty() ? issuer_ + "/fhir" : std::string(config_.audience);
+    if (get("aud") != audience) return ErrorRedirect(redirect_uri, "invalid_request", state);
+  }
   // PKCE (RFC 7636 §4.3), S256 only: "plain" would expose the verifier (RFC 9700 §2.1.1).
   const std::string_view challenge = get("code_challenge");
   if (get("code_challenge_method") != "S256" || challenge.size() < kMinCodeChallenge ||
@@ -425,16 +506,33 @@ EndpointResponse LoginEndpoints::Authorize(const EndpointRequest& request) {
   const std::string id = crypto::RandomToken(kCookieIdBytes);
   EndpointResponse page =
       HtmlResponse(200, LoginPage(txn.client_name, txn.csrf, {}), txn.app_origin);
+  txn.address = std::string(request.remote_address);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (transactions_.size() >= kMaxLoginTransactions) SweepTransactionsLocked(now);
-    // Still full: the transactions closest to expiry give way, so memory stays bounded.
-    while (transactions_.size() >= kMaxLoginTransactions) {
-      transactions_.erase(std::min_element(
-          transactions_.begin(), transactions_.end(),
-          [](const auto& a, const auto& b) { return a.second.expires_ms < b.second.expires_ms; }));
+    SweepTransactionsLocked(now);
+    // An address's own oldest login gives way to its newest: one address cannot hold more
+    // than its share of the table.
+    auto own = transactions_by_address_.find(txn.address);
+    while (own != transactions_by_address_.end() &&
+           own->second.size() >= kMaxTransactionsPerAddress) {
+      const std::string oldest = own->second.front();
+      EraseTransactionLocked(oldest);
+      own = transactions_by_address_.find(txn.address);
     }
-    transactions_.insert_or_assign(crypto::Sha256(id), std::move(txn));
+    // Full of live logins of others: refuse this one rather than end theirs.
+    if (transactions_.size() >= kMaxLoginTransactions) {
+      const int64_t wait_ms = transactions_by_expiry_.begin()->first - now;
+      EndpointResponse busy = HtmlResponse(
+          503, ErrorPage("Too many sign-ins",
+                         "Too many sign-ins are in progress. Wait a minute, then try again."));
+      busy.headers.emplace_back("Retry-After",
+                                std::to_string(std::max<int64_t>(1, (wait_ms + 999) / 1000)));
+      return busy;
+    }
+    std::string key = crypto::Sha256(id);
+    transactions_by_expiry_.emplace(txn.expires_ms, key);
+    transactions_by_address_[txn.address].push_back(key);
+    transactions_.insert_or_assign(std::move(key), std::move(txn));
   }
   page.headers.emplace_back("Set-Cookie", SetCookie(kLoginCookie, id, "Lax"));
   return page;
@@ -450,21 +548,22 @@ EndpointResponse LoginEndpoints::Login(const EndpointRequest& request) {
   std::optional<Transaction> txn = FindTransaction(request, Field(form, "csrf"), key, refused);
   if (!txn) return refused;
   const std::string_view address = request.remote_address;
-  if (std::optional<int64_t> wait = ThrottledFor(address)) {
-    return Throttled(address, *wait, txn->client_id);
-  }
+  const Reservation reserved = ReserveAddressAttempt(address);
+  if (reserved.retry_after_s) return Throttled(address, *reserved.retry_after_s, txn->client_id);
 
   Result<std::string> user_id = accounts_.CheckPassword(
       Field(form, "username"), Field(form, "password"), address, txn->client_id);
   if (!user_id.ok()) {
     if (user_id.status().code() != StatusCode::kUnauthenticated) {
+      ReleaseAddressAttempt(address, reserved.at_ms);
       return StorageErrorPage(user_id.status());
     }
-    RecordAddressFailure(address);
+    // The reservation stays: it was a failed attempt.
     const std::string csrf = RotateCsrf(key);
     if (csrf.empty()) return refused;
     return HtmlResponse(401, LoginPage(txn->client_name, csrf, kWrongPassword), txn->app_origin);
   }
+  ReleaseAddressAttempt(address, reserved.at_ms);
 
   const std::string csrf = crypto::RandomToken(kCsrfBytes);
   {
@@ -489,19 +588,21 @@ EndpointResponse LoginEndpoints::LoginOtp(const EndpointRequest& request) {
   if (!txn) return refused;
   if (!txn->password_ok || txn->user_id.empty()) return refused;
   const std::string_view address = request.remote_address;
-  if (std::optional<int64_t> wait = ThrottledFor(address)) {
-    return Throttled(address, *wait, txn->client_id);
-  }
+  const Reservation reserved = ReserveAddressAttempt(address);
+  if (reserved.retry_after_s) return Throttled(address, *reserved.retry_after_s, txn->client_id);
 
   Status checked = accounts_.CheckTotp(txn->user_id, Field(form, "code"), address, txn->client_id);
   if (!checked.ok()) {
-    if (checked.code() != StatusCode::kUnauthenticated) return StorageErrorPage(checked);
-    RecordAddressFailure(address);
+    if (checked.code() != StatusCode::kUnauthenticated) {
+      ReleaseAddressAttempt(address, reserved.at_ms);
+      return StorageErrorPage(checked);
+    }
     const std::string csrf = RotateCsrf(key);
     if (csrf.empty()) return refused;
     return HtmlResponse(401, TotpPage(txn->client_name, csrf, kWrongCode), txn->app_origin);
   }
 
+  ReleaseAddressAttempt(address, reserved.at_ms);
   // The person is authenticated: the transaction ends whatever happens next, so its
   // cookie and CSRF token cannot be used again.
   EndTransaction(key);

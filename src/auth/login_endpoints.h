@@ -20,10 +20,24 @@
 // page shown. A POST whose cookie or CSRF token does not match is refused with 403.
 // Transactions are in memory only: `serve` is one process per data dir, and a restart
 // merely makes a person start the login again.
+// Starting a transaction needs only public data (a client id and its redirect URI), so
+// nobody may evict anybody else's: one network address holds at most
+// kMaxTransactionsPerAddress (its own oldest gives way), and when the table is full of
+// live transactions a new one is refused with a 503 page and Retry-After (the time until
+// the next expiry) instead of evicting. Expired transactions are swept in expiry order
+// through an ordered index, so eviction never scans the table.
+//
+// Redirect URIs match the registration exactly (RFC 9700 §4.1.3), except that for a
+// registered loopback URI (http://127.0.0.1, http://[::1], http://localhost) the port may
+// differ (RFC 8252 §7.3: native apps bind an ephemeral port); scheme, host, path and query
+// still match exactly, and the URI used is the one requested. A SMART `aud` parameter, if
+// present, must be the FHIR base URL (AuthConfig::audience), else invalid_request.
 //
 // Throttling per network address: more than AuthConfig::address_max_failures failed
 // passwords or codes within address_window_s -> 429 with Retry-After, whatever the
-// account (an in-memory sliding window, at most kMaxTrackedAddresses addresses).
+// account (an in-memory sliding window, at most kMaxTrackedAddresses addresses). Each
+// attempt is counted *before* its check runs (a reservation, given back on success), so
+// parallel requests from one address cannot run more checks than the limit allows.
 //
 // Forms must be application/x-www-form-urlencoded (else 415) with no repeated field
 // (else 400) and at most kMaxFormBytes (else 413).
@@ -37,9 +51,11 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 
 #include "auth/accounts.h"
 #include "auth/authorization_codes.h"
@@ -53,6 +69,7 @@ namespace phigate::auth {
 
 inline constexpr int64_t kLoginTransactionTtlS = 600;
 inline constexpr size_t kMaxLoginTransactions = 10'000;
+inline constexpr size_t kMaxTransactionsPerAddress = 20;
 inline constexpr size_t kMaxTrackedAddresses = 100'000;
 inline constexpr size_t kMaxFormBytes = 16 * 1024;
 // Bounds on values the app sends that phigate stores and sends back.
@@ -92,6 +109,7 @@ class LoginEndpoints {
     std::string user_id;  // set when the password step succeeded
     bool password_ok = false;
     int64_t expires_ms = 0;
+    std::string address;  // the remote address that started it (per-address cap)
   };
 
   // Finds the transaction of the request's cookie and checks the form's CSRF token. On
@@ -103,10 +121,19 @@ class LoginEndpoints {
   std::string RotateCsrf(const std::string& key);
   void EndTransaction(const std::string& key);
   void SweepTransactionsLocked(int64_t now_ms);
+  // Removes a transaction and its index entries; holds mu_.
+  void EraseTransactionLocked(const std::string& key);
 
-  // Seconds until the address may try again, if it is throttled now.
-  std::optional<int64_t> ThrottledFor(std::string_view address);
-  void RecordAddressFailure(std::string_view address);
+  // Counts an attempt from `address` against its failure window before the check runs.
+  // Returns the seconds until the address may try again if it is throttled now (nothing
+  // is counted then); otherwise the time of the reservation, for ReleaseAddressAttempt
+  // when the attempt succeeds (or fails for a reason that is not a wrong guess).
+  struct Reservation {
+    std::optional<int64_t> retry_after_s;
+    int64_t at_ms = 0;
+  };
+  Reservation ReserveAddressAttempt(std::string_view address);
+  void ReleaseAddressAttempt(std::string_view address, int64_t at_ms);
   EndpointResponse Throttled(std::string_view address, int64_t retry_after_s,
                              std::string_view client_id);
 
@@ -126,6 +153,10 @@ class LoginEndpoints {
   // SHA-256(cookie id) -> transaction, so a memory dump shows no usable cookie; guarded
   // by mu_.
   std::unordered_map<std::string, Transaction> transactions_;
+  // (expires_ms, key) of every transaction, for sweeping in expiry order; guarded by mu_.
+  std::set<std::pair<int64_t, std::string>> transactions_by_expiry_;
+  // address -> keys of its transactions, oldest first; guarded by mu_.
+  std::unordered_map<std::string, std::deque<std::string>> transactions_by_address_;
   // address -> times (ms) of its recent failures, oldest first; guarded by mu_.
   std::unordered_map<std::string, std::deque<int64_t>> address_failures_;
 };

@@ -1,8 +1,10 @@
 #include "auth/oauth_endpoints.h"
 
 #include <algorithm>
+#include <iterator>
 #include <boost/json.hpp>
 #include <optional>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -21,6 +23,8 @@ namespace phigate::auth {
 namespace {
 
 constexpr std::string_view kFormUrlEncoded = "application/x-www-form-urlencoded";
+// Addresses whose client authentication failures are remembered (memory bound).
+constexpr size_t kMaxThrottledClientAddresses = 100'000;
 constexpr std::string_view kJsonType = "application/json; charset=utf-8";
 // The built-in login always asks for a password and a TOTP code (RFC 8176 §2).
 std::vector<std::string> BuiltinAmr() { return {"pwd", "otp", "mfa"}; }
@@ -222,13 +226,14 @@ bool ParseForm(const EndpointRequest& request, FormT& form, EndpointResponse& er
     error = InvalidRequest("the request body is not valid form encoding");
     return false;
   }
-  for (size_t i = 0; i < parsed->size(); ++i) {
-    for (size_t j = 0; j < i; ++j) {
-      if ((*parsed)[i].first == (*parsed)[j].first) {
-        LogDenied("duplicate_parameter");
-        error = InvalidRequest("a request parameter is repeated");
-        return false;
-      }
+  // A hash set: this runs before authentication, so its cost must stay linear.
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(parsed->size());
+  for (const auto& [name, value] : *parsed) {
+    if (!seen.insert(name).second) {
+      LogDenied("duplicate_parameter");
+      error = InvalidRequest("a request parameter is repeated");
+      return false;
     }
   }
   form.params = std::move(*parsed);
@@ -267,26 +272,84 @@ void OAuthEndpoints::Emit(SecurityEventType type, const EndpointRequest& request
   events_.Record(event);
 }
 
+std::optional<int64_t> OAuthEndpoints::ReserveClientAttempt(std::string_view address,
+                                                            int64_t& at_ms) {
+  const int64_t now = clock_.NowMillis();
+  const int64_t window_ms = config_.address_window_s * 1000;
+  const size_t max_failures = static_cast<size_t>(std::max(1, config_.address_max_failures));
+  const std::string key(address);
+  std::lock_guard<std::mutex> lock(throttle_mu_);
+  // Checked and counted in one step, before the slow check: counting afterwards would let
+  // parallel requests all pass the check.
+  auto it = client_failures_.find(key);
+  if (it != client_failures_.end()) {
+    std::deque<int64_t>& times = it->second;
+    while (!times.empty() && times.front() <= now - window_ms) times.pop_front();
+    if (times.size() >= max_failures) {
+      const int64_t wait_ms = times.front() + window_ms - now;
+      return std::max<int64_t>(1, (wait_ms + 999) / 1000);
+    }
+  } else if (client_failures_.size() >= kMaxThrottledClientAddresses) {
+    std::erase_if(client_failures_, [&](const auto& kv) {
+      return kv.second.empty() || kv.second.back() <= now - window_ms;
+    });
+    // Still full of recent failures: forget an arbitrary address rather than grow.
+    if (client_failures_.size() >= kMaxThrottledClientAddresses) {
+      client_failures_.erase(client_failures_.begin());
+    }
+  }
+  client_failures_[key].push_back(now);
+  at_ms = now;
+  return std::nullopt;
+}
+
+void OAuthEndpoints::ReleaseClientAttempt(std::string_view address, int64_t at_ms) {
+  std::lock_guard<std::mutex> lock(throttle_mu_);
+  auto it = client_failures_.find(std::string(address));
+  if (it == client_failures_.end()) return;
+  std::deque<int64_t>& times = it->second;
+  for (auto t = times.rbegin(); t != times.rend(); ++t) {
+    if (*t == at_ms) {
+      times.erase(std::next(t).base());
+      break;
+    }
+  }
+  if (times.empty()) client_failures_.erase(it);
+}
+
 bool OAuthEndpoints::Authenticate(const EndpointRequest& request, const Form& form,
                                   storage::ClientRecord& client, EndpointResponse& error) {
+  int64_t reserved_at_ms = 0;
+  if (std::optional<int64_t> wait = ReserveClientAttempt(request.remote_address, reserved_at_ms)) {
+    Emit(SecurityEventType::kAddressThrottled, request, {}, {}, "too_many_client_auth_failures");
+    error = Error(429, "invalid_client", "too many failed attempts");
+    error.headers.emplace_back("Retry-After", std::to_string(*wait));
+    return false;
+  }
   ClientAuthDetail detail;
   Result<storage::ClientRecord> r =
       AuthenticateClient(store_, request, form.params, token_endpoint_, config_, clock_, &detail);
   if (r.ok()) {
+    ReleaseClientAttempt(request.remote_address, reserved_at_ms);
     client = std::move(r).value();
     return true;
   }
   switch (r.status().code()) {
     case StatusCode::kInvalidArgument:
+      // A malformed request, refused before any secret check: not a guess.
+      ReleaseClientAttempt(request.remote_address, reserved_at_ms);
       LogDenied(detail.reason, detail.client_id);
       error = InvalidRequest(r.status().message());
       return false;
     case StatusCode::kUnauthenticated:
+      // The reservation stays: a failed authentication.
       Emit(SecurityEventType::kClientAuthFailure, request, detail.client_id, {}, detail.reason);
       error = InvalidClient(detail.method != kAuthMethodPrivateKeyJwt);
       return false;
     default:
-      Log(LogLevel::kError, "client_authentication_error", {{"reason", detail.reason}});
+      ReleaseClientAttempt(request.remote_address, reserved_at_ms);
+      Log(r.status().code() == StatusCode::kUnavailable ? LogLevel::kWarn : LogLevel::kError,
+          "client_authentication_error", {{"reason", detail.reason}});
       error = ServerError(r.status());
       return false;
   }
@@ -343,17 +406,28 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
     return Error(400, "unauthorized_client", "the client may not use the authorization code grant");
   }
 
-  // 3. The code: single use, whatever happens next (RFC 6749 §4.1.2).
+  // 3. The code: single use, whatever happens next (RFC 6749 §4.1.2). The session this
+  // redemption creates is named now and recorded by Redeem itself, so that a replay at
+  // any later moment finds it.
   const std::string code_text(*code);
-  AuthorizationCodes::Redeemed redeemed = codes_.Redeem(code_text);
+  const std::string session_id = crypto::RandomToken(16);
+  AuthorizationCodes::Redeemed redeemed = codes_.Redeem(code_text, session_id);
   switch (redeemed.outcome) {
     case AuthorizationCodes::Outcome::kOk:
       break;
     case AuthorizationCodes::Outcome::kAlreadyUsed:
       // RFC 6749 §4.1.2: a code used twice may have been stolen; the tokens its first
-      // redemption produced are revoked.
+      // redemption produced are revoked: the session (in memory, and in the store if it
+      // has refresh tokens) and its access token by jti, which the store keeps, so that
+      // a session without refresh tokens stays ended after a restart too.
       if (!redeemed.family_id.empty()) {
         if (Status s = guard_.RevokeFamily(redeemed.family_id); !s.ok()) {
+          Log(LogLevel::kError, "code_reuse_revoke_failed");
+        }
+      }
+      if (!redeemed.access_jti.empty()) {
+        if (Status s = guard_.RevokeAccessToken(redeemed.access_jti, redeemed.access_expires_at_s);
+            !s.ok()) {
           Log(LogLevel::kError, "code_reuse_revoke_failed");
         }
       }
@@ -393,7 +467,6 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
   }
 
   // 4. The session (see oauth_endpoints.h on when it is stored).
-  const std::string session_id = crypto::RandomToken(16);
   std::string refresh_token;
   if (scope->Contains("offline_access") || scope->Contains("online_access")) {
     storage::RefreshFamily family;
@@ -410,7 +483,6 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
       return ServerError(s);
     }
   }
-  codes_.RecordFamily(code_text, session_id);
 
   PersonTokenRequest person;
   person.client_id = client.client_id;
@@ -427,6 +499,18 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
   if (!issued.ok()) {
     Log(LogLevel::kError, "token_issue_failed", {{"client_id", client.client_id}});
     return ServerError(issued.status());
+  }
+  // A replay that came in while this token was being made found no jti to revoke: do it
+  // here, and give nothing out.
+  if (codes_.RecordAccessToken(code_text, issued->jti, issued->expires_at_s)) {
+    if (Status s = guard_.RevokeAccessToken(issued->jti, issued->expires_at_s); !s.ok()) {
+      Log(LogLevel::kError, "code_reuse_revoke_failed");
+    }
+    if (Status s = guard_.RevokeFamily(session_id); !s.ok()) {
+      Log(LogLevel::kError, "code_reuse_revoke_failed");
+    }
+    LogDenied("code_reused_during_redemption", client.client_id);
+    return InvalidGrant("the authorization code is invalid or expired");
   }
   std::string id_token;
   if (scope->Contains("openid")) {

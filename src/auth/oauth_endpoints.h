@@ -51,6 +51,15 @@
 // Introspect (RFC 7662): confidential clients only (a public client is invalid_client);
 // {"active":false} for anything not active.
 //
+// Client authentication costs an Argon2id run for any Basic header, so it is bounded two
+// ways: an address with more than AuthConfig::address_max_failures failed client
+// authentications within address_window_s gets 429 {"error":"invalid_client",
+// "error_description":"too many failed attempts"} with Retry-After (RFC 6749 §5.2 has no
+// better code; RFC 6585 §4 for 429), each attempt counted before it runs and given back
+// on success; and at most SecretCheckSlots::Process().capacity() secret checks run at once
+// in the process: beyond that 503 temporarily_unavailable with Retry-After: 1, at once,
+// without waiting (client_auth.h).
+//
 // Security events: kTokenIssued, kTokenRefreshed, kRefreshTokenReuse, kSessionExpired,
 // kTokenRevoked, kClientAuthFailure (client id only when it names a registered client).
 //
@@ -59,8 +68,13 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "auth/authorization_codes.h"
 #include "auth/endpoint.h"
@@ -119,6 +133,11 @@ class OAuthEndpoints {
                           storage::UserRecord* user);
   void Emit(SecurityEventType type, const EndpointRequest& request, std::string_view client_id,
             std::string_view user_id, std::string_view reason);
+  // The per-address failure window of client authentication (see above): counts an
+  // attempt before it runs; the seconds to wait if the address is throttled (nothing
+  // counted), else nullopt and `at_ms` the time to give back on success.
+  std::optional<int64_t> ReserveClientAttempt(std::string_view address, int64_t& at_ms);
+  void ReleaseClientAttempt(std::string_view address, int64_t at_ms);
 
   storage::Store& store_;
   const TokenIssuer& issuer_;
@@ -130,6 +149,11 @@ class OAuthEndpoints {
   std::string issuer_url_;
   std::string token_endpoint_;
   SecurityEventSink& events_;
+
+  std::mutex throttle_mu_;
+  // address -> times (ms) of its recent client authentication failures (and attempts in
+  // progress), oldest first; guarded by throttle_mu_.
+  std::unordered_map<std::string, std::deque<int64_t>> client_failures_;
 };
 
 }  // namespace phigate::auth

@@ -104,14 +104,12 @@ std::shared_ptr<const crypto::PublicKey> OidcKeySource::Find(std::string_view ki
   if (!s.may_fetch) return s.key;                 // rate-limited: what we have, maybe nothing
 
   // A refetch is due: the keys are stale, or the kid is unknown.
-  std::unique_lock fetch_lock(fetch_mu_, std::defer_lock);
-  if (s.key != nullptr) {
-    // A stale but known key stays valid while another thread refreshes: use it rather than
-    // wait for that fetch.
-    if (!fetch_lock.try_lock()) return s.key;
-  } else {
-    fetch_lock.lock();
-  }
+  // Never wait for another thread's fetch: it may take up to http_timeout_ms, and an
+  // unknown kid is attacker-controlled, so waiting would let forged tokens hold io threads.
+  // A stale but known key stays valid meanwhile; an unknown kid is not found this time
+  // (the fetch in flight, if it brings the key, serves the next lookup).
+  std::unique_lock fetch_lock(fetch_mu_, std::try_to_lock);
+  if (!fetch_lock.owns_lock()) return s.key;
   // Another thread may have fetched while we waited for fetch_mu_: decide again.
   const int64_t now_s = clock_.NowSeconds();
   s = snapshot(now_s);

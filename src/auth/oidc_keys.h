@@ -16,7 +16,8 @@
 //   - a token's own jku/x5u/jwk headers are never looked at (jwt.h).
 //
 // Thread-safety: Find() and Refresh() are safe from any thread. One fetch at a time
-// (fetch_mu_); lookups of known keys never wait for a fetch (keys_ is swapped under mu_).
+// (fetch_mu_, taken with try_lock); no lookup waits for another thread's fetch: a known key is
+// served from the cache, an unknown kid gets no key that time (keys_ is swapped under mu_).
 #pragma once
 
 #include <cstdint>

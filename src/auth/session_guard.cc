@@ -17,6 +17,8 @@ namespace {
 // exp + clock skew, so forgetting it at exp would reopen that window. Comfortably above
 // any sensible configured skew.
 constexpr int64_t kRevokedJtiMarginS = 600;
+// How long a revoked session is remembered: no access token of it can outlive this.
+constexpr int64_t kRevokedFamilyHorizonMs = (kMaxTokenLifetimeS + kRevokedJtiMarginS) * 1000;
 
 Status Refused(std::string message) { return {StatusCode::kUnauthenticated, std::move(message)}; }
 
@@ -30,7 +32,7 @@ Status SessionGuard::Load() {
   ASSIGN_OR_RETURN(std::vector<std::string> jtis, store_.RevokedAccessTokens(now_ms));
   // A session revoked earlier than this cannot have a live access token any more: every
   // token of it was issued before the revocation and lives at most kMaxTokenLifetimeS.
-  const int64_t families_since_ms = now_ms - (kMaxTokenLifetimeS + kRevokedJtiMarginS) * 1000;
+  const int64_t families_since_ms = now_ms - kRevokedFamilyHorizonMs;
   ASSIGN_OR_RETURN(std::vector<std::string> families,
                    store_.RevokedFamiliesSince(families_since_ms));
   // The store keeps only unexpired jtis but does not say when each expires; every token we
@@ -41,7 +43,8 @@ Status SessionGuard::Load() {
     int64_t& exp = revoked_jtis_[std::move(jti)];
     exp = std::max(exp, jti_until_s);
   }
-  for (std::string& family : families) revoked_families_.insert(std::move(family));
+  // The store does not say when each was revoked: counting from now is the safe side.
+  for (const std::string& family : families) AddFamilyLocked(family, now_ms);
   return Status::Ok();
 }
 
@@ -63,9 +66,11 @@ Status SessionGuard::RevokeAccessToken(const std::string& jti, int64_t expires_a
 
 Status SessionGuard::RevokeFamily(const std::string& family_id) {
   if (family_id.empty()) return InvalidArgument("family id is required");
+  const int64_t now_ms = clock_.NowMillis();
   {
     std::unique_lock lock(mu_);
-    revoked_families_.insert(family_id);
+    PruneFamiliesLocked(now_ms);
+    AddFamilyLocked(family_id, now_ms);
   }
   Status persisted = store_.RevokeRefreshFamily(family_id);
   // A session without refresh tokens has no stored family (see oauth_endpoints.h); the
@@ -73,6 +78,30 @@ Status SessionGuard::RevokeFamily(const std::string& family_id) {
   // lifetime bound anyway.
   if (persisted.code() == StatusCode::kNotFound) return Status::Ok();
   return persisted;
+}
+
+void SessionGuard::AddFamilyLocked(const std::string& family_id, int64_t revoked_ms) {
+  int64_t& at = revoked_families_[family_id];
+  at = std::max(at, revoked_ms);
+  family_revocations_.emplace_back(revoked_ms, family_id);
+}
+
+void SessionGuard::PruneFamiliesLocked(int64_t now_ms) {
+  // Oldest first, so each entry is looked at once: amortized O(1) per revocation.
+  while (!family_revocations_.empty() &&
+         family_revocations_.front().first + kRevokedFamilyHorizonMs < now_ms) {
+    auto it = revoked_families_.find(family_revocations_.front().second);
+    // A later revocation of the same family keeps it.
+    if (it != revoked_families_.end() && it->second == family_revocations_.front().first) {
+      revoked_families_.erase(it);
+    }
+    family_revocations_.pop_front();
+  }
+}
+
+size_t SessionGuard::revoked_family_count() const {
+  std::shared_lock lock(mu_);
+  return revoked_families_.size();
 }
 
 void SessionGuard::InvalidateUser(const std::string& user_id) {

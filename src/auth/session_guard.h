@@ -8,6 +8,9 @@
 //     token's auth_time (MFA reset, re-enrollment) -> "invalid token".
 // Revocations made through this object (revoke endpoint, refresh reuse, logout) are in
 // memory before the call returns, and persisted in the store so a restart keeps them.
+// A revoked session is remembered for kMaxTokenLifetimeS + a margin after its revocation
+// (the horizon Load() uses too): every access token of it was issued before then, so
+// after that the token's own exp refuses it. Older entries are pruned as new ones arrive.
 // User state changed by another process (`phigate users disable`) is read from the store
 // through a cache of at most `user_cache_ms` age (default 1 s), so it takes effect within
 // that time.
@@ -16,11 +19,13 @@
 // for a stale user entry happens outside the lock).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
+#include <utility>
 
 #include "auth/principal.h"
 #include "core/clock.h"
@@ -44,6 +49,9 @@ class SessionGuard {
   // kUnauthenticated as described above; ok otherwise. Non-builtin principals: ok.
   Status Check(const Principal& principal) const;
 
+  // Revoked sessions held in memory (for tests and metrics).
+  size_t revoked_family_count() const;
+
  private:
   struct UserState {
     bool usable = false;  // exists, not disabled
@@ -51,13 +59,19 @@ class SessionGuard {
     int64_t fetched_ms = 0;
   };
   Result<UserState> LookupUser(const std::string& user_id) const;
+  // Drops revoked sessions older than the horizon; holds mu_.
+  void PruneFamiliesLocked(int64_t now_ms);
+  void AddFamilyLocked(const std::string& family_id, int64_t revoked_ms);
 
   storage::Store& store_;
   const Clock& clock_;
   int64_t user_cache_ms_;
   mutable std::shared_mutex mu_;
   std::unordered_map<std::string, int64_t> revoked_jtis_;  // jti -> exp (s); guarded by mu_
-  std::unordered_set<std::string> revoked_families_;       // guarded by mu_
+  // family id -> when it was revoked (ms); guarded by mu_.
+  std::unordered_map<std::string, int64_t> revoked_families_;
+  // (revoked ms, family id) in the order of revocation, for pruning; guarded by mu_.
+  std::deque<std::pair<int64_t, std::string>> family_revocations_;
   mutable std::unordered_map<std::string, UserState> users_;  // guarded by mu_
 };
 

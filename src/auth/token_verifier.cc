@@ -166,28 +166,39 @@ size_t TokenVerifier::cached_entries() const {
 }
 
 Result<Principal> TokenVerifier::Verify(std::string_view bearer_token) const {
+  ASSIGN_OR_RETURN(std::shared_ptr<const Principal> principal, VerifyShared(bearer_token));
+  return *principal;
+}
+
+Result<std::shared_ptr<const Principal>> TokenVerifier::VerifyShared(
+    std::string_view bearer_token) const {
   // Bound the work before hashing or parsing anything.
   if (bearer_token.empty() || bearer_token.size() > kMaxJwtBytes) return InvalidToken();
   const int64_t now = clock_.NowSeconds();
   std::string hash;
   if (cache_capacity_ > 0) {
     hash = crypto::Sha256(bearer_token);
-    std::unique_lock<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(hash);
-    if (it != cache_.end()) {
-      if (Expired(it->second.expires_at_s, now)) {
-        cache_.erase(it);
-        return TokenExpired();
+    std::shared_ptr<const Principal> cached;
+    {
+      std::lock_guard<std::mutex> lock(cache_mu_);
+      auto it = cache_.find(hash);
+      if (it != cache_.end()) {
+        if (Expired(it->second->expires_at_s, now)) {
+          cache_.erase(it);
+          return TokenExpired();
+        }
+        cached = it->second;
       }
-      Principal principal = it->second;
-      lock.unlock();
+    }
+    if (cached != nullptr) {
       // Revocation and disabled users take effect on cached tokens too.
-      if (principal.builtin && guard_ != nullptr) RETURN_IF_ERROR(guard_->Check(principal));
-      return principal;
+      if (cached->builtin && guard_ != nullptr) RETURN_IF_ERROR(guard_->Check(*cached));
+      return cached;
     }
   }
-  ASSIGN_OR_RETURN(Principal principal, VerifyUncached(bearer_token, now));
-  if (principal.builtin && guard_ != nullptr) RETURN_IF_ERROR(guard_->Check(principal));
+  ASSIGN_OR_RETURN(Principal verified, VerifyUncached(bearer_token, now));
+  auto principal = std::make_shared<const Principal>(std::move(verified));
+  if (principal->builtin && guard_ != nullptr) RETURN_IF_ERROR(guard_->Check(*principal));
   if (cache_capacity_ > 0) Remember(std::move(hash), principal, now);
   return principal;
 }
@@ -323,18 +334,19 @@ Result<Principal> TokenVerifier::VerifyUncached(std::string_view token, int64_t 
   return principal;
 }
 
-void TokenVerifier::Remember(std::string hash, const Principal& principal, int64_t now) const {
+void TokenVerifier::Remember(std::string hash, std::shared_ptr<const Principal> principal,
+                             int64_t now) const {
   std::lock_guard<std::mutex> lock(cache_mu_);
   if (cache_.size() >= cache_capacity_) {
     std::erase_if(cache_,
-                  [&](const auto& entry) { return Expired(entry.second.expires_at_s, now); });
+                  [&](const auto& entry) { return Expired(entry.second->expires_at_s, now); });
     // If that freed too little, drop arbitrary live entries until an eighth of the
     // capacity is free, so that the O(n) sweep runs at most once per capacity/8
     // insertions. A dropped token is merely verified again on its next use.
     const size_t target = cache_capacity_ - std::max<size_t>(1, cache_capacity_ / 8);
     while (cache_.size() > target) cache_.erase(cache_.begin());
   }
-  cache_.insert_or_assign(std::move(hash), principal);
+  cache_.insert_or_assign(std::move(hash), std::move(principal));
 }
 
 }  // namespace phigate::auth

@@ -352,12 +352,12 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
 #ifdef PHIGATE_BENCH_NO_AUTH
   // Benchmark build only (CMake PHIGATE_BENCH_NO_AUTH): the authentication stage is
   // replaced by a fixed all-powerful principal to measure what the stage costs.
-  static const Result<auth::Principal> principal = [] {
+  static const std::shared_ptr<const auth::Principal> principal = [] {
     auth::Principal p;
     p.client_id = "bench-no-auth";
     p.subject = p.client_id;
     p.scopes = std::move(auth::ScopeSet::Parse("system/*.cruds")).value();
-    return Result<auth::Principal>(std::move(p));
+    return std::make_shared<const auth::Principal>(std::move(p));
   }();
 #else
   std::string_view authz = request[bhttp::field::authorization];
@@ -365,8 +365,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return ErrorResponse(ctx.version,
                          Status(StatusCode::kUnauthenticated, "a bearer token is required"));
   }
-  auto principal = deps_.verifier->Verify(TrimOws(authz.substr(7)));
-  if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
+  auto verified = deps_.verifier->VerifyShared(TrimOws(authz.substr(7)));
+  if (!verified.ok()) return ErrorResponse(ctx.version, verified.status());
+  const std::shared_ptr<const auth::Principal>& principal = verified.value();
 #endif
   ctx.client_id = principal->client_id;
 

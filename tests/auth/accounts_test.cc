@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +26,27 @@ constexpr std::string_view kPassword = "violet staple orbit 42";
 // At a TOTP step boundary, so that "the next step" is exactly 30 s away.
 constexpr int64_t kStart = 1'800'000'000'000;
 
+// A clock that runs `hook` once, at the next reading after it is armed, then reads like
+// `base`. Accounts reads the clock while a check holds its account, so the hook can act
+// "concurrently" (another request, another process) at a known point, deterministically.
+class HookClock final : public Clock {
+ public:
+  explicit HookClock(const FakeClock& base) : base_(base) {}
+  void Arm(std::function<void()> hook) { hook_ = std::move(hook); }
+  int64_t NowMillis() const override {
+    if (hook_) {
+      std::function<void()> hook = std::move(hook_);
+      hook_ = nullptr;
+      hook();
+    }
+    return base_.NowMillis();
+  }
+
+ private:
+  const FakeClock& base_;
+  mutable std::function<void()> hook_;
+};
+
 // One fixture: a fresh SQLite store in its own temp dir, a keyring with one data key,
 // fake time and an in-memory event sink.
 class AccountsTest : public ::testing::Test {
@@ -43,7 +65,7 @@ class AccountsTest : public ::testing::Test {
     keyring_ = std::move(crypto::Keyring::Open(crypto::RandomBytes(32), {})).value();
     ASSERT_TRUE(keyring_->AddVersion().ok());
     config_.issuer = "https://phigate.test:8443";
-    accounts_ = std::make_unique<Accounts>(*store_, *keyring_, clock_, config_, events_);
+    accounts_ = std::make_unique<Accounts>(*store_, *keyring_, hook_clock_, config_, events_);
   }
 
   void TearDown() override {
@@ -103,6 +125,7 @@ class AccountsTest : public ::testing::Test {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<crypto::Keyring> keyring_;
   FakeClock clock_{kStart};
+  HookClock hook_clock_{clock_};
   AuthConfig config_;
   MemorySecurityEventSink events_;
   std::unique_ptr<Accounts> accounts_;
@@ -491,8 +514,8 @@ TEST_F(AccountsTest, ARightPasswordAloneDoesNotResetTheCount) {
   EXPECT_EQ(events_.events().back().type, SecurityEventType::kAccountLocked);
 }
 
-TEST_F(AccountsTest, ConcurrentFailuresAllCount) {
-  // Optimistic updates retried on conflict: no failure is lost to a race.
+TEST_F(AccountsTest, ConcurrentAttemptsEitherCountOrAreRefusedUnchecked) {
+  // Every attempt ends as a counted failure or as an unchecked refusal; none is lost.
   const Enrolled e = Enroll("carol");
   std::vector<std::thread> threads;
   for (int t = 0; t < 2; ++t) {
@@ -501,8 +524,80 @@ TEST_F(AccountsTest, ConcurrentFailuresAllCount) {
     });
   }
   for (std::thread& t : threads) t.join();
-  EXPECT_EQ(Stored(e.user_id).failed_attempts, 4);
-  EXPECT_EQ(CountEvents(SecurityEventType::kLoginPasswordFailure), 4u);
+  size_t refused = 0;
+  for (const SecurityEvent& ev : events_.events()) {
+    refused += ev.type == SecurityEventType::kLoginRefused && ev.reason == "concurrent_attempt";
+  }
+  const size_t counted = CountEvents(SecurityEventType::kLoginPasswordFailure);
+  EXPECT_GE(counted, 1u);
+  EXPECT_EQ(counted + refused, 4u);
+  EXPECT_EQ(Stored(e.user_id).failed_attempts, static_cast<int>(counted));
+}
+
+// Regression (security review H1): a second check of an account while one is running is
+// refused at once, even with the right password, so parallel requests cannot try more
+// guesses than the lock allows.
+TEST_F(AccountsTest, ASecondCheckOfAnAccountInFlightIsRefusedAtOnce) {
+  const Enrolled e = Enroll("carol");
+  Result<std::string> nested_password = Internal("not run");
+  Status nested_code = Internal("not run");
+  hook_clock_.Arm([&] {
+    nested_password = accounts_->CheckPassword("carol", kPassword, "10.0.0.8");
+    nested_code = accounts_->CheckTotp(e.user_id, Code(e.secret), "10.0.0.8");
+  });
+  ExpectLoginFailed(accounts_->CheckPassword("carol", "wrong wrong", "10.0.0.9"));
+  ExpectLoginFailed(nested_password);
+  EXPECT_EQ(nested_code.code(), StatusCode::kUnauthenticated);
+  EXPECT_EQ(nested_code.message(), kCodeFailedMessage);
+  size_t refused = 0;
+  for (const SecurityEvent& ev : events_.events()) {
+    if (ev.type == SecurityEventType::kLoginRefused && ev.reason == "concurrent_attempt") {
+      EXPECT_EQ(ev.user_id, e.user_id);
+      EXPECT_EQ(ev.address, "10.0.0.8");
+      ++refused;
+    }
+  }
+  EXPECT_EQ(refused, 2u);
+  // The refused attempts were not checked and do not count; the outer wrong one does.
+  EXPECT_EQ(Stored(e.user_id).failed_attempts, 1);
+  EXPECT_EQ(CountEvents(SecurityEventType::kLoginPasswordSuccess), 0u);
+  // The claim is released when the check ends.
+  EXPECT_TRUE(accounts_->CheckPassword("carol", kPassword, "10.0.0.9").ok());
+}
+
+// Regression (security review H1): a right password checked against a record read before
+// the account locked (a failure recorded meanwhile) must not reach the code step.
+TEST_F(AccountsTest, ARightPasswordIsRefusedIfTheAccountLockedDuringTheCheck) {
+  const Enrolled e = Enroll("carol");
+  hook_clock_.Arm([&] {
+    // Another process records the failure that locks the account, after this check read it.
+    storage::UserRecord u = Stored(e.user_id);
+    u.failed_attempts = 5;
+    u.locked_until_ms = clock_.NowMillis() + 60'000;
+    ASSERT_TRUE(store_->UpdateUser(u, u.revision).ok());
+  });
+  ExpectLoginFailed(accounts_->CheckPassword("carol", kPassword, "10.0.0.9"));
+  EXPECT_EQ(events_.events().back().type, SecurityEventType::kLoginRefused);
+  EXPECT_EQ(events_.events().back().reason, "locked");
+  EXPECT_EQ(CountEvents(SecurityEventType::kLoginPasswordSuccess), 0u);
+}
+
+// Regression (security review H1): a wrong guess that arrives after a concurrent failure
+// locked the account counts, and extends the lock by the backoff rule.
+TEST_F(AccountsTest, AFailureAfterAConcurrentLockCountsAndExtendsTheLock) {
+  const Enrolled e = Enroll("carol");
+  const int64_t locked_at = clock_.NowMillis();
+  hook_clock_.Arm([&] {
+    storage::UserRecord u = Stored(e.user_id);
+    u.failed_attempts = 5;
+    u.locked_until_ms = locked_at + 60'000;
+    ASSERT_TRUE(store_->UpdateUser(u, u.revision).ok());
+  });
+  ExpectLoginFailed(accounts_->CheckPassword("carol", "wrong wrong", "10.0.0.9"));
+  const storage::UserRecord u = Stored(e.user_id);
+  EXPECT_EQ(u.failed_attempts, 6);
+  EXPECT_EQ(u.locked_until_ms, locked_at + 120'000);  // the 6th failure's lock: 2 x 60 s
+  EXPECT_EQ(events_.events().back().type, SecurityEventType::kAccountLocked);
 }
 
 TEST_F(AccountsTest, ATotpCodeIsAcceptedOnce) {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "auth/authorization_codes.h"
+#include "auth/client_auth.h"
 #include "auth/client_registry.h"
 #include "auth/jwt.h"
 #include "auth/oauth_endpoints.h"
@@ -220,6 +221,60 @@ TEST_F(TokenEndpointTest, DisabledClientIsInvalidClientEvenWithTheRightSecret) {
   record.disabled = true;
   ASSERT_TRUE(store_->PutClient(record).ok());
   ExpectError(Post(Basic("disabled-client", "the-secret"), kGrant), 401, "invalid_client");
+}
+
+static std::string HeaderOf(const EndpointResponse& r, std::string_view name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+// Regression (security review M2): failed client authentications are throttled per
+// address like failed logins (same keys: auth.address_max_failures, address_window_s), so
+// Basic headers cannot buy unlimited Argon2id runs.
+TEST_F(TokenEndpointTest, AnAddressWithTooManyClientAuthFailuresGets429) {
+  const std::string wrong = Basic(client_.client_id, "not the secret");
+  // A success in between gives its attempt back.
+  ExpectSuccess(Post(GoodBasic(), kGrant), kRegistered);
+  for (int i = 0; i < AuthConfig{}.address_max_failures; ++i) {
+    ExpectError(Post(wrong, kGrant), 401, "invalid_client");
+  }
+  EndpointResponse throttled = Post(GoodBasic(), kGrant);
+  ExpectError(throttled, 429, "invalid_client");
+  EXPECT_EQ(boost::json::parse(throttled.body).at("error_description").as_string(),
+            "too many failed attempts");
+  EXPECT_EQ(HeaderOf(throttled, "Retry-After"), "300");
+  EXPECT_EQ(events_.events().back().type, SecurityEventType::kAddressThrottled);
+  EXPECT_EQ(events_.events().back().address, "192.0.2.1");
+  // Another address is not affected.
+  const std::string good = GoodBasic();  // EndpointRequest holds views
+  EndpointRequest other;
+  other.method = "POST";
+  other.authorization = good;
+  other.content_type = kForm;
+  other.body = kGrant;
+  other.remote_address = "192.0.2.99";
+  ExpectSuccess(endpoints_->Token(other), kRegistered);
+  // The window slides.
+  clock_.Advance(300'000);
+  ExpectSuccess(Post(GoodBasic(), kGrant), kRegistered);
+}
+
+// Regression (security review M2): at most SecretCheckSlots::Process().capacity() Argon2id
+// checks at once; beyond that, 503 at once instead of queueing on the io threads.
+TEST_F(TokenEndpointTest, SecretChecksBeyondTheProcessCapAreRefusedAt503) {
+  SecretCheckSlots& slots = SecretCheckSlots::Process();
+  ASSERT_GE(slots.capacity(), 2);
+  int held = 0;
+  while (slots.TryAcquire()) ++held;
+  EXPECT_EQ(held, slots.capacity());
+  EndpointResponse busy = Post(GoodBasic(), kGrant);
+  for (int i = 0; i < held; ++i) slots.Release();
+  ExpectError(busy, 503, "temporarily_unavailable");
+  EXPECT_EQ(HeaderOf(busy, "Retry-After"), "1");
+  // Not a failure of the client: it does not count against the address, and works again.
+  ExpectSuccess(Post(GoodBasic(), kGrant), kRegistered);
 }
 
 TEST_F(TokenEndpointTest, MissingOrMalformedBasicIsInvalidClient) {

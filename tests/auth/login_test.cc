@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +33,27 @@ constexpr std::string_view kRedirectWithQuery = "http://127.0.0.1:9000/cb?x=1";
 constexpr std::string_view kPassword = "violet staple orbit 42";
 constexpr std::string_view kVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 constexpr int64_t kStart = 1'800'000'000'000;
+
+// A clock that runs `hook` once, at the next reading after it is armed, then reads like
+// `base`. Accounts reads it while a password check holds its account, so the hook can send
+// "concurrent" requests at a known point, deterministically.
+class HookClock final : public Clock {
+ public:
+  explicit HookClock(const FakeClock& base) : base_(base) {}
+  void Arm(std::function<void()> hook) { hook_ = std::move(hook); }
+  int64_t NowMillis() const override {
+    if (hook_) {
+      std::function<void()> hook = std::move(hook_);
+      hook_ = nullptr;
+      hook();
+    }
+    return base_.NowMillis();
+  }
+
+ private:
+  const FakeClock& base_;
+  mutable std::function<void()> hook_;
+};
 
 // The owned strings behind an EndpointRequest (whose fields are views).
 struct Req {
@@ -100,7 +122,7 @@ class LoginTest : public ::testing::Test {
     ASSERT_TRUE(keyring_->AddVersion().ok());
     config_.issuer = std::string(kIssuer);
     config_.address_max_failures = 3;
-    accounts_ = std::make_unique<Accounts>(*store_, *keyring_, clock_, config_, events_);
+    accounts_ = std::make_unique<Accounts>(*store_, *keyring_, hook_clock_, config_, events_);
     endpoints_ = std::make_unique<LoginEndpoints>(*store_, *accounts_, codes_, clock_, config_,
                                                   std::string(kIssuer), events_);
 
@@ -180,9 +202,11 @@ class LoginTest : public ::testing::Test {
     return FormBody(params);
   }
 
-  EndpointResponse Authorize(const std::string& query) {
+  EndpointResponse Authorize(const std::string& query,
+                             const std::string& address = "192.0.2.10") {
     Req r;
     r.query = query;
+    r.address = address;
     return endpoints_->Authorize(r.View());
   }
 
@@ -191,8 +215,9 @@ class LoginTest : public ::testing::Test {
     std::string cookie;  // "__Host-phigate-login=..."
     std::string csrf;
   };
-  Flow Start(const std::string& query = AuthorizeQuery()) {
-    EndpointResponse page = Authorize(query);
+  Flow Start(const std::string& query = AuthorizeQuery(),
+             const std::string& address = "192.0.2.10") {
+    EndpointResponse page = Authorize(query, address);
     EXPECT_EQ(page.status, 200) << page.body;
     std::string set_cookie = Header(page, "Set-Cookie").value_or("");
     return {set_cookie.substr(0, set_cookie.find(';')), HiddenValue(page.body, "csrf")};
@@ -254,6 +279,7 @@ class LoginTest : public ::testing::Test {
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<crypto::Keyring> keyring_;
   FakeClock clock_{kStart};
+  HookClock hook_clock_{clock_};
   AuthConfig config_;
   MemorySecurityEventSink events_;
   AuthorizationCodes codes_{clock_};
@@ -537,6 +563,148 @@ TEST_F(LoginTest, AnAddressWithTooManyFailuresIsThrottled) {
   EXPECT_EQ(PostPassword(g, "carol", std::string(kPassword)).status, 200);
 }
 
+// Regression (security review H1): an address's attempt is counted before its password is
+// checked, so requests running in parallel cannot all pass the throttle.
+TEST_F(LoginTest, ParallelAttemptsFromOneAddressCannotExceedTheThrottle) {
+  ASSERT_EQ(config_.address_max_failures, 3);
+  std::vector<Flow> others;
+  for (int i = 0; i < 3; ++i) others.push_back(Start());
+  std::vector<int> nested;
+  hook_clock_.Arm([&] {
+    // While the first check runs: three more from the same address.
+    for (int i = 0; i < 3; ++i) {
+      nested.push_back(PostPassword(others[i], "nobody" + std::to_string(i), "wrong wrong").status);
+    }
+  });
+  Flow f = Start();
+  EXPECT_EQ(PostPassword(f, "carol", "wrong wrong").status, 401);
+  // Two fit besides the one in flight; the third is throttled without a check.
+  EXPECT_EQ(nested, (std::vector<int>{401, 401, 429}));
+}
+
+// Regression (security review H1): a second attempt on an account whose password check is
+// running is refused (same page as a wrong password) even with the right password, and
+// counts against its address.
+TEST_F(LoginTest, AnAttemptOnAnAccountWithACheckInFlightIsRefused) {
+  Flow other = Start(AuthorizeQuery(), "192.0.2.77");
+  int nested = 0;
+  std::string nested_body;
+  hook_clock_.Arm([&] {
+    EndpointResponse r = PostPassword(other, "carol", std::string(kPassword), "192.0.2.77");
+    nested = r.status;
+    nested_body = r.body;
+  });
+  Flow f = Start();
+  EXPECT_EQ(PostPassword(f, "carol", "wrong wrong").status, 401);
+  EXPECT_EQ(nested, 401);
+  EXPECT_NE(nested_body.find("The username or password is incorrect."), std::string::npos);
+  // Two more failures from 192.0.2.77 reach the limit of 3: the refusal counted.
+  other.csrf = HiddenValue(nested_body, "csrf");
+  for (int i = 0; i < 2; ++i) {
+    EndpointResponse r = PostPassword(other, "nobody", "wrong wrong", "192.0.2.77");
+    ASSERT_EQ(r.status, 401);
+    other.csrf = HiddenValue(r.body, "csrf");
+  }
+  EXPECT_EQ(PostPassword(other, "carol", std::string(kPassword), "192.0.2.77").status, 429);
+}
+
+// A successful step gives its reservation back (the H1 fix must not throttle people).
+TEST_F(LoginTest, SuccessfulStepsDoNotCountAgainstTheAddress) {
+  for (int i = 0; i < 4; ++i) {
+    clock_.Advance(kTotpStepS * 1000);
+    EXPECT_EQ(FullLogin(AuthorizeQuery(), "carol", carol_).status, 303);
+  }
+}
+
+// Regression (security review M1): one address cannot push other people's logins out.
+TEST_F(LoginTest, AnAddressEvictsOnlyItsOwnOldestLogins) {
+  Flow victim = Start(AuthorizeQuery(), "198.51.100.1");
+  Flow first = Start(AuthorizeQuery(), "203.0.113.9");
+  for (size_t i = 1; i < kMaxTransactionsPerAddress + 5; ++i) {
+    Start(AuthorizeQuery(), "203.0.113.9");
+  }
+  EXPECT_EQ(endpoints_->transaction_count(), kMaxTransactionsPerAddress + 1);
+  ExpectErrorPage(PostPassword(first, "carol", std::string(kPassword), "203.0.113.9"), 403);
+  EXPECT_EQ(PostPassword(victim, "carol", std::string(kPassword), "198.51.100.1").status, 200);
+}
+
+// Regression (security review M1): a full table refuses new logins (503, Retry-After)
+// rather than evicting live ones; expired ones are swept first.
+TEST_F(LoginTest, AFullTableRefusesNewLoginsInsteadOfEvicting) {
+  Flow victim = Start(AuthorizeQuery(), "198.51.100.1");
+  clock_.Advance(1000);
+  for (size_t i = 1; i < kMaxLoginTransactions; ++i) {
+    Req r;
+    r.query = AuthorizeQuery();
+    r.address = "10." + std::to_string(i / kMaxTransactionsPerAddress / 256) + "." +
+                std::to_string(i / kMaxTransactionsPerAddress % 256) + ".1";
+    ASSERT_EQ(endpoints_->Authorize(r.View()).status, 200);
+  }
+  ASSERT_EQ(endpoints_->transaction_count(), kMaxLoginTransactions);
+  EndpointResponse busy = Authorize(AuthorizeQuery(), "192.0.2.200");
+  ExpectErrorPage(busy, 503);
+  // The victim's login, the oldest, expires in 599 s.
+  EXPECT_EQ(Header(busy, "Retry-After").value_or(""), "599");
+  EXPECT_EQ(PostPassword(victim, "carol", std::string(kPassword), "198.51.100.1").status, 200);
+  // Once the oldest has expired there is room again.
+  clock_.Advance(599'000);
+  EXPECT_EQ(Authorize(AuthorizeQuery(), "192.0.2.200").status, 200);
+  EXPECT_EQ(endpoints_->transaction_count(), kMaxLoginTransactions);
+}
+
+// Regression (security review L7): SMART's aud must name this FHIR server.
+TEST_F(LoginTest, TheAudParameterMustBeThisFhirServer) {
+  EXPECT_EQ(Authorize(AuthorizeQuery({{"aud", std::string(kIssuer) + "/fhir"}})).status, 200);
+  ExpectRedirectError(Authorize(AuthorizeQuery({{"aud", "https://evil.example/fhir"}})),
+                      "invalid_request");
+  ExpectRedirectError(Authorize(AuthorizeQuery({{"aud", std::string(kIssuer)}})),
+                      "invalid_request");
+  config_.audience = "https://fhir.example.org/r4";
+  EXPECT_EQ(Authorize(AuthorizeQuery({{"aud", "https://fhir.example.org/r4"}})).status, 200);
+  ExpectRedirectError(Authorize(AuthorizeQuery({{"aud", std::string(kIssuer) + "/fhir"}})),
+                      "invalid_request");
+}
+
+// RFC 8252 §7.3: a loopback redirect URI matches with any port; nothing else varies.
+TEST_F(LoginTest, LoopbackRedirectUrisMayUseAnyPort) {
+  for (const std::string uri : {"http://127.0.0.1:51234/cb?x=1", "http://127.0.0.1/cb?x=1",
+                                "http://127.0.0.1:9000/cb?x=1"}) {
+    SCOPED_TRACE(uri);
+    EXPECT_EQ(Authorize(AuthorizeQuery({{"redirect_uri", uri}})).status, 200);
+  }
+  for (const std::string uri :
+       {"http://127.0.0.1:51234/cb", "http://127.0.0.1:51234/cb?x=2", "http://127.0.0.1:51234/cb?x=1#f",
+        "http://localhost:51234/cb?x=1", "https://127.0.0.1:51234/cb?x=1",
+        "http://127.0.0.1:abc/cb?x=1", "http://127.0.0.1:/cb?x=1", "http://127.0.0.1:123456/cb?x=1",
+        "http://127.0.0.1:1@evil.example/cb?x=1", "http://127.0.0.1.evil.example/cb?x=1",
+        "https://app.example:444/cb"}) {
+    SCOPED_TRACE(uri);
+    ExpectErrorPage(Authorize(AuthorizeQuery({{"redirect_uri", uri}})), 400);
+  }
+  AddClient("native", "Native", "openid fhirUser user/*.rs", "http://[::1]/cb http://localhost:8/done");
+  EXPECT_EQ(Authorize(AuthorizeQuery({{"client_id", "native"}, {"redirect_uri", "http://[::1]:7/cb"}}))
+                .status,
+            200);
+  EXPECT_EQ(Authorize(AuthorizeQuery({{"client_id", "native"},
+                                      {"redirect_uri", "http://localhost:65000/done"}}))
+                .status,
+            200);
+  ExpectErrorPage(
+      Authorize(AuthorizeQuery({{"client_id", "native"}, {"redirect_uri", "http://[::2]:7/cb"}})),
+      400);
+
+  // The app is sent back to the port it asked for, and the code is bound to that URI.
+  const std::string asked = "http://127.0.0.1:51234/cb?x=1";
+  EndpointResponse done = FullLogin(AuthorizeQuery({{"redirect_uri", asked}}), "carol", carol_);
+  ASSERT_EQ(done.status, 303) << done.body;
+  const std::string location = Header(done, "Location").value_or("");
+  EXPECT_TRUE(location.starts_with(asked + "&code=")) << location;
+  const size_t at = location.find("code=") + 5;
+  AuthorizationCodes::Redeemed redeemed = codes_.Redeem(location.substr(at, location.find('&', at) - at));
+  ASSERT_EQ(redeemed.outcome, AuthorizationCodes::Outcome::kOk);
+  EXPECT_EQ(redeemed.grant.redirect_uri, asked);
+}
+
 TEST_F(LoginTest, HostileClientNamesAndStatesAreEscaped) {
   AddClient("evil", "<script>alert(\"x\")</script>&'", "openid fhirUser user/*.rs",
             std::string(kRedirect));
@@ -569,10 +737,8 @@ TEST(AuthorizationCodesTest, SingleUseAndSixtySeconds) {
   ASSERT_EQ(first.outcome, AuthorizationCodes::Outcome::kOk);
   EXPECT_EQ(first.grant.client_id, "app1");
   EXPECT_EQ(first.grant.expires_s, kStart / 1000 + 60);
-  codes.RecordFamily(code, "family-1");
   AuthorizationCodes::Redeemed second = codes.Redeem(code);
   EXPECT_EQ(second.outcome, AuthorizationCodes::Outcome::kAlreadyUsed);
-  EXPECT_EQ(second.family_id, "family-1");
   EXPECT_EQ(second.grant.client_id, "");  // nothing to use
 
   const std::string late = codes.Issue(grant);
@@ -582,6 +748,33 @@ TEST(AuthorizationCodesTest, SingleUseAndSixtySeconds) {
   EXPECT_EQ(codes.Redeem(late).outcome, AuthorizationCodes::Outcome::kExpired);
   EXPECT_EQ(codes.Redeem(late).outcome, AuthorizationCodes::Outcome::kUnknown);
   EXPECT_EQ(codes.Redeem(in_time).outcome, AuthorizationCodes::Outcome::kOk);
+}
+
+// Regression (security review L1): the session a redemption creates is recorded by the
+// redemption itself, so a replay at any moment after it finds the session to revoke; the
+// access token, known only later, is reported back if a replay came first.
+TEST(AuthorizationCodesTest, ARedemptionRecordsItsSessionAndAccessToken) {
+  FakeClock clock(kStart);
+  AuthorizationCodes codes(clock);
+  AuthorizationGrant grant;
+  grant.client_id = "app1";
+  const std::string code = codes.Issue(grant);
+  ASSERT_EQ(codes.Redeem(code, "session-1").outcome, AuthorizationCodes::Outcome::kOk);
+  AuthorizationCodes::Redeemed replay = codes.Redeem(code, "session-2");
+  EXPECT_EQ(replay.outcome, AuthorizationCodes::Outcome::kAlreadyUsed);
+  EXPECT_EQ(replay.family_id, "session-1");
+  EXPECT_EQ(replay.access_jti, "");  // not issued yet
+  // The first redemption's token, issued after the replay: the caller must revoke it.
+  EXPECT_TRUE(codes.RecordAccessToken(code, "jti-1", kStart / 1000 + 300));
+  AuthorizationCodes::Redeemed again = codes.Redeem(code);
+  EXPECT_EQ(again.family_id, "session-1");
+  EXPECT_EQ(again.access_jti, "jti-1");
+  EXPECT_EQ(again.access_expires_at_s, kStart / 1000 + 300);
+
+  const std::string other = codes.Issue(grant);
+  ASSERT_EQ(codes.Redeem(other, "session-3").outcome, AuthorizationCodes::Outcome::kOk);
+  EXPECT_FALSE(codes.RecordAccessToken(other, "jti-3", kStart / 1000 + 300));
+  EXPECT_FALSE(codes.RecordAccessToken("not-a-code", "jti-4", kStart / 1000 + 300));
 }
 
 TEST(PagesTest, EscapingAndPolicy) {

@@ -447,7 +447,8 @@ TEST_F(OAuthTest, ReusedCodeRevokesTheSessionItCreated) {
   Result<Principal> p = verifier_->Verify(access);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kUnauthenticated);
-  EXPECT_EQ(p.status().message(), "session ended");
+  // Revoked by jti (persisted) as well as by session.
+  EXPECT_EQ(p.status().message(), "token revoked");
   ExpectError(Token(RefreshBody(Str(body, "refresh_token"), public_id_)), 400, "invalid_grant");
   EXPECT_TRUE(HasEvent(SecurityEventType::kTokenRevoked));
 }
@@ -459,7 +460,40 @@ TEST_F(OAuthTest, ReusedCodeWithoutRefreshTokenStillEndsTheAccessToken) {
   ASSERT_EQ(first.status, 200);
   const std::string access = Str(Decode(first.body), "access_token");
   ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
-  EXPECT_EQ(verifier_->Verify(access).status().message(), "session ended");
+  EXPECT_EQ(verifier_->Verify(access).status().message(), "token revoked");
+}
+
+// Regression (security review L3): a session without refresh tokens exists in memory only,
+// so the code-reuse revocation must also revoke its access token by jti, in the store: a
+// restarted server (a fresh SessionGuard loaded from the store) still refuses the token.
+TEST_F(OAuthTest, ReusedCodeWithoutRefreshTokenStaysRevokedAfterARestart) {
+  const std::string verifier = NewVerifier();
+  const std::string code = codes_.Issue(Grant(public_id_, "user/*.rs", verifier));
+  EndpointResponse first = Token(CodeBody(code, verifier, public_id_));
+  ASSERT_EQ(first.status, 200);
+  const std::string access = Str(Decode(first.body), "access_token");
+  ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
+
+  SessionGuard restarted_guard(*store_, clock_, 1000);
+  ASSERT_TRUE(restarted_guard.Load().ok());
+  TokenVerifier restarted(key_, std::string(kIss), std::string(kAud), 60, clock_, 100,
+                          &restarted_guard);
+  Result<Principal> p = restarted.Verify(access);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.status().message(), "token revoked");
+}
+
+// Regression (security review L4): duplicates are found by a hash set (linear), also at
+// the end of a form with thousands of parameters.
+TEST_F(OAuthTest, ARepeatedParameterInALargeFormIsInvalidRequest) {
+  std::string body = "grant_type=client_credentials";
+  for (int i = 0; body.size() < kMaxTokenRequestBodyBytes - 16; ++i) {
+    body += "&p" + std::to_string(i) + "=";
+  }
+  body += "&p7=";
+  ASSERT_LE(body.size(), kMaxTokenRequestBodyBytes);
+  ExpectError(Token(body), 400, "invalid_request");
+  EXPECT_EQ(Str(Decode(Token(body).body), "error_description"), "a request parameter is repeated");
 }
 
 TEST_F(OAuthTest, DisabledUserCannotRedeemACode) {

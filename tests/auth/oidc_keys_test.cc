@@ -2,6 +2,10 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <unistd.h>
 
 #include <cstdio>
@@ -413,6 +417,40 @@ TEST_F(OidcKeySourceTest, ConcurrentLookupsOfAnUnknownKidFetchOnce) {
   for (auto& thread : threads) thread.join();
   EXPECT_THAT(provider_.calls(), ElementsAre(kDiscoveryUrl, kJwksUrl));
   EXPECT_THAT(source->Find("es-1", JwsAlg::kES256), NotNull());
+}
+
+// Regression (security review L6): a forged kid must not hold an io thread while another
+// thread's fetch runs (up to http_timeout_ms): it finds nothing at once. A known key is
+// still served from the cache meanwhile.
+TEST_F(OidcKeySourceTest, AnUnknownKidNeverWaitsForAnotherThreadsFetch) {
+  config_.jwks_min_refresh_s = 0;  // every unknown kid may fetch: the worst case
+  std::promise<void> entered;
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::atomic<bool> block{false};
+  FetchFunction inner = provider_.Function();
+  auto source = std::make_unique<OidcKeySource>(
+      config_,
+      [&](const std::string& url) {
+        if (block.exchange(false)) {
+          entered.set_value();
+          released.wait();
+        }
+        return inner(url);
+      },
+      clock_);
+  ASSERT_TRUE(source->Refresh().ok());
+  block = true;
+  std::thread slow([&] { EXPECT_THAT(source->Find("forged-1", JwsAlg::kES256), IsNull()); });
+  entered.get_future().wait();
+  auto other =
+      std::async(std::launch::async, [&] { return source->Find("forged-2", JwsAlg::kES256); });
+  const bool returned = other.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  EXPECT_TRUE(IsKeyOf(source->Find("es-1", JwsAlg::kES256), *es_key_));
+  release.set_value();
+  slow.join();
+  EXPECT_TRUE(returned) << "Find waited for another thread's fetch";
+  EXPECT_THAT(other.get(), IsNull());
 }
 
 }  // namespace

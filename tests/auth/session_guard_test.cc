@@ -9,6 +9,7 @@
 #include <string>
 
 #include "auth/principal.h"
+#include "auth/token_issuer.h"
 #include "core/clock.h"
 #include "crypto/crypto.h"
 #include "storage/sqlite/sqlite_store.h"
@@ -231,6 +232,27 @@ TEST_F(SessionGuardTest, ExpiredRevocationsAreDroppedOpportunistically) {
   clock_.Advance(3600 * 1000);
   ASSERT_TRUE(guard_->RevokeAccessToken("other", clock_.NowSeconds() + 300).ok());
   EXPECT_TRUE(guard_->Check(p).ok());
+}
+
+// Regression (security review L2): revoked sessions are forgotten once no token of them
+// can be alive (kMaxTokenLifetimeS + margin after the revocation), so the set stays bounded.
+TEST_F(SessionGuardTest, RevokedSessionsArePrunedAfterTheTokenHorizon) {
+  ASSERT_TRUE(guard_->RevokeFamily("session-1").ok());
+  EXPECT_EQ(guard_->revoked_family_count(), 1u);
+  clock_.Advance(kMaxTokenLifetimeS * 1000);
+  ASSERT_TRUE(guard_->RevokeFamily("session-2").ok());
+  EXPECT_EQ(guard_->revoked_family_count(), 2u);  // session-1 is still within the horizon
+  // Revoked again later: the newer revocation decides.
+  ASSERT_TRUE(guard_->RevokeFamily("session-2").ok());
+  clock_.Advance(601'000);  // session-1: 900 + 601 s ago, past the 600 s margin
+  ASSERT_TRUE(guard_->RevokeFamily("session-3").ok());
+  EXPECT_EQ(guard_->revoked_family_count(), 2u);
+  Principal p = Person();
+  p.session_id = "session-2";
+  EXPECT_EQ(guard_->Check(p).message(), "session ended");
+  clock_.Advance(kMaxTokenLifetimeS * 1000);
+  ASSERT_TRUE(guard_->RevokeFamily("session-4").ok());
+  EXPECT_EQ(guard_->revoked_family_count(), 2u);  // session-3, session-4
 }
 
 TEST_F(SessionGuardTest, EmptyIdsAreRefused) {

@@ -414,7 +414,7 @@ test('authorize validates the client and redirect_uri before showing anything, t
 
   for (const [what, params] of [['unknown client', { ...base, client_id: 'no-such-client' }],
     ['unregistered redirect_uri', { ...base, redirect_uri: 'http://127.0.0.1:47232/cb2' }],
-    ['redirect_uri with a different port', { ...base, redirect_uri: 'http://127.0.0.1:1/cb' }]]) {
+    ['redirect_uri with a different host', { ...base, redirect_uri: 'http://localhost:1/cb' }]]) {
     const res = await authorize(params);
     assert.equal(res.status, 400, `${what}: ${res.body}`);
     assert.equal(res.headers.location, undefined, `${what}: never a redirect`);
