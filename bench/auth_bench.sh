@@ -19,7 +19,8 @@ THREADS=2
 AUDIENCE="urn:phigate:bench"
 
 ./scripts/setup.sh >/dev/null
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHIGATE_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHIGATE_BUILD_TESTS=OFF \
+  -DPHIGATE_BUILD_BENCH=ON >/dev/null
 cmake --build build >/dev/null
 cmake -S . -B build-bench-noauth -G Ninja -DCMAKE_BUILD_TYPE=Release -DPHIGATE_BUILD_TESTS=OFF \
   -DPHIGATE_BENCH_NO_AUTH=ON >/dev/null
@@ -57,6 +58,7 @@ TOML
   "$2" serve --config "$dir.toml" --data-dir "$dir/data" --listen "127.0.0.1:$port" \
     >"$dir.stdout" 2>"$dir.stderr" &
   pids+=($!)
+  echo $! >"$dir.pid"
   for _ in $(seq 100); do grep -q "serving FHIR" "$dir.stdout" 2>/dev/null && break; sleep 0.1; done
   local ca="$dir/data/tls/cert.pem" creds cid csec token id
   creds=$("$2" clients add --name bench --scope "system/*.cruds" --data-dir "$dir/data" --json)
@@ -89,14 +91,20 @@ for t in "$(cat "$work/cached.own")" "$RS" "$ES"; do
   [ "$code" = 200 ] || { echo "a benchmark token was refused ($code)" >&2; exit 1; }
 done
 
-run() {  # server token -> req/s
-  local url out
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$(cat "$work/$1.pid")/stat"; }
+run() {  # server token tag -> req/s; the server's CPU µs per request go to $work/cpu.<tag>
+  local url out t0 t1 n
   url=$(cat "$work/$1.url")
+  t0=$(cpu_ticks "$1")
   out=$(wrk -t$THREADS -c$CONNS -d"${DURATION}s" -H "Authorization: Bearer $2" "$url")
+  t1=$(cpu_ticks "$1")
   [ -z "$(echo "$out" | awk '/Non-2xx/')" ] || { echo "non-2xx answers from $1" >&2; exit 1; }
+  n=$(echo "$out" | awk '/requests in/ {print $1}')
+  awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
+    'BEGIN {printf "%.1f\n", t / hz * 1e6 / n}' >>"$work/cpu.$3"
   echo "$out" | awk '/Requests\/sec/ {print $2}'
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # Warm-up, not measured.
 for srv in cached uncached noauth; do
@@ -104,7 +112,7 @@ for srv in cached uncached noauth; do
     "$(cat "$work/$srv.url")" >/dev/null
 done
 declare -A results
-configs=("noauth|x" "cached|own" "cached|$RS" "cached|$ES" "uncached|own" "uncached|$RS" "uncached|$ES")
+configs=("noauth|own" "cached|own" "cached|$RS" "cached|$ES" "uncached|own" "uncached|$RS" "uncached|$ES")
 labels=("no authentication stage" "own ES256, cached" "external RS256, cached"
         "external ES256, cached" "own ES256, verified every request"
         "external RS256, verified every request" "external ES256, verified every request")
@@ -113,13 +121,22 @@ for round in $(seq "$ROUNDS"); do
     srv=${configs[$i]%%|*}
     tok=${configs[$i]#*|}
     [ "$tok" = own ] && tok=$(cat "$work/$srv.own")
-    results[$i]="${results[$i]:-} $(run "$srv" "$tok")"
+    results[$i]="${results[$i]:-} $(run "$srv" "$tok" "$i")"
   done
 done
 base=$(median ${results[0]})
 echo "GET /fhir/Patient/{id}, wrk -t$THREADS -c$CONNS -d${DURATION}s, median of $ROUNDS alternating rounds"
 for i in "${!configs[@]}"; do
   m=$(median ${results[$i]})
-  printf '  %-42s %9.0f req/s  ratio %.3f  (runs:%s)\n' "${labels[$i]}" "$m" \
-    "$(awk -v a="$m" -v b="$base" 'BEGIN {print a / b}')" "${results[$i]}"
+  printf '  %-42s %7.0f req/s  ratio %.3f  server CPU %5.1f µs/request  (runs:%s)\n' \
+    "${labels[$i]}" "$m" "$(awk -v a="$m" -v b="$base" 'BEGIN {print a / b}')" \
+    "$(median $(cat "$work/cpu.$i"))" "${results[$i]}"
 done
+
+# The stage's own cost, in-process (Google Benchmark), against the whole request's server
+# CPU time measured above on the no-auth build: the share authentication takes.
+cpu_us=$(median $(cat "$work/cpu.0"))
+echo "server CPU per request without the authentication stage: ${cpu_us} µs (median)"
+./build/bench/auth_verify_bench --benchmark_min_time=1 2>/dev/null | awk -v cpu="$cpu_us" '
+  /^BM_/ {printf "  %-44s %8.2f µs CPU = %5.1f%% of a request without it\n", $1, $4 / 1000,
+          100 * ($4 / 1000) / (cpu + $4 / 1000)}'
