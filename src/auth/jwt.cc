@@ -8,13 +8,6 @@
 
 namespace phigate::auth {
 
-namespace {
-
-constexpr size_t kEs256SignatureBytes = 64;  // r || s, RFC 7518 §3.4
-
-Status InvalidToken() { return {StatusCode::kUnauthenticated, "invalid token"}; }
-
-// Parses a base64url JSON object without exceptions; nullopt on any failure.
 std::optional<boost::json::object> DecodeJsonObject(std::string_view b64) {
   std::optional<std::string> text = Base64UrlDecode(b64);
   if (!text) return std::nullopt;
@@ -23,6 +16,12 @@ std::optional<boost::json::object> DecodeJsonObject(std::string_view b64) {
   if (ec || !v.is_object()) return std::nullopt;
   return std::move(v.as_object());
 }
+
+namespace {
+
+constexpr size_t kEs256SignatureBytes = 64;  // r || s, RFC 7518 §3.4
+
+Status InvalidToken() { return {StatusCode::kUnauthenticated, "invalid token"}; }
 
 const boost::json::string* StringMember(const boost::json::object& o, std::string_view key) {
   const boost::json::value* v = o.if_contains(key);

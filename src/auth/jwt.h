@@ -19,6 +19,7 @@
 
 #include <boost/json.hpp>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,10 @@ struct JwsParts {
 // base64url parts, header a JSON object with a string "alg", "kid"/"typ" strings if
 // present, no "crit". "jku", "x5u", "jwk", "x5c" are ignored (never fetched or used).
 Result<JwsParts> ParseJws(std::string_view token);
+
+// A base64url-encoded JSON object (a JWS header or payload), parsed without exceptions;
+// nullopt on any failure. Decoding is not verifying: see VerifyJws.
+std::optional<boost::json::object> DecodeJsonObject(std::string_view b64);
 
 // True if `typ` equals `want` case-insensitively, with or without "application/".
 bool JwsTypMatches(std::string_view typ, std::string_view want);

@@ -33,15 +33,6 @@ std::shared_ptr<const crypto::PublicKey> PublicHalf(const crypto::SigningKey& ke
   return std::make_shared<const crypto::PublicKey>(std::move(verifying).value());
 }
 
-std::optional<boost::json::object> DecodeJsonObject(std::string_view b64) {
-  std::optional<std::string> text = Base64UrlDecode(b64);
-  if (!text) return std::nullopt;
-  boost::system::error_code ec;
-  boost::json::value v = boost::json::parse(*text, ec);
-  if (ec || !v.is_object()) return std::nullopt;
-  return std::move(v.as_object());
-}
-
 std::optional<std::string> StringClaim(const boost::json::object& claims, std::string_view name) {
   const boost::json::value* v = claims.if_contains(name);
   if (v == nullptr) return std::nullopt;
