@@ -1,4 +1,5 @@
 #include <boost/json.hpp>
+#include <functional>
 #include <iostream>
 #include <set>
 #include <string>
@@ -66,6 +67,17 @@ Opened Open(const ParsedArgs& parsed) {
   return out;
 }
 
+// The opened data dir and the Accounts on it, as every subcommand uses them.
+struct OpenedAccounts {
+  explicit OpenedAccounts(const ParsedArgs& parsed)
+      : opened(Open(parsed)),
+        accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
+                 opened.config.auth, events) {}
+  Opened opened;
+  auth::LogSecurityEventSink events;
+  auth::Accounts accounts;
+};
+
 // "users disable U": the username is the one positional argument.
 std::string TakeUsername(const std::vector<std::string>& args, const std::string& subcommand) {
   if (args.size() < 2 || args[1].starts_with("--")) {
@@ -96,12 +108,9 @@ int Add(const std::vector<std::string>& args) {
   Status fhir_user = auth::ValidateFhirUser(parsed.Get("fhir-user"));
   if (!fhir_user.ok()) throw UsageError("users add: " + fhir_user.message());
 
-  Opened opened = Open(parsed);
-  auth::LogSecurityEventSink events;
-  auth::Accounts accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
-                          opened.config.auth, events);
+  OpenedAccounts data(parsed);
   Result<auth::NewUser> added =
-      accounts.AddUser(username.value(), roles.value(), parsed.Get("fhir-user"));
+      data.accounts.AddUser(username.value(), roles.value(), parsed.Get("fhir-user"));
   if (!added.ok()) {
     if (added.status().code() == StatusCode::kInvalidArgument) {
       throw UsageError("users add: " + added.status().message());
@@ -110,7 +119,7 @@ int Add(const std::vector<std::string>& args) {
   }
   std::cout << "user_id=" << added->user.user_id << "\n"
             << "enrollment_url="
-            << auth::EnrollmentUrl(opened.config.auth.issuer, added->enrollment_token) << "\n";
+            << auth::EnrollmentUrl(data.opened.config.auth.issuer, added->enrollment_token) << "\n";
   return 0;
 }
 
@@ -120,11 +129,8 @@ int List(const std::vector<std::string>& args) {
     std::cout << kUsersHelp;
     return 0;
   }
-  Opened opened = Open(parsed);
-  auth::LogSecurityEventSink events;
-  auth::Accounts accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
-                          opened.config.auth, events);
-  Result<std::vector<auth::UserSummary>> users = accounts.ListUsers();
+  OpenedAccounts data(parsed);
+  Result<std::vector<auth::UserSummary>> users = data.accounts.ListUsers();
   if (!users.ok()) return Fail("list", users.status());
   if (parsed.Has("json")) {
     boost::json::array out;
@@ -147,47 +153,45 @@ int List(const std::vector<std::string>& args) {
   return 0;
 }
 
-int Disable(const std::vector<std::string>& args) {
+// "users disable U" and "users reset-mfa U": the username is the one positional argument,
+// then the common options; `action` runs on the opened data dir's accounts. --help (first
+// or among the options) prints the help and opens nothing.
+int OnOneUser(const std::vector<std::string>& args, const std::string& subcommand,
+              const std::function<int(auth::Accounts& accounts, const std::string& username,
+                                      const Config& config)>& action) {
   if (args.size() >= 2 && args[1] == "--help") {
     std::cout << kUsersHelp;
     return 0;
   }
-  const std::string username = TakeUsername(args, "disable");
+  const std::string username = TakeUsername(args, subcommand);
   ParsedArgs parsed = ParseArgs({args.begin() + 2, args.end()}, With({}), {"help"});
   if (parsed.Has("help")) {
     std::cout << kUsersHelp;
     return 0;
   }
-  Opened opened = Open(parsed);
-  auth::LogSecurityEventSink events;
-  auth::Accounts accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
-                          opened.config.auth, events);
-  Status disabled = accounts.Disable(username);
-  if (!disabled.ok()) return Fail("disable", disabled);
-  std::cout << "disabled " << username << "\n";
-  return 0;
+  OpenedAccounts data(parsed);
+  return action(data.accounts, username, data.opened.config);
+}
+
+int Disable(const std::vector<std::string>& args) {
+  return OnOneUser(args, "disable",
+                   [](auth::Accounts& accounts, const std::string& username, const Config&) {
+                     Status disabled = accounts.Disable(username);
+                     if (!disabled.ok()) return Fail("disable", disabled);
+                     std::cout << "disabled " << username << "\n";
+                     return 0;
+                   });
 }
 
 int ResetMfa(const std::vector<std::string>& args) {
-  if (args.size() >= 2 && args[1] == "--help") {
-    std::cout << kUsersHelp;
-    return 0;
-  }
-  const std::string username = TakeUsername(args, "reset-mfa");
-  ParsedArgs parsed = ParseArgs({args.begin() + 2, args.end()}, With({}), {"help"});
-  if (parsed.Has("help")) {
-    std::cout << kUsersHelp;
-    return 0;
-  }
-  Opened opened = Open(parsed);
-  auth::LogSecurityEventSink events;
-  auth::Accounts accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
-                          opened.config.auth, events);
-  Result<std::string> token = accounts.ResetMfa(username);
-  if (!token.ok()) return Fail("reset-mfa", token.status());
-  std::cout << "enrollment_url=" << auth::EnrollmentUrl(opened.config.auth.issuer, token.value())
-            << "\n";
-  return 0;
+  return OnOneUser(args, "reset-mfa",
+                   [](auth::Accounts& accounts, const std::string& username, const Config& config) {
+                     Result<std::string> token = accounts.ResetMfa(username);
+                     if (!token.ok()) return Fail("reset-mfa", token.status());
+                     std::cout << "enrollment_url="
+                               << auth::EnrollmentUrl(config.auth.issuer, token.value()) << "\n";
+                     return 0;
+                   });
 }
 
 }  // namespace

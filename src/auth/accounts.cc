@@ -11,7 +11,6 @@
 #include "auth/totp.h"
 #include "core/ascii.h"
 #include "core/base64.h"
-#include "core/log.h"
 #include "crypto/crypto.h"
 #include "crypto/password_hash.h"
 
@@ -30,24 +29,9 @@ constexpr std::string_view kSealedSecretPrefix = "v";
 constexpr std::array<std::string_view, 5> kFhirUserTypes = {
     "Patient", "Practitioner", "PractitionerRole", "RelatedPerson", "Person"};
 
-// An Argon2id hash of a random secret nobody knows, with the parameters of real password
-// hashes: verifying against it costs what a real check costs, so an unknown, locked or
-// disabled account answers as slowly as a wrong password.
-const std::string& DummyHash() {
-  static const std::string hash = [] {
-    Result<std::string> h = crypto::HashPassword(crypto::RandomToken(32));
-    if (!h.ok()) {
-      Log(LogLevel::kError, "dummy_hash_failed");
-      return std::string();
-    }
-    return std::move(h).value();
-  }();
-  return hash;
-}
-
+// An unknown, locked or disabled account answers as slowly as a wrong password.
 void BurnPasswordCheck(std::string_view password) {
-  // The result is meaningless; only the work matters.
-  (void)crypto::VerifyPassword(DummyHash(), password.substr(0, kMaxPasswordBytes));
+  crypto::BurnPasswordVerification(password.substr(0, kMaxPasswordBytes));
 }
 
 std::string HashToken(std::string_view token) { return HexEncode(crypto::Sha256(token)); }

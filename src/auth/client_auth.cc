@@ -91,20 +91,6 @@ std::optional<BasicCredentials> ParseBasic(std::string_view header) {
   return BasicCredentials{std::move(*id), std::move(*secret)};
 }
 
-// An Argon2id hash of a random secret nobody knows, made once, with the same parameters
-// as real client hashes: verifying against it costs what a real check costs.
-const std::string& DummyHash() {
-  static const std::string hash = [] {
-    Result<std::string> h = crypto::HashPassword(crypto::RandomToken(32));
-    if (!h.ok()) {
-      Log(LogLevel::kError, "dummy_hash_failed");
-      return std::string();
-    }
-    return std::move(h).value();
-  }();
-  return hash;
-}
-
 // Gives a SecretCheckSlots slot back when the check ends.
 class SlotRelease {
  public:
@@ -119,7 +105,7 @@ class SlotRelease {
 
 Result<storage::ClientRecord> SecretBasic(storage::Store& store, const BasicCredentials& creds,
                                           Outcome& out) {
-  // Every path below runs Argon2id once (see DummyHash): take a slot first.
+  // Every path below runs Argon2id once: take a slot first.
   SecretCheckSlots& slots = SecretCheckSlots::Process();
   if (!slots.TryAcquire()) return out.Store(Unavailable("busy"), "secret_check_busy");
   SlotRelease release(slots);
@@ -128,15 +114,19 @@ Result<storage::ClientRecord> SecretBasic(storage::Store& store, const BasicCred
   const std::optional<storage::ClientRecord>& client = found.value();
   if (!client) {
     // Same Argon2id cost as a real check, so timing does not reveal the id is unknown.
-    (void)crypto::VerifyPassword(DummyHash(), creds.client_secret);
+    crypto::BurnPasswordVerification(creds.client_secret);
     return out.Fail("unknown_client");
   }
   out.Client(client->client_id);
   const bool has_secret =
       client->auth_method == kAuthMethodSecretBasic && !client->secret_hash.empty();
   // The hash is checked even for a disabled or secretless client, for the same reason.
-  const bool secret_ok =
-      crypto::VerifyPassword(has_secret ? client->secret_hash : DummyHash(), creds.client_secret);
+  bool secret_ok = false;
+  if (has_secret) {
+    secret_ok = crypto::VerifyPassword(client->secret_hash, creds.client_secret);
+  } else {
+    crypto::BurnPasswordVerification(creds.client_secret);
+  }
   if (!has_secret) return out.Fail("method_not_registered");
   if (!secret_ok) return out.Fail("wrong_secret");
   if (client->disabled) return out.Fail("client_disabled");

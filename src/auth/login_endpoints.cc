@@ -219,6 +219,18 @@ std::string EnrollCsrf(std::string_view cookie, std::string_view token) {
   return Base64UrlEncode(crypto::HmacSha256(cookie, "phigate-enroll-csrf:" + std::string(token)));
 }
 
+// The "form expired" page when an enrollment form's CSRF token does not match the
+// enrollment cookie of this browser (or either is missing); nullopt when it matches.
+std::optional<EndpointResponse> CheckEnrollCsrf(std::string_view cookie_header,
+                                                std::string_view token, std::string_view csrf) {
+  std::optional<std::string_view> cookie = CookieValue(cookie_header, kEnrollCookie);
+  if (!cookie || cookie->empty() || cookie->size() > kMaxCookieValueChars || csrf.empty() ||
+      !crypto::ConstantTimeEquals(csrf, EnrollCsrf(*cookie, token))) {
+    return HtmlResponse(403, ErrorPage("Form expired", kEnrollFormExpired));
+  }
+  return std::nullopt;
+}
+
 // "the password must ..." -> "The password must ...."
 std::string Sentence(std::string_view message) {
   std::string out(message);
@@ -686,10 +698,8 @@ EndpointResponse LoginEndpoints::Enroll(const EndpointRequest& request) {
   if (std::optional<EndpointResponse> bad = ParseForm(request, form)) return std::move(*bad);
   const std::string_view token = Field(form, "token");
   const std::string_view csrf = Field(form, "csrf");
-  std::optional<std::string_view> cookie = CookieValue(request.cookie, kEnrollCookie);
-  if (!cookie || cookie->empty() || cookie->size() > kMaxCookieValueChars || csrf.empty() ||
-      !crypto::ConstantTimeEquals(csrf, EnrollCsrf(*cookie, token))) {
-    return HtmlResponse(403, ErrorPage("Form expired", kEnrollFormExpired));
+  if (std::optional<EndpointResponse> expired = CheckEnrollCsrf(request.cookie, token, csrf)) {
+    return std::move(*expired);
   }
   const EndpointResponse invalid = HtmlResponse(400, ErrorPage("Link not valid", kLinkInvalid));
   const std::string_view password = Field(form, "password");
@@ -729,10 +739,8 @@ EndpointResponse LoginEndpoints::EnrollConfirm(const EndpointRequest& request) {
   if (std::optional<EndpointResponse> bad = ParseForm(request, form)) return std::move(*bad);
   const std::string_view token = Field(form, "token");
   const std::string_view csrf = Field(form, "csrf");
-  std::optional<std::string_view> cookie = CookieValue(request.cookie, kEnrollCookie);
-  if (!cookie || cookie->empty() || cookie->size() > kMaxCookieValueChars || csrf.empty() ||
-      !crypto::ConstantTimeEquals(csrf, EnrollCsrf(*cookie, token))) {
-    return HtmlResponse(403, ErrorPage("Form expired", kEnrollFormExpired));
+  if (std::optional<EndpointResponse> expired = CheckEnrollCsrf(request.cookie, token, csrf)) {
+    return std::move(*expired);
   }
   const EndpointResponse invalid = HtmlResponse(400, ErrorPage("Link not valid", kLinkInvalid));
 

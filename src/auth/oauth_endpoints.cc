@@ -240,6 +240,12 @@ bool ParseForm(const EndpointRequest& request, FormT& form, EndpointResponse& er
   return true;
 }
 
+// For a revocation on a path that refuses the request anyway: a failure is logged as
+// `failure_event` and does not change the answer.
+void LogIfFailed(const Status& status, std::string_view failure_event) {
+  if (!status.ok()) Log(LogLevel::kError, failure_event);
+}
+
 }  // namespace
 
 OAuthEndpoints::OAuthEndpoints(storage::Store& store, const TokenIssuer& issuer,
@@ -421,15 +427,11 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
       // has refresh tokens) and its access token by jti, which the store keeps, so that
       // a session without refresh tokens stays ended after a restart too.
       if (!redeemed.family_id.empty()) {
-        if (Status s = guard_.RevokeFamily(redeemed.family_id); !s.ok()) {
-          Log(LogLevel::kError, "code_reuse_revoke_failed");
-        }
+        LogIfFailed(guard_.RevokeFamily(redeemed.family_id), "code_reuse_revoke_failed");
       }
       if (!redeemed.access_jti.empty()) {
-        if (Status s = guard_.RevokeAccessToken(redeemed.access_jti, redeemed.access_expires_at_s);
-            !s.ok()) {
-          Log(LogLevel::kError, "code_reuse_revoke_failed");
-        }
+        LogIfFailed(guard_.RevokeAccessToken(redeemed.access_jti, redeemed.access_expires_at_s),
+                    "code_reuse_revoke_failed");
       }
       Emit(SecurityEventType::kTokenRevoked, request, client.client_id, {},
            "authorization_code_reused");
@@ -503,12 +505,9 @@ EndpointResponse OAuthEndpoints::AuthorizationCodeGrant(const EndpointRequest& r
   // A replay that came in while this token was being made found no jti to revoke: do it
   // here, and give nothing out.
   if (codes_.RecordAccessToken(code_text, issued->jti, issued->expires_at_s)) {
-    if (Status s = guard_.RevokeAccessToken(issued->jti, issued->expires_at_s); !s.ok()) {
-      Log(LogLevel::kError, "code_reuse_revoke_failed");
-    }
-    if (Status s = guard_.RevokeFamily(session_id); !s.ok()) {
-      Log(LogLevel::kError, "code_reuse_revoke_failed");
-    }
+    LogIfFailed(guard_.RevokeAccessToken(issued->jti, issued->expires_at_s),
+                "code_reuse_revoke_failed");
+    LogIfFailed(guard_.RevokeFamily(session_id), "code_reuse_revoke_failed");
     LogDenied("code_reused_during_redemption", client.client_id);
     return InvalidGrant("the authorization code is invalid or expired");
   }
@@ -582,17 +581,13 @@ EndpointResponse OAuthEndpoints::RefreshTokenGrant(const EndpointRequest& reques
     case storage::RotateOutcome::kReused:
       // RFC 9700 §4.14.2: the old token was stolen or replayed; end the session and
       // every access token of it, now.
-      if (Status s = guard_.RevokeFamily(family.family_id); !s.ok()) {
-        Log(LogLevel::kError, "refresh_reuse_revoke_failed");
-      }
+      LogIfFailed(guard_.RevokeFamily(family.family_id), "refresh_reuse_revoke_failed");
       Emit(SecurityEventType::kRefreshTokenReuse, request, client.client_id, family.user_id,
            "rotated_token_presented");
       return InvalidGrant("the refresh token is invalid or expired");
     case storage::RotateOutcome::kExpired:
       // Automatic logoff: the store revoked the family; the guard ends its access tokens.
-      if (Status s = guard_.RevokeFamily(family.family_id); !s.ok()) {
-        Log(LogLevel::kError, "session_expiry_revoke_failed");
-      }
+      LogIfFailed(guard_.RevokeFamily(family.family_id), "session_expiry_revoke_failed");
       Emit(SecurityEventType::kSessionExpired, request, client.client_id, family.user_id,
            "idle_or_lifetime");
       return InvalidGrant("the refresh token is invalid or expired");
@@ -603,9 +598,7 @@ EndpointResponse OAuthEndpoints::RefreshTokenGrant(const EndpointRequest& reques
   }
 
   auto end_session = [&](std::string_view reason) {
-    if (Status s = guard_.RevokeFamily(family.family_id); !s.ok()) {
-      Log(LogLevel::kError, "session_revoke_failed");
-    }
+    LogIfFailed(guard_.RevokeFamily(family.family_id), "session_revoke_failed");
     LogDenied(reason, client.client_id);
     return InvalidGrant("the refresh token is invalid or expired");
   };

@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <limits>
+#include <string>
+#include <utility>
 
+#include "core/log.h"
 #include "crypto/crypto.h"
 
 namespace phigate::crypto {
@@ -21,6 +24,19 @@ constexpr size_t kHashBytes = 32;
 
 bool FitsArgon2(std::string_view secret) {
   return secret.size() <= std::numeric_limits<uint32_t>::max();
+}
+
+// The hash BurnPasswordVerification checks against, made on first use.
+const std::string& DummyHash() {
+  static const std::string hash = [] {
+    Result<std::string> h = HashPassword(RandomToken(32));
+    if (!h.ok()) {
+      Log(LogLevel::kError, "dummy_hash_failed");
+      return std::string();
+    }
+    return std::move(h).value();
+  }();
+  return hash;
 }
 
 }  // namespace
@@ -44,6 +60,11 @@ bool VerifyPassword(std::string_view phc_hash, std::string_view secret) {
   // libargon2 compares in constant time and rejects anything that is not argon2id.
   const std::string encoded(phc_hash);
   return argon2id_verify(encoded.c_str(), secret.data(), secret.size()) == ARGON2_OK;
+}
+
+void BurnPasswordVerification(std::string_view secret) {
+  // The result is meaningless; only the work matters.
+  (void)VerifyPassword(DummyHash(), secret);
 }
 
 }  // namespace phigate::crypto

@@ -14,4 +14,10 @@ Result<std::string> HashPassword(std::string_view secret);
 // False for a wrong secret or a malformed hash; never throws.
 bool VerifyPassword(std::string_view phc_hash, std::string_view secret);
 
+// Spends what one VerifyPassword costs, against the hash (made once per process, with the
+// parameters above) of a random secret nobody knows, and drops the result: an unknown,
+// locked, disabled or secretless account then answers as slowly as a wrong secret, so the
+// timing does not tell which case it was. Thread-safe.
+void BurnPasswordVerification(std::string_view secret);
+
 }  // namespace phigate::crypto

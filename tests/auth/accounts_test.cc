@@ -2,7 +2,6 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -10,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "auth/auth_test_env.h"
 #include "auth/password_policy.h"
 #include "auth/security_events.h"
 #include "auth/totp.h"
@@ -23,56 +23,17 @@ namespace phigate::auth {
 namespace {
 
 constexpr std::string_view kPassword = "violet staple orbit 42";
-// At a TOTP step boundary, so that "the next step" is exactly 30 s away.
-constexpr int64_t kStart = 1'800'000'000'000;
-
-// A clock that runs `hook` once, at the next reading after it is armed, then reads like
-// `base`. Accounts reads the clock while a check holds its account, so the hook can act
-// "concurrently" (another request, another process) at a known point, deterministically.
-class HookClock final : public Clock {
- public:
-  explicit HookClock(const FakeClock& base) : base_(base) {}
-  void Arm(std::function<void()> hook) { hook_ = std::move(hook); }
-  int64_t NowMillis() const override {
-    if (hook_) {
-      std::function<void()> hook = std::move(hook_);
-      hook_ = nullptr;
-      hook();
-    }
-    return base_.NowMillis();
-  }
-
- private:
-  const FakeClock& base_;
-  mutable std::function<void()> hook_;
-};
+constexpr int64_t kStart = kAuthTestStartMs;
 
 // One fixture: a fresh SQLite store in its own temp dir, a keyring with one data key,
 // fake time and an in-memory event sink.
-class AccountsTest : public ::testing::Test {
+class AccountsTest : public AuthTestEnv {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("phigate-accounts-test-" + crypto::RandomToken(12));
-    std::filesystem::create_directory(dir_);
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    storage::SqliteOptions options;
-    options.path = (dir_ / "phigate.db").string();
-    options.read_connections = 1;
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    store_ = std::move(store).value();
-    keyring_ = std::move(crypto::Keyring::Open(crypto::RandomBytes(32), {})).value();
-    ASSERT_TRUE(keyring_->AddVersion().ok());
+    ASSERT_NO_FATAL_FAILURE(OpenStore("accounts", /*store_reads_fake_clock=*/false));
+    ASSERT_NO_FATAL_FAILURE(AddKeyring());
     config_.issuer = "https://phigate.test:8443";
     accounts_ = std::make_unique<Accounts>(*store_, *keyring_, hook_clock_, config_, events_);
-  }
-
-  void TearDown() override {
-    accounts_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   storage::UserRecord Stored(const std::string& user_id) {
@@ -121,13 +82,7 @@ class AccountsTest : public ::testing::Test {
     EXPECT_EQ(r.status().message(), kLoginFailedMessage);
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<crypto::Keyring> keyring_;
-  FakeClock clock_{kStart};
   HookClock hook_clock_{clock_};
-  AuthConfig config_;
-  MemorySecurityEventSink events_;
   std::unique_ptr<Accounts> accounts_;
 };
 

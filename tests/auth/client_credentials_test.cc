@@ -6,10 +6,10 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <chrono>
-#include <filesystem>
 #include <memory>
 #include <string>
 
+#include "auth/auth_test_env.h"
 #include "auth/authorization_codes.h"
 #include "auth/client_auth.h"
 #include "auth/client_registry.h"
@@ -39,39 +39,20 @@ constexpr std::string_view kRegistered = "system/Patient.cruds system/Observatio
 constexpr std::string_view kGrant = "grant_type=client_credentials";
 
 // One fixture: a fresh SQLite store in its own temp dir, one registered client.
-class TokenEndpointTest : public ::testing::Test {
+class TokenEndpointTest : public AuthTestEnv {
  protected:
   void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() / ("phigate-auth-test-" + crypto::RandomToken(12));
-    std::filesystem::create_directory(dir_);
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    storage::SqliteOptions options;
-    options.path = (dir_ / "phigate.db").string();
-    options.read_connections = 1;
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    store_ = std::move(store).value();
+    ASSERT_NO_FATAL_FAILURE(OpenStore("auth", /*store_reads_fake_clock=*/false));
     guard_ = std::make_unique<SessionGuard>(*store_, clock_);
     verifier_ = std::make_unique<TokenVerifier>(key_, std::string(kIss), std::string(kAud), 60,
                                                 clock_, 100, guard_.get());
-    AuthConfig config;
-    config.issuer = std::string(kIss);
-    config.audience = std::string(kAud);
+    config_.issuer = std::string(kIss);
+    config_.audience = std::string(kAud);
     endpoints_ = std::make_unique<OAuthEndpoints>(*store_, issuer_, codes_, *guard_, *verifier_,
-                                                  clock_, config, std::string(kIss), events_);
+                                                  clock_, config_, std::string(kIss), events_);
     Result<NewClient> client = CreateClient(*store_, "test app", kRegistered, clock_);
     ASSERT_TRUE(client.ok()) << client.status().message();
     client_ = client.value();
-  }
-
-  void TearDown() override {
-    endpoints_.reset();
-    verifier_.reset();
-    guard_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   static std::string Basic(std::string_view id, std::string_view secret) {
@@ -127,15 +108,11 @@ class TokenEndpointTest : public ::testing::Test {
     return p.ok() ? p.value() : Principal();
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<storage::Store> store_;
-  FakeClock clock_{1'800'000'000'000};
   crypto::SigningKey key_ = std::move(crypto::SigningKey::Generate()).value();
   TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, 300, clock_};
   AuthorizationCodes codes_{clock_};
   std::unique_ptr<SessionGuard> guard_;
   std::unique_ptr<TokenVerifier> verifier_;
-  MemorySecurityEventSink events_;
   std::unique_ptr<OAuthEndpoints> endpoints_;
   NewClient client_;
 };

@@ -1,8 +1,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -10,6 +8,7 @@
 #include <vector>
 
 #include "auth/accounts.h"
+#include "auth/auth_test_env.h"
 #include "auth/authorization_codes.h"
 #include "auth/login_endpoints.h"
 #include "auth/pages.h"
@@ -32,28 +31,7 @@ constexpr std::string_view kRedirect = "https://app.example/cb";
 constexpr std::string_view kRedirectWithQuery = "http://127.0.0.1:9000/cb?x=1";
 constexpr std::string_view kPassword = "violet staple orbit 42";
 constexpr std::string_view kVerifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-constexpr int64_t kStart = 1'800'000'000'000;
-
-// A clock that runs `hook` once, at the next reading after it is armed, then reads like
-// `base`. Accounts reads it while a password check holds its account, so the hook can send
-// "concurrent" requests at a known point, deterministically.
-class HookClock final : public Clock {
- public:
-  explicit HookClock(const FakeClock& base) : base_(base) {}
-  void Arm(std::function<void()> hook) { hook_ = std::move(hook); }
-  int64_t NowMillis() const override {
-    if (hook_) {
-      std::function<void()> hook = std::move(hook_);
-      hook_ = nullptr;
-      hook();
-    }
-    return base_.NowMillis();
-  }
-
- private:
-  const FakeClock& base_;
-  mutable std::function<void()> hook_;
-};
+constexpr int64_t kStart = kAuthTestStartMs;
 
 // The owned strings behind an EndpointRequest (whose fields are views).
 struct Req {
@@ -105,21 +83,11 @@ std::string Challenge() { return Base64UrlEncode(crypto::Sha256(kVerifier)); }
 
 // One fixture: a real SQLite store, a keyring, fake time; one public app registered with
 // two redirect URIs; two enrolled people (a clinician and a patient).
-class LoginTest : public ::testing::Test {
+class LoginTest : public AuthTestEnv {
  protected:
   void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() / ("phigate-login-test-" + crypto::RandomToken(12));
-    std::filesystem::create_directory(dir_);
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    storage::SqliteOptions options;
-    options.path = (dir_ / "phigate.db").string();
-    options.read_connections = 1;
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    store_ = std::move(store).value();
-    keyring_ = std::move(crypto::Keyring::Open(crypto::RandomBytes(32), {})).value();
-    ASSERT_TRUE(keyring_->AddVersion().ok());
+    ASSERT_NO_FATAL_FAILURE(OpenStore("login", /*store_reads_fake_clock=*/false));
+    ASSERT_NO_FATAL_FAILURE(AddKeyring());
     config_.issuer = std::string(kIssuer);
     config_.address_max_failures = 3;
     accounts_ = std::make_unique<Accounts>(*store_, *keyring_, hook_clock_, config_, events_);
@@ -131,14 +99,6 @@ class LoginTest : public ::testing::Test {
               std::string(kRedirect) + " " + std::string(kRedirectWithQuery));
     carol_ = Enroll("carol", {"clinician"}, "Practitioner/1");
     pat_ = Enroll("pat", {"patient"}, "Patient/7");
-  }
-
-  void TearDown() override {
-    endpoints_.reset();
-    accounts_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   void AddClient(const std::string& id, const std::string& name, const std::string& scope,
@@ -275,13 +235,7 @@ class LoginTest : public ::testing::Test {
     EXPECT_EQ(Header(r, "Location").value_or(""), expected);
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<storage::Store> store_;
-  std::unique_ptr<crypto::Keyring> keyring_;
-  FakeClock clock_{kStart};
   HookClock hook_clock_{clock_};
-  AuthConfig config_;
-  MemorySecurityEventSink events_;
   AuthorizationCodes codes_{clock_};
   std::unique_ptr<Accounts> accounts_;
   std::unique_ptr<LoginEndpoints> endpoints_;

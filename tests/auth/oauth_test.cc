@@ -6,12 +6,13 @@
 
 #include <algorithm>
 #include <boost/json.hpp>
-#include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "auth/auth_test_env.h"
 #include "auth/authorization_codes.h"
 #include "auth/client_auth.h"
 #include "auth/client_registry.h"
@@ -39,7 +40,7 @@ constexpr std::string_view kTokenUrl = "https://phigate.test:8443/oauth2/token";
 constexpr std::string_view kForm = "application/x-www-form-urlencoded";
 constexpr std::string_view kRedirect = "https://app.example/callback";
 constexpr std::string_view kUserId = "0123456789abcdef0123456789abcdef";
-constexpr int64_t kStartMs = 1'800'000'000'000;
+constexpr int64_t kStartMs = kAuthTestStartMs;
 
 boost::json::object Decode(std::string_view json) {
   boost::system::error_code ec;
@@ -76,20 +77,10 @@ std::string Basic(std::string_view id, std::string_view secret) {
 // A verifier that satisfies the PKCE syntax (RFC 7636 §4.1).
 std::string NewVerifier() { return crypto::RandomToken(48); }
 
-class OAuthTest : public ::testing::Test {
+class OAuthTest : public AuthTestEnv {
  protected:
   void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() / ("phigate-oauth-test-" + crypto::RandomToken(12));
-    std::filesystem::create_directory(dir_);
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    storage::SqliteOptions options;
-    options.path = (dir_ / "phigate.db").string();
-    options.read_connections = 1;
-    options.clock = &clock_;
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    store_ = std::move(store).value();
+    ASSERT_NO_FATAL_FAILURE(OpenStore("oauth", /*store_reads_fake_clock=*/true));
 
     config_.issuer = std::string(kIss);
     config_.audience = std::string(kAud);
@@ -120,15 +111,6 @@ class OAuthTest : public ::testing::Test {
     public_id_ = created->client_id;
     EXPECT_TRUE(created->client_secret.empty());
     EXPECT_EQ(created->auth_method, "none");
-  }
-
-  void TearDown() override {
-    endpoints_.reset();
-    verifier_.reset();
-    guard_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   int64_t Now() const { return clock_.NowSeconds(); }
@@ -183,14 +165,23 @@ class OAuthTest : public ::testing::Test {
     return body;
   }
 
-  // A whole login for the public app: returns the token response.
-  boost::json::object Login(std::string_view scope) {
-    const std::string verifier = NewVerifier();
-    const std::string code = codes_.Issue(Grant(public_id_, scope, verifier));
-    EndpointResponse r = Token(CodeBody(code, verifier, public_id_));
+  // A code of the public app, redeemed once.
+  struct Redeemed {
+    std::string code;
+    std::string verifier;
+    boost::json::object tokens;  // the token response
+  };
+  Redeemed RedeemCode(std::string_view scope) {
+    Redeemed out;
+    out.verifier = NewVerifier();
+    out.code = codes_.Issue(Grant(public_id_, scope, out.verifier));
+    EndpointResponse r = Token(CodeBody(out.code, out.verifier, public_id_));
     EXPECT_EQ(r.status, 200) << r.body;
-    return Decode(r.body);
+    out.tokens = Decode(r.body);
+    return out;
   }
+  // A whole login for the public app: returns the token response.
+  boost::json::object Login(std::string_view scope) { return RedeemCode(scope).tokens; }
 
   void ExpectError(const EndpointResponse& r, int status, std::string_view error) const {
     EXPECT_EQ(r.status, status) << r.body;
@@ -206,6 +197,23 @@ class OAuthTest : public ::testing::Test {
       if (e.type == type) return true;
     }
     return false;
+  }
+
+  // A second public app "other", with the same redirect URI: returns its client_id.
+  std::string OtherPublicClient(std::string_view scope) {
+    ClientRegistration other;
+    other.name = "other";
+    other.scope = std::string(scope);
+    other.redirect_uris = {std::string(kRedirect)};
+    other.is_public = true;
+    return CreateClient(*store_, other, clock_)->client_id;
+  }
+
+  // Changes the stored user as `change` says (an admin action, as the CLI does it).
+  void UpdateUser(const std::function<void(storage::UserRecord&)>& change) {
+    storage::UserRecord user = std::move(*store_->GetUser(std::string(kUserId))).value();
+    change(user);
+    ASSERT_TRUE(store_->UpdateUser(user, user.revision).ok());
   }
 
   // A confidential client with a secret (Argon2id: created only where needed).
@@ -264,16 +272,11 @@ class OAuthTest : public ::testing::Test {
     return Token(AssertionBody(Assertion(c, claims)));
   }
 
-  std::filesystem::path dir_;
-  std::unique_ptr<storage::Store> store_;
-  FakeClock clock_{kStartMs};
   crypto::SigningKey key_ = std::move(crypto::SigningKey::Generate()).value();
   TokenIssuer issuer_{key_, std::string(kIss), std::string(kAud), 900, 300, clock_};
   AuthorizationCodes codes_{clock_};
-  AuthConfig config_;
   std::unique_ptr<SessionGuard> guard_;
   std::unique_ptr<TokenVerifier> verifier_;
-  MemorySecurityEventSink events_;
   std::unique_ptr<OAuthEndpoints> endpoints_;
   std::string public_id_;
 };
@@ -415,12 +418,7 @@ TEST_F(OAuthTest, RedirectUriMustMatchTheAuthorizationRequest) {
 }
 
 TEST_F(OAuthTest, CodeOfAnotherClientIsInvalidGrant) {
-  ClientRegistration other;
-  other.name = "other";
-  other.scope = "user/*.rs";
-  other.redirect_uris = {std::string(kRedirect)};
-  other.is_public = true;
-  const std::string other_id = CreateClient(*store_, other, clock_)->client_id;
+  const std::string other_id = OtherPublicClient("user/*.rs");
   const std::string verifier = NewVerifier();
   const std::string code = codes_.Issue(Grant(public_id_, "user/*.rs", verifier));
   ExpectError(Token(CodeBody(code, verifier, other_id)), 400, "invalid_grant");
@@ -435,31 +433,25 @@ TEST_F(OAuthTest, ExpiredOrUnknownCodeIsInvalidGrant) {
 }
 
 TEST_F(OAuthTest, ReusedCodeRevokesTheSessionItCreated) {
-  const std::string verifier = NewVerifier();
-  const std::string code = codes_.Issue(Grant(public_id_, "offline_access user/*.rs", verifier));
-  EndpointResponse first = Token(CodeBody(code, verifier, public_id_));
-  ASSERT_EQ(first.status, 200) << first.body;
-  boost::json::object body = Decode(first.body);
-  const std::string access = Str(body, "access_token");
+  const Redeemed first = RedeemCode("offline_access user/*.rs");
+  const std::string access = Str(first.tokens, "access_token");
   ASSERT_TRUE(verifier_->Verify(access).ok());
 
-  ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
+  ExpectError(Token(CodeBody(first.code, first.verifier, public_id_)), 400, "invalid_grant");
   Result<Principal> p = verifier_->Verify(access);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.status().code(), StatusCode::kUnauthenticated);
   // Revoked by jti (persisted) as well as by session.
   EXPECT_EQ(p.status().message(), "token revoked");
-  ExpectError(Token(RefreshBody(Str(body, "refresh_token"), public_id_)), 400, "invalid_grant");
+  ExpectError(Token(RefreshBody(Str(first.tokens, "refresh_token"), public_id_)), 400,
+              "invalid_grant");
   EXPECT_TRUE(HasEvent(SecurityEventType::kTokenRevoked));
 }
 
 TEST_F(OAuthTest, ReusedCodeWithoutRefreshTokenStillEndsTheAccessToken) {
-  const std::string verifier = NewVerifier();
-  const std::string code = codes_.Issue(Grant(public_id_, "user/*.rs", verifier));
-  EndpointResponse first = Token(CodeBody(code, verifier, public_id_));
-  ASSERT_EQ(first.status, 200);
-  const std::string access = Str(Decode(first.body), "access_token");
-  ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
+  const Redeemed first = RedeemCode("user/*.rs");
+  const std::string access = Str(first.tokens, "access_token");
+  ExpectError(Token(CodeBody(first.code, first.verifier, public_id_)), 400, "invalid_grant");
   EXPECT_EQ(verifier_->Verify(access).status().message(), "token revoked");
 }
 
@@ -467,12 +459,9 @@ TEST_F(OAuthTest, ReusedCodeWithoutRefreshTokenStillEndsTheAccessToken) {
 // so the code-reuse revocation must also revoke its access token by jti, in the store: a
 // restarted server (a fresh SessionGuard loaded from the store) still refuses the token.
 TEST_F(OAuthTest, ReusedCodeWithoutRefreshTokenStaysRevokedAfterARestart) {
-  const std::string verifier = NewVerifier();
-  const std::string code = codes_.Issue(Grant(public_id_, "user/*.rs", verifier));
-  EndpointResponse first = Token(CodeBody(code, verifier, public_id_));
-  ASSERT_EQ(first.status, 200);
-  const std::string access = Str(Decode(first.body), "access_token");
-  ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
+  const Redeemed first = RedeemCode("user/*.rs");
+  const std::string access = Str(first.tokens, "access_token");
+  ExpectError(Token(CodeBody(first.code, first.verifier, public_id_)), 400, "invalid_grant");
 
   SessionGuard restarted_guard(*store_, clock_, 1000);
   ASSERT_TRUE(restarted_guard.Load().ok());
@@ -499,9 +488,7 @@ TEST_F(OAuthTest, ARepeatedParameterInALargeFormIsInvalidRequest) {
 TEST_F(OAuthTest, DisabledUserCannotRedeemACode) {
   const std::string verifier = NewVerifier();
   const std::string code = codes_.Issue(Grant(public_id_, "user/*.rs", verifier));
-  storage::UserRecord user = std::move(*store_->GetUser(std::string(kUserId))).value();
-  user.disabled = true;
-  ASSERT_TRUE(store_->UpdateUser(user, user.revision).ok());
+  ASSERT_NO_FATAL_FAILURE(UpdateUser([](storage::UserRecord& u) { u.disabled = true; }));
   ExpectError(Token(CodeBody(code, verifier, public_id_)), 400, "invalid_grant");
 }
 
@@ -658,14 +645,10 @@ TEST_F(OAuthTest, SessionEndsAtItsAbsoluteLifetimeEvenWhenActive) {
 
 TEST_F(OAuthTest, DisabledUserCannotRefreshAndTheSessionEnds) {
   boost::json::object login = Login("offline_access user/*.rs");
-  storage::UserRecord user = std::move(*store_->GetUser(std::string(kUserId))).value();
-  user.disabled = true;
-  ASSERT_TRUE(store_->UpdateUser(user, user.revision).ok());
+  ASSERT_NO_FATAL_FAILURE(UpdateUser([](storage::UserRecord& u) { u.disabled = true; }));
   ExpectError(Token(RefreshBody(Str(login, "refresh_token"), public_id_)), 400, "invalid_grant");
   // Re-enabled, the session stays ended.
-  user = std::move(*store_->GetUser(std::string(kUserId))).value();
-  user.disabled = false;
-  ASSERT_TRUE(store_->UpdateUser(user, user.revision).ok());
+  ASSERT_NO_FATAL_FAILURE(UpdateUser([](storage::UserRecord& u) { u.disabled = false; }));
   guard_->InvalidateUser(std::string(kUserId));
   EXPECT_EQ(verifier_->Verify(Str(login, "access_token")).status().message(), "session ended");
 }
@@ -673,20 +656,14 @@ TEST_F(OAuthTest, DisabledUserCannotRefreshAndTheSessionEnds) {
 TEST_F(OAuthTest, MfaResetEndsRefresh) {
   boost::json::object login = Login("offline_access user/*.rs");
   clock_.Advance(1000);
-  storage::UserRecord user = std::move(*store_->GetUser(std::string(kUserId))).value();
-  user.sessions_valid_after_ms = clock_.NowMillis();
-  ASSERT_TRUE(store_->UpdateUser(user, user.revision).ok());
+  ASSERT_NO_FATAL_FAILURE(
+      UpdateUser([&](storage::UserRecord& u) { u.sessions_valid_after_ms = clock_.NowMillis(); }));
   ExpectError(Token(RefreshBody(Str(login, "refresh_token"), public_id_)), 400, "invalid_grant");
 }
 
 TEST_F(OAuthTest, RefreshTokenIsBoundToItsClient) {
   boost::json::object login = Login("offline_access user/*.rs");
-  ClientRegistration other;
-  other.name = "other";
-  other.scope = "user/*.rs offline_access";
-  other.redirect_uris = {std::string(kRedirect)};
-  other.is_public = true;
-  const std::string other_id = CreateClient(*store_, other, clock_)->client_id;
+  const std::string other_id = OtherPublicClient("user/*.rs offline_access");
   ExpectError(Token(RefreshBody(Str(login, "refresh_token"), other_id)), 400, "invalid_grant");
   // The rightful client's token was not consumed.
   EXPECT_EQ(Token(RefreshBody(Str(login, "refresh_token"), public_id_)).status, 200);
@@ -951,12 +928,7 @@ TEST_F(OAuthTest, RevocationErrors) {
   ExpectError(Revoke("client_id=" + public_id_), 400, "invalid_request");
   ExpectError(Revoke("token=" + Str(login, "refresh_token")), 401, "invalid_client");
   // Another client's tokens are refused and stay valid.
-  ClientRegistration other;
-  other.name = "other";
-  other.scope = "user/*.rs";
-  other.redirect_uris = {std::string(kRedirect)};
-  other.is_public = true;
-  const std::string other_id = CreateClient(*store_, other, clock_)->client_id;
+  const std::string other_id = OtherPublicClient("user/*.rs");
   ExpectError(Revoke("token=" + Str(login, "refresh_token") + "&client_id=" + other_id), 400,
               "unauthorized_client");
   ExpectError(Revoke("token=" + Str(login, "access_token") + "&client_id=" + other_id), 400,

@@ -4,10 +4,10 @@
 
 #include <gtest/gtest.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 
+#include "auth/auth_test_env.h"
 #include "auth/principal.h"
 #include "auth/token_issuer.h"
 #include "core/clock.h"
@@ -17,23 +17,12 @@
 namespace phigate::auth {
 namespace {
 
-constexpr int64_t kStartMs = 1'800'000'000'000;
 constexpr std::string_view kUserId = "00112233445566778899aabbccddeeff";
 
-class SessionGuardTest : public ::testing::Test {
+class SessionGuardTest : public AuthTestEnv {
  protected:
   void SetUp() override {
-    dir_ =
-        std::filesystem::temp_directory_path() / ("phigate-guard-test-" + crypto::RandomToken(12));
-    std::filesystem::create_directory(dir_);
-    std::filesystem::permissions(dir_, std::filesystem::perms::owner_all);
-    storage::SqliteOptions options;
-    options.path = (dir_ / "phigate.db").string();
-    options.read_connections = 1;
-    options.clock = &clock_;
-    Result<std::unique_ptr<storage::Store>> store = storage::OpenSqliteStore(options);
-    ASSERT_TRUE(store.ok()) << store.status().message();
-    store_ = std::move(store).value();
+    ASSERT_NO_FATAL_FAILURE(OpenStore("guard", /*store_reads_fake_clock=*/true));
     guard_ = std::make_unique<SessionGuard>(*store_, clock_, 1000);
 
     storage::UserRecord user;
@@ -42,13 +31,6 @@ class SessionGuardTest : public ::testing::Test {
     user.roles = "clinician";
     user.mfa_enrolled = true;
     ASSERT_TRUE(store_->PutUser(user).ok());
-  }
-
-  void TearDown() override {
-    guard_.reset();
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
   }
 
   Principal Person() const {
@@ -86,9 +68,6 @@ class SessionGuardTest : public ::testing::Test {
     EXPECT_EQ(s.message(), message);
   }
 
-  std::filesystem::path dir_;
-  FakeClock clock_{kStartMs};
-  std::unique_ptr<storage::Store> store_;
   std::unique_ptr<SessionGuard> guard_;
 };
 
