@@ -1,0 +1,235 @@
+#include "policy/minimize.h"
+
+#include <algorithm>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <utility>
+
+#include "core/log.h"
+#include "fhir/json_parse.h"
+#include "fhir/json_text.h"
+
+namespace phigate::policy {
+
+namespace json = boost::json;
+using fhir::RawMember;
+
+namespace {
+
+// Backstop only: stored resources and request bodies were already parsed under the
+// server's configured (smaller) depth limit before they reach these functions.
+constexpr int kMaxResourceDepth = 256;
+// Element names are FHIR identifiers; a longer or stranger key is not echoed in errors.
+constexpr size_t kMaxEchoedNameLength = 64;
+
+// The SUBSETTED code that marks a resource as incomplete so that it is not used to
+// overwrite a complete one (search.html#summary, search.html#elements).
+constexpr std::string_view kSubsettedSystem =
+    "http://terminology.hl7.org/CodeSystem/v3-ObservationValue";
+constexpr std::string_view kSubsettedCode = "SUBSETTED";
+constexpr std::string_view kSubsettedTag =
+    R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue",)"
+    R"("code":"SUBSETTED","display":"subsetted"})";
+
+// A resource as both a parsed object (for decisions) and raw members (for output).
+struct ScannedResource {
+  json::object object;
+  std::vector<RawMember> members;
+};
+
+Result<ScannedResource> Scan(std::string_view text) {
+  ASSIGN_OR_RETURN(json::value parsed, fhir::ParseJson(text, kMaxResourceDepth));
+  if (!parsed.is_object()) return InvalidArgument("a resource must be a JSON object");
+  ScannedResource scanned{std::move(parsed.as_object()), fhir::TopLevelMembers(text)};
+  // The parser accepted the text, so the scanner must see the same members; output built
+  // from a disagreeing scan could drop or leak an element.
+  if (scanned.members.size() != scanned.object.size()) return InvalidArgument("malformed JSON");
+  return scanned;
+}
+
+bool IsSubsetted(const json::value& coding) {
+  const json::object* object = coding.if_object();
+  if (object == nullptr) return false;
+  const json::value* system = object->if_contains("system");
+  const json::value* code = object->if_contains("code");
+  return system != nullptr && system->is_string() && system->as_string() == kSubsettedSystem &&
+         code != nullptr && code->is_string() && code->as_string() == kSubsettedCode;
+}
+
+void AppendMember(std::string& out, std::string_view key, std::string_view value) {
+  if (out.size() > 1) out += ',';
+  AppendJsonEscaped(out, key);
+  out += ':';
+  out += value;
+}
+
+// The `meta` object, or an error if the resource's meta is not one.
+Result<const json::object*> MetaObject(const json::object& resource) {
+  const json::value* meta = resource.if_contains("meta");
+  if (meta == nullptr) return static_cast<const json::object*>(nullptr);
+  if (!meta->is_object()) return InvalidArgument("meta is not a JSON object");
+  const json::value* tag = meta->as_object().if_contains("tag");
+  if (tag != nullptr && !tag->is_array()) return InvalidArgument("meta.tag is not a JSON array");
+  return &meta->as_object();
+}
+
+// `meta_text` with the SUBSETTED tag appended to meta.tag, unless it is already there;
+// every other byte of meta is kept.
+std::string MetaWithSubsetted(std::string_view meta_text, const json::object& meta) {
+  const json::value* tag = meta.if_contains("tag");
+  if (tag != nullptr && std::any_of(tag->as_array().begin(), tag->as_array().end(), IsSubsetted)) {
+    return std::string(meta_text);
+  }
+  std::string out = "{";
+  for (const RawMember& member : fhir::TopLevelMembers(meta_text)) {
+    if (member.key != "tag") {
+      AppendMember(out, member.key, member.value);
+      continue;
+    }
+    // The raw array text ends with its ']': the new tag goes just before it.
+    std::string tags;
+    if (tag->as_array().empty()) {
+      tags = "[";
+    } else {
+      tags = std::string(member.value.substr(0, member.value.size() - 1));
+      tags += ',';
+    }
+    tags += kSubsettedTag;
+    tags += ']';
+    AppendMember(out, member.key, tags);
+  }
+  if (tag == nullptr) AppendMember(out, "tag", "[" + std::string(kSubsettedTag) + "]");
+  out += '}';
+  return out;
+}
+
+// `meta_text` without any SUBSETTED tag, or empty if nothing else remains in meta. Only
+// meta.tag is re-serialized, and only when a tag is dropped (codings hold strings and
+// booleans, which serialize without loss).
+std::string MetaWithoutSubsetted(std::string_view meta_text, const json::object& meta) {
+  const json::value* tag = meta.if_contains("tag");
+  if (tag == nullptr || std::none_of(tag->as_array().begin(), tag->as_array().end(), IsSubsetted)) {
+    return std::string(meta_text);
+  }
+  json::array kept;
+  for (const json::value& coding : tag->as_array()) {
+    if (!IsSubsetted(coding)) kept.push_back(coding);
+  }
+  std::string out = "{";
+  for (const RawMember& member : fhir::TopLevelMembers(meta_text)) {
+    if (member.key != "tag") {
+      AppendMember(out, member.key, member.value);
+    } else if (!kept.empty()) {
+      AppendMember(out, member.key, json::serialize(kept));
+    }
+  }
+  if (out.size() == 1) return {};  // FHIR JSON has no empty objects (json.html)
+  out += '}';
+  return out;
+}
+
+bool IsEchoableName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxEchoedNameLength) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  });
+}
+
+}  // namespace
+
+Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask) {
+  if (mask.all) return std::string(resource_json);
+  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
+  const bool hides_any =
+      std::any_of(resource.members.begin(), resource.members.end(),
+                  [&mask](const RawMember& member) { return !mask.Allows(member.key); });
+  if (!hides_any) return std::string(resource_json);
+  ASSIGN_OR_RETURN(const json::object* meta, MetaObject(resource.object));
+
+  // Without a meta in the input, the new one goes where the server's canonical layout puts
+  // it: after id, else after resourceType, else first.
+  std::string_view meta_after;
+  if (meta == nullptr) {
+    if (resource.object.contains("id")) {
+      meta_after = "id";
+    } else if (resource.object.contains("resourceType")) {
+      meta_after = "resourceType";
+    }
+  }
+  const std::string new_meta = "{\"tag\":[" + std::string(kSubsettedTag) + "]}";
+
+  std::string out;
+  out.reserve(resource_json.size() + kSubsettedTag.size() + 16);
+  out += '{';
+  if (meta == nullptr && meta_after.empty()) AppendMember(out, "meta", new_meta);
+  for (const RawMember& member : resource.members) {
+    // The narrative summarizes the whole resource, hidden parts included (narrative.html).
+    if (member.key == "text" || member.key == "_text" || !mask.Allows(member.key)) continue;
+    if (member.key == "meta") {
+      AppendMember(out, member.key, MetaWithSubsetted(member.value, *meta));
+    } else {
+      AppendMember(out, member.key, member.value);
+    }
+    if (meta == nullptr && member.key == meta_after) AppendMember(out, "meta", new_meta);
+  }
+  out += '}';
+  return out;
+}
+
+Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask) {
+  if (write_mask.all) return Status::Ok();
+  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
+  const json::value* type = resource.object.if_contains("resourceType");
+  if (type == nullptr || !type->is_string() || !IsEchoableName(type->as_string())) {
+    return InvalidArgument("the resource has no valid resourceType");
+  }
+  const std::string type_name(type->as_string());
+  for (const RawMember& member : resource.members) {
+    if (write_mask.Allows(member.key)) continue;
+    std::string_view element = member.key;
+    if (!element.empty() && element.front() == '_') element.remove_prefix(1);
+    if (!IsEchoableName(element)) {
+      return {StatusCode::kPermissionDenied,
+              "writing an element of " + type_name + " is not permitted for this role"};
+    }
+    const std::string path = type_name + "." + std::string(element);
+    return {StatusCode::kPermissionDenied, "writing " + path + " is not permitted for this role",
+            path};
+  }
+  return Status::Ok();
+}
+
+Result<std::string> PreserveHidden(std::string_view new_json, std::string_view stored_json,
+                                   const ElementMask& read_mask) {
+  if (read_mask.all) return std::string(new_json);
+  ASSIGN_OR_RETURN(ScannedResource incoming, Scan(new_json));
+  ASSIGN_OR_RETURN(ScannedResource stored, Scan(stored_json));
+  ASSIGN_OR_RETURN(const json::object* meta, MetaObject(incoming.object));
+
+  std::string out;
+  out.reserve(new_json.size() + stored_json.size());
+  out += '{';
+  // What the role can see comes from the client, whatever it sent; what it cannot see
+  // comes from the stored version, whatever the client sent in its place.
+  for (const RawMember& member : incoming.members) {
+    if (!read_mask.Allows(member.key)) continue;
+    if (member.key == "meta") {
+      const std::string kept_meta = MetaWithoutSubsetted(member.value, *meta);
+      if (!kept_meta.empty()) AppendMember(out, member.key, kept_meta);
+    } else {
+      AppendMember(out, member.key, member.value);
+    }
+  }
+  for (const RawMember& member : stored.members) {
+    if (!read_mask.Allows(member.key)) AppendMember(out, member.key, member.value);
+  }
+  out += '}';
+  return out;
+}
+
+Result<std::string> ApplyElementsParam(std::string_view resource_json,
+                                       const std::vector<std::string>& elements) {
+  return MinimizeResource(resource_json, ElementMask::Only(elements));
+}
+
+}  // namespace phigate::policy

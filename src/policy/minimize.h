@@ -1,0 +1,51 @@
+// Minimum Necessary at the element level (issue 4 §3): pure functions over the text of one
+// FHIR resource that hide, check and preserve top-level elements according to an
+// ElementMask. Every path that returns or accepts a resource goes through these, so what a
+// read hides is hidden everywhere.
+//
+// They work on text, not on a re-serialized tree: stored resources keep the client's bytes
+// (fhir/json_text.h), so every member these functions do not touch is copied byte for
+// byte, and only `meta` is rewritten when a tag must change. A primitive's extension
+// sibling (`_birthDate`, json.html#primitive) follows its element.
+//
+// Errors: kInvalidArgument for text that is not a JSON object resource (the messages are
+// fixed and never repeat any part of the input), kPermissionDenied from CheckWritable.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "policy/element_mask.h"
+
+namespace phigate::policy {
+
+// The resource without the top-level elements `mask` does not allow. When anything was
+// removed, the narrative (`text`) is removed as well (it would describe the hidden data)
+// and `meta.tag` carries the SUBSETTED code (search.html#elements), added once; `meta` is
+// created if absent. When nothing is removed the input is returned byte-identical.
+Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask);
+
+// kPermissionDenied "writing <Type>.<element> is not permitted for this role" for the
+// first top-level element present that `write_mask` does not allow (the narrative counts
+// as the element `text`); ok otherwise.
+Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask);
+
+// For an update by a role whose `read_mask` hides elements: the client's resource, with
+// every element the role cannot see taken from `stored_json` instead (a client cannot
+// delete or overwrite what it was never shown). Visible elements are exactly as sent (a
+// visible element the client omitted stays omitted), and a SUBSETTED tag echoed back from
+// a minimized read is dropped, since the merged resource is complete. With an
+// unrestricted mask, `new_json` is returned byte-identical.
+Result<std::string> PreserveHidden(std::string_view new_json, std::string_view stored_json,
+                                   const ElementMask& read_mask);
+
+// FHIR `_elements` (search.html#elements): keeps the listed top-level elements plus the
+// mandatory resourceType, id and meta, and marks the result SUBSETTED if anything was left
+// out.
+Result<std::string> ApplyElementsParam(std::string_view resource_json,
+                                       const std::vector<std::string>& elements);
+
+}  // namespace phigate::policy

@@ -1,0 +1,280 @@
+#include "policy/minimize.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "policy/element_mask.h"
+
+namespace phigate::policy {
+namespace {
+
+constexpr char kSubsetted[] =
+    R"({"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue",)"
+    R"("code":"SUBSETTED","display":"subsetted"})";
+
+// A stored Patient: the server's canonical layout, the client's bytes (note 1.50).
+const std::string kPatient =
+    R"({"resourceType":"Patient","id":"p1",)"
+    R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z"},)"
+    R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+    R"("name":[{"family":"Doe","given":["Jane"]}],)"
+    R"("telecom":[{"system":"phone","value":"555-0100"}],)"
+    R"("birthDate":"1970-01-01",)"
+    R"("_birthDate":{"extension":[{"url":"http://example.org/p","valueDecimal":1.50}]},)"
+    R"("gender":"female"})";
+
+std::string Minimize(std::string_view text, const ElementMask& mask) {
+  Result<std::string> result = MinimizeResource(text, mask);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  return result.ok() ? result.value() : std::string();
+}
+
+TEST(ElementMaskTest, AllowsListedMandatoryAndChoiceVariants) {
+  const ElementMask mask = ElementMask::Only({"value[x]", "status", "status", "code"});
+  EXPECT_EQ(mask.elements, (std::vector<std::string>{"code", "status", "value[x]"}));
+  EXPECT_TRUE(mask.Allows("resourceType"));
+  EXPECT_TRUE(mask.Allows("id"));
+  EXPECT_TRUE(mask.Allows("meta"));
+  EXPECT_TRUE(mask.Allows("status"));
+  EXPECT_TRUE(mask.Allows("_status"));
+  EXPECT_TRUE(mask.Allows("valueQuantity"));
+  EXPECT_TRUE(mask.Allows("_valueString"));
+  EXPECT_FALSE(mask.Allows("value"));     // the base name alone is not a variant
+  EXPECT_FALSE(mask.Allows("valueset"));  // a type name starts with a capital
+  EXPECT_FALSE(mask.Allows("value[x]x"));
+  EXPECT_FALSE(mask.Allows("effectiveDateTime"));
+  EXPECT_FALSE(mask.Allows("text"));
+  EXPECT_FALSE(mask.Allows(""));
+  EXPECT_FALSE(mask.Allows("_"));
+  EXPECT_TRUE(ElementMask::Everything().Allows("anything"));
+}
+
+TEST(MinimizeTest, HidesElementsDropsNarrativeAndTagsSubsetted) {
+  EXPECT_EQ(
+      Minimize(kPatient, ElementMask::Only({"name", "birthDate"})),
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z","tag":[)" +
+          std::string(kSubsetted) +
+          R"(]},"name":[{"family":"Doe","given":["Jane"]}],"birthDate":"1970-01-01",)"
+          R"("_birthDate":{"extension":[{"url":"http://example.org/p","valueDecimal":1.50}]}})");
+}
+
+TEST(MinimizeTest, PrimitiveExtensionIsHiddenWithItsElement) {
+  EXPECT_EQ(Minimize(kPatient, ElementMask::Only({"gender"})),
+            R"({"resourceType":"Patient","id":"p1",)"
+            R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z","tag":[)" +
+                std::string(kSubsetted) + R"(]},"gender":"female"})");
+}
+
+TEST(MinimizeTest, NarrativeIsDroppedEvenWhenAllowedIfAnythingIsHidden) {
+  EXPECT_EQ(Minimize(kPatient, ElementMask::Only({"text", "gender"})),
+            Minimize(kPatient, ElementMask::Only({"gender"})));
+}
+
+TEST(MinimizeTest, ReminimizingAddsTheTagOnlyOnce) {
+  const ElementMask mask = ElementMask::Only({"name", "birthDate"});
+  const std::string once = Minimize(kPatient, mask);
+  EXPECT_EQ(Minimize(once, mask), once);
+  // A narrower mask hides more but keeps the single existing tag.
+  const std::string twice = Minimize(once, ElementMask::Only({"name"}));
+  EXPECT_EQ(twice, R"({"resourceType":"Patient","id":"p1",)"
+                   R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z","tag":[)" +
+                       std::string(kSubsetted) +
+                       R"(]},"name":[{"family":"Doe","given":["Jane"]}]})");
+}
+
+TEST(MinimizeTest, ExtendsAnExistingTagArrayKeepingItsBytes) {
+  const std::string patient =
+      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","tag":[ {"system":"http://example.org/t", "code":"vip"} ],"security":[{"code":"R"}]},"gender":"male","telecom":[]})";
+  EXPECT_EQ(
+      Minimize(patient, ElementMask::Only({"gender"})),
+      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","tag":[ {"system":"http://example.org/t", "code":"vip"} ,)" +
+          std::string(kSubsetted) + R"(],"security":[{"code":"R"}]},"gender":"male"})");
+}
+
+TEST(MinimizeTest, FillsAnEmptyTagArray) {
+  const std::string patient =
+      R"({"resourceType":"Patient","id":"p1","meta":{"tag":[ ]},"telecom":[]})";
+  EXPECT_EQ(
+      Minimize(patient, ElementMask::Only({"gender"})),
+      R"({"resourceType":"Patient","id":"p1","meta":{"tag":[)" + std::string(kSubsetted) + "]}}");
+}
+
+TEST(MinimizeTest, CreatesMetaAfterIdOrResourceType) {
+  EXPECT_EQ(Minimize(R"({"resourceType":"Patient","id":"p1","gender":"male","telecom":[]})",
+                     ElementMask::Only({"gender"})),
+            R"({"resourceType":"Patient","id":"p1","meta":{"tag":[)" + std::string(kSubsetted) +
+                R"(]},"gender":"male"})");
+  EXPECT_EQ(Minimize(R"({"resourceType":"Patient","gender":"male","telecom":[]})",
+                     ElementMask::Only({"gender"})),
+            R"({"resourceType":"Patient","meta":{"tag":[)" + std::string(kSubsetted) +
+                R"(]},"gender":"male"})");
+}
+
+TEST(MinimizeTest, ReturnsIdenticalBytesWhenNothingIsHidden) {
+  const std::string spaced =
+      " {\n  \"resourceType\" : \"Observation\",\n  \"valueQuantity\": "
+      "{ \"value\": 72.50 } ,\"status\":\"final\" }\n";
+  EXPECT_EQ(Minimize(spaced, ElementMask::Everything()), spaced);
+  EXPECT_EQ(Minimize(kPatient, ElementMask::Everything()), kPatient);
+  EXPECT_EQ(Minimize(spaced, ElementMask::Only({"status", "value[x]"})), spaced);
+}
+
+TEST(MinimizeTest, ChoiceElementMatchesItsVariants) {
+  const std::string observation =
+      R"({"resourceType":"Observation","id":"o1","status":"final",)"
+      R"("code":{"text":"weight"},"valueQuantity":{"value":72.50,"unit":"kg"},)"
+      R"("effectiveDateTime":"2026-01-01","_effectiveDateTime":{"id":"e"}})";
+  EXPECT_EQ(Minimize(observation, ElementMask::Only({"status", "code", "value[x]"})),
+            R"({"resourceType":"Observation","id":"o1","meta":{"tag":[)" + std::string(kSubsetted) +
+                R"(]},"status":"final","code":{"text":"weight"},)"
+                R"("valueQuantity":{"value":72.50,"unit":"kg"}})");
+}
+
+TEST(MinimizeTest, RejectsTextThatIsNotAResource) {
+  const ElementMask mask = ElementMask::Only({"name"});
+  Result<std::string> truncated = MinimizeResource(R"({"name":)", mask);
+  ASSERT_FALSE(truncated.ok());
+  EXPECT_EQ(truncated.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(truncated.status().message(), "malformed JSON");
+  Result<std::string> array = MinimizeResource("[1]", mask);
+  ASSERT_FALSE(array.ok());
+  EXPECT_EQ(array.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(array.status().message(), "a resource must be a JSON object");
+  Result<std::string> bad_meta =
+      MinimizeResource(R"({"resourceType":"Patient","meta":[],"gender":"x"})", mask);
+  ASSERT_FALSE(bad_meta.ok());
+  EXPECT_EQ(bad_meta.status().message(), "meta is not a JSON object");
+  Result<std::string> bad_tag =
+      MinimizeResource(R"({"resourceType":"Patient","meta":{"tag":{}},"gender":"x"})", mask);
+  ASSERT_FALSE(bad_tag.ok());
+  EXPECT_EQ(bad_tag.status().message(), "meta.tag is not a JSON array");
+}
+
+TEST(CheckWritableTest, AllowsElementsInTheWriteMask) {
+  const ElementMask mask = ElementMask::Only({"name", "birthDate", "gender"});
+  EXPECT_TRUE(CheckWritable(
+                  R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1"},)"
+                  R"("name":[{"family":"Doe"}],"birthDate":"1970-01-01","_birthDate":{"id":"b"}})",
+                  mask)
+                  .ok());
+  EXPECT_TRUE(CheckWritable(kPatient, ElementMask::Everything()).ok());
+}
+
+TEST(CheckWritableTest, NamesTheFirstForbiddenElement) {
+  const ElementMask mask = ElementMask::Only({"name", "gender"});
+  Status status = CheckWritable(
+      R"({"resourceType":"Patient","name":[],"telecom":[],"birthDate":"1970-01-01"})", mask);
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "writing Patient.telecom is not permitted for this role");
+  EXPECT_EQ(status.expression(), "Patient.telecom");
+
+  status = CheckWritable(R"({"resourceType":"Patient","_birthDate":{"id":"b"}})", mask);
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "writing Patient.birthDate is not permitted for this role");
+
+  status = CheckWritable(kPatient, mask);
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "writing Patient.text is not permitted for this role");
+}
+
+TEST(CheckWritableTest, NeverEchoesAKeyThatIsNotAnElementName) {
+  Status status = CheckWritable(R"({"resourceType":"Patient","Jane Doe 555-0100":1})",
+                                ElementMask::Only({"name"}));
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "writing an element of Patient is not permitted for this role");
+  EXPECT_EQ(status.expression(), "");
+}
+
+TEST(CheckWritableTest, RequiresAResourceType) {
+  Status status = CheckWritable(R"({"name":[]})", ElementMask::Only({"name"}));
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "the resource has no valid resourceType");
+  status = CheckWritable("{", ElementMask::Only({"name"}));
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "malformed JSON");
+}
+
+// Billing sees demographics but not extensions, telecom or the narrative.
+const ElementMask kBillingRead =
+    ElementMask::Only({"name", "birthDate", "gender", "address", "identifier"});
+
+const std::string kStored =
+    R"({"resourceType":"Patient","id":"p1",)"
+    R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z"},)"
+    R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+    R"("extension":[{"url":"http://example.org/weight","valueDecimal":72.50}],)"
+    R"("name":[{"family":"Doe"}],"telecom":[{"system":"phone","value":"555-0100"}],)"
+    R"("gender":"female","birthDate":"1970-01-01"})";
+
+TEST(PreserveHiddenTest, KeepsHiddenElementsAndTakesVisibleOnesFromTheClient) {
+  // The client echoes its minimized read (SUBSETTED tag), renames, omits birthDate and
+  // tries to replace telecom, which it cannot see.
+  const std::string update =
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z",)"
+      R"("tag":[{"system":"http://example.org/t","code":"vip"},)" +
+      std::string(kSubsetted) +
+      R"(]},"name":[{"family":"Smith", "given":["Jane"]}],"gender":"female",)"
+      R"("telecom":[{"system":"email","value":"x@example.org"}]})";
+  Result<std::string> merged = PreserveHidden(update, kStored, kBillingRead);
+  ASSERT_TRUE(merged.ok()) << merged.status().message();
+  EXPECT_EQ(
+      merged.value(),
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z",)"
+      R"("tag":[{"system":"http://example.org/t","code":"vip"}]},)"
+      R"("name":[{"family":"Smith", "given":["Jane"]}],"gender":"female",)"
+      R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+      R"("extension":[{"url":"http://example.org/weight","valueDecimal":72.50}],)"
+      R"("telecom":[{"system":"phone","value":"555-0100"}]})");
+}
+
+TEST(PreserveHiddenTest, DropsMetaThatHeldOnlyTheSubsettedTag) {
+  const std::string update = R"({"resourceType":"Patient","id":"p1","meta":{"tag":[)" +
+                             std::string(kSubsetted) + R"(]},"gender":"male"})";
+  Result<std::string> merged =
+      PreserveHidden(update, R"({"resourceType":"Patient","id":"p1","telecom":[]})", kBillingRead);
+  ASSERT_TRUE(merged.ok()) << merged.status().message();
+  EXPECT_EQ(merged.value(), R"({"resourceType":"Patient","id":"p1","gender":"male","telecom":[]})");
+}
+
+TEST(PreserveHiddenTest, UnrestrictedMaskTakesTheClientResourceAsSent) {
+  const std::string update = R"( {"resourceType":"Patient", "gender":"male"} )";
+  Result<std::string> merged = PreserveHidden(update, kStored, ElementMask::Everything());
+  ASSERT_TRUE(merged.ok());
+  EXPECT_EQ(merged.value(), update);
+}
+
+TEST(PreserveHiddenTest, RejectsMalformedInput) {
+  Result<std::string> merged = PreserveHidden("{", kStored, kBillingRead);
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(merged.status().message(), "malformed JSON");
+  merged = PreserveHidden(kStored, "[]", kBillingRead);
+  ASSERT_FALSE(merged.ok());
+  EXPECT_EQ(merged.status().message(), "a resource must be a JSON object");
+}
+
+TEST(ApplyElementsParamTest, KeepsListedAndMandatoryElements) {
+  Result<std::string> narrowed = ApplyElementsParam(kPatient, {"birthDate"});
+  ASSERT_TRUE(narrowed.ok());
+  EXPECT_EQ(
+      narrowed.value(),
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z","tag":[)" +
+          std::string(kSubsetted) +
+          R"(]},"birthDate":"1970-01-01",)"
+          R"("_birthDate":{"extension":[{"url":"http://example.org/p","valueDecimal":1.50}]}})");
+}
+
+TEST(ApplyElementsParamTest, ListingEveryElementChangesNothing) {
+  Result<std::string> narrowed =
+      ApplyElementsParam(kPatient, {"text", "name", "telecom", "birthDate", "gender"});
+  ASSERT_TRUE(narrowed.ok());
+  EXPECT_EQ(narrowed.value(), kPatient);
+}
+
+}  // namespace
+}  // namespace phigate::policy
