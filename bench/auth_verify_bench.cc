@@ -72,8 +72,7 @@ struct Fixture {
         config,
         [jwks](const std::string& url) -> Result<std::string> {
           if (url.ends_with("/.well-known/openid-configuration")) {
-            return std::string(R"({"issuer":")") + kIdp + R"(","jwks_uri":")" + kIdp +
-                   R"(/jwks"})";
+            return std::string(R"({"issuer":")") + kIdp + R"(","jwks_uri":")" + kIdp + R"(/jwks"})";
           }
           return jwks;
         },
@@ -86,19 +85,30 @@ struct Fixture {
   }
   std::string OwnPersonToken() {
     const int64_t now = SystemClock::Instance().NowSeconds();
-    boost::json::object claims{{"iss", kIss},        {"aud", kAud},
-                               {"sub", "u-1"},       {"client_id", "app-1"},
-                               {"scope", "user/*.rs"}, {"jti", "p-1"},
-                               {"iat", now},         {"exp", now + 300},
-                               {"auth_time", now},   {"amr", {"pwd", "otp", "mfa"}},
-                               {"roles", {"clinician"}}, {"sid", "s-1"}};
+    boost::json::object claims{{"iss", kIss},
+                               {"aud", kAud},
+                               {"sub", "u-1"},
+                               {"client_id", "app-1"},
+                               {"scope", "user/*.rs"},
+                               {"jti", "p-1"},
+                               {"iat", now},
+                               {"exp", now + 300},
+                               {"auth_time", now},
+                               {"amr", {"pwd", "otp", "mfa"}},
+                               {"roles", {"clinician"}},
+                               {"sid", "s-1"}};
     return EncodeJwt(own, kAccessTokenTyp, claims);
   }
   std::string ExternalToken(const crypto::PrivateKey& key, const char* kid) {
     const int64_t now = SystemClock::Instance().NowSeconds();
-    boost::json::object claims{{"iss", kIdp},      {"aud", kAud},         {"sub", "bench"},
-                               {"client_id", "bench"}, {"scope", "system/*.rs"},
-                               {"jti", "x-1"},    {"iat", now},          {"exp", now + 3600}};
+    boost::json::object claims{{"iss", kIdp},
+                               {"aud", kAud},
+                               {"sub", "bench"},
+                               {"client_id", "bench"},
+                               {"scope", "system/*.rs"},
+                               {"jti", "x-1"},
+                               {"iat", now},
+                               {"exp", now + 3600}};
     return EncodeJws(key, kid, kAccessTokenTyp, claims);
   }
 
@@ -139,7 +149,9 @@ void Run(benchmark::State& state, size_t cache, const std::string& token) {
 
 void BM_OwnSystemCached(benchmark::State& s) { Run(s, 1000, F().OwnSystemToken()); }
 void BM_OwnPersonCached(benchmark::State& s) { Run(s, 1000, F().OwnPersonToken()); }
-void BM_ExternalRs256Cached(benchmark::State& s) { Run(s, 1000, F().ExternalToken(F().rsa, "rsa")); }
+void BM_ExternalRs256Cached(benchmark::State& s) {
+  Run(s, 1000, F().ExternalToken(F().rsa, "rsa"));
+}
 void BM_ExternalEs256Cached(benchmark::State& s) { Run(s, 1000, F().ExternalToken(F().ec, "ec")); }
 void BM_OwnSystemUncached(benchmark::State& s) { Run(s, 0, F().OwnSystemToken()); }
 void BM_OwnPersonUncached(benchmark::State& s) { Run(s, 0, F().OwnPersonToken()); }

@@ -24,7 +24,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FUZZ_CHECK(config.server.threads >= 0 && config.server.threads <= 256);
   FUZZ_CHECK(config.limits.json_depth >= 8 && config.limits.json_depth <= 512);
   FUZZ_CHECK(config.limits.body_bytes >= 1024);
-  FUZZ_CHECK(config.auth.system_token_lifetime_s >= 30 && config.auth.system_token_lifetime_s <= 900);
+  FUZZ_CHECK(config.auth.system_token_lifetime_s >= 30 &&
+             config.auth.system_token_lifetime_s <= 900);
   FUZZ_CHECK(config.fhir.default_page_size <= config.fhir.max_page_size);
   FUZZ_CHECK(config.tls.min_version == "1.2" || config.tls.min_version == "1.3");
   try {

@@ -120,8 +120,8 @@ int ServeCommand(const std::vector<std::string>& args) {
     throw StartupError("cannot load revoked tokens: " + loaded.message());
   }
   auth::TokenIssuer issuer(*dir.signing_key, config.auth.issuer, config.auth.audience,
-                           config.auth.system_token_lifetime_s,
-                           config.auth.person_token_lifetime_s, clock);
+                           config.auth.system_token_lifetime_s, config.auth.person_token_lifetime_s,
+                           clock);
   auth::TokenVerifier verifier(*dir.signing_key, config.auth.issuer, config.auth.audience,
                                config.auth.clock_skew_s, clock,
                                static_cast<size_t>(config.auth.token_cache_entries), &guard);

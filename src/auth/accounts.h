@@ -167,8 +167,7 @@ class Accounts {
   // Releases a claimed account when the check ends, whichever way it returns.
   class CheckRelease {
    public:
-    CheckRelease(Accounts& accounts, std::string key)
-        : accounts_(accounts), key_(std::move(key)) {}
+    CheckRelease(Accounts& accounts, std::string key) : accounts_(accounts), key_(std::move(key)) {}
     ~CheckRelease() { accounts_.ReleaseCheck(key_); }
     CheckRelease(const CheckRelease&) = delete;
     CheckRelease& operator=(const CheckRelease&) = delete;

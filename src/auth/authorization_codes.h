@@ -37,8 +37,8 @@ struct AuthorizationGrant {
   std::string nonce;           // OpenID Connect nonce, may be empty
   std::string user_id;
   std::vector<std::string> roles;
-  std::string fhir_user;  // may be empty
-  std::string patient;    // launch patient id (patient/ scopes), may be empty
+  std::string fhir_user;         // may be empty
+  std::string patient;           // launch patient id (patient/ scopes), may be empty
   std::vector<std::string> amr;  // {"pwd", "otp", "mfa"}
   int64_t auth_time_s = 0;
   int64_t expires_s = 0;  // set by Issue

@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <boost/json.hpp>
 #include <cstdint>
-#include <thread>
 #include <memory>
 #include <optional>
+#include <thread>
 #include <utility>
 
 #include "auth/jwk.h"
@@ -286,8 +286,7 @@ bool SecretCheckSlots::TryAcquire() {
 void SecretCheckSlots::Release() { used_.fetch_sub(1, std::memory_order_release); }
 
 SecretCheckSlots& SecretCheckSlots::Process() {
-  static SecretCheckSlots slots(
-      std::max(2, static_cast<int>(std::thread::hardware_concurrency())));
+  static SecretCheckSlots slots(std::max(2, static_cast<int>(std::thread::hardware_concurrency())));
   return slots;
 }
 

@@ -34,7 +34,6 @@
 #pragma once
 
 #include <atomic>
-
 #include <string>
 #include <string_view>
 

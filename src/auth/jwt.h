@@ -53,9 +53,9 @@ Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token,
 //   key = keys.Find(parts->kid, alg)          // the caller's key set decides
 //   auto claims = VerifyJws(*parts, *key);    // signature, then the payload
 struct JwsParts {
-  std::string alg;  // header "alg", verbatim (a string; anything else is refused)
-  std::string kid;  // header "kid" or empty
-  std::string typ;  // header "typ" or empty
+  std::string alg;            // header "alg", verbatim (a string; anything else is refused)
+  std::string kid;            // header "kid" or empty
+  std::string typ;            // header "typ" or empty
   std::string signing_input;  // header '.' payload, as received
   std::string signature;      // base64url-decoded
   std::string payload_b64;
