@@ -35,7 +35,7 @@ constexpr std::string_view kKid = "fuzz-kid";
 
 struct Keys {
   phigate::crypto::SigningKey signing;
-  phigate::crypto::VerifyingKey verifying;
+  phigate::crypto::PublicKey verifying;
 };
 
 Keys MakeKeys() {
@@ -44,8 +44,7 @@ Keys MakeKeys() {
     std::fprintf(stderr, "cannot generate a key: %s\n", signing.status().message().c_str());
     std::abort();
   }
-  auto verifying =
-      phigate::crypto::VerifyingKey::FromCoordinates(signing->PublicX(), signing->PublicY());
+  auto verifying = phigate::crypto::PublicKey::EcP256(signing->PublicX(), signing->PublicY());
   if (!verifying.ok()) {
     std::fprintf(stderr, "cannot load the public key: %s\n", verifying.status().message().c_str());
     std::abort();

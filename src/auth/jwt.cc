@@ -61,8 +61,7 @@ std::string EncodeJwt(const crypto::SigningKey& key, std::string_view typ,
   return signing_input;
 }
 
-Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token,
-                                               const crypto::VerifyingKey& key,
+Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token, const crypto::PublicKey& key,
                                                std::string_view expected_kid,
                                                std::string_view expected_typ) {
   ASSIGN_OR_RETURN(JwsParts parts, ParseJws(token));
@@ -72,7 +71,9 @@ Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token,
   if (parts.kid.empty() || parts.kid != expected_kid) return InvalidToken();
   if (!JwsTypMatches(parts.typ, expected_typ)) return InvalidToken();
   if (parts.signature.size() != kEs256SignatureBytes) return InvalidToken();
-  if (!key.Verify(parts.signing_input, parts.signature)) return InvalidToken();
+  if (!key.Verify(crypto::JwsAlg::kES256, parts.signing_input, parts.signature)) {
+    return InvalidToken();
+  }
   return DecodePayload(parts.payload_b64);
 }
 

@@ -42,8 +42,7 @@ std::string EncodeJwt(const crypto::SigningKey& key, std::string_view typ,
 // kUnauthenticated "invalid token": the reason is not told to an unauthenticated caller.
 // `typ` matches case-insensitively, with or without the "application/" prefix
 // (RFC 7515 §4.1.9).
-Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token,
-                                               const crypto::VerifyingKey& key,
+Result<boost::json::object> DecodeAndVerifyJwt(std::string_view token, const crypto::PublicKey& key,
                                                std::string_view expected_kid,
                                                std::string_view expected_typ);
 

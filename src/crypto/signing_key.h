@@ -1,4 +1,5 @@
-// ES256 (ECDSA P-256 with SHA-256) keys for JWS (RFC 7515/7518) token signatures.
+// The ES256 (ECDSA P-256 with SHA-256) key phigate signs its tokens with (RFC 7515/7518);
+// its public half is verified through crypto::PublicKey::EcP256(PublicX(), PublicY()).
 //
 // Signatures are in JOSE form: the 64-byte r || s concatenation, not DER.
 // Thread-safety: a key is immutable after construction; Sign/Verify are safe from any thread.
@@ -38,23 +39,6 @@ class SigningKey {
  private:
   struct Impl;
   explicit SigningKey(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
-};
-
-class VerifyingKey {
- public:
-  ~VerifyingKey();
-  VerifyingKey(VerifyingKey&&) noexcept;
-  VerifyingKey& operator=(VerifyingKey&&) noexcept;
-
-  // From raw 32-byte P-256 coordinates; fails if the point is not on the curve.
-  static Result<VerifyingKey> FromCoordinates(std::string_view x, std::string_view y);
-  // True only for a valid 64-byte r||s ES256 signature of `data`.
-  bool Verify(std::string_view data, std::string_view signature) const;
-
- private:
-  struct Impl;
-  explicit VerifyingKey(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -19,8 +19,8 @@ crypto::SigningKey NewKey() {
   return std::move(k).value();
 }
 
-crypto::VerifyingKey PublicOf(const crypto::SigningKey& key) {
-  return std::move(crypto::VerifyingKey::FromCoordinates(key.PublicX(), key.PublicY())).value();
+crypto::PublicKey PublicOf(const crypto::SigningKey& key) {
+  return std::move(crypto::PublicKey::EcP256(key.PublicX(), key.PublicY())).value();
 }
 
 // Builds a compact JWS from raw header and payload JSON text, signed with `key`: the way
@@ -49,7 +49,7 @@ class JwtTest : public ::testing::Test {
   }
 
   crypto::SigningKey key_ = NewKey();
-  crypto::VerifyingKey verifying_ = PublicOf(key_);
+  crypto::PublicKey verifying_ = PublicOf(key_);
   const std::string payload_ = R"({"sub":"c1","n":1})";
 };
 
