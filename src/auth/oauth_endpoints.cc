@@ -1,8 +1,8 @@
 #include "auth/oauth_endpoints.h"
 
 #include <algorithm>
-#include <iterator>
 #include <boost/json.hpp>
+#include <iterator>
 #include <optional>
 #include <unordered_set>
 #include <utility>

@@ -92,7 +92,8 @@ Result<ScopeSet> ScopeSet::Parse(std::string_view space_separated) {
     if (context != nullptr) {
       const std::string_view body = token.substr(context->prefix.size());
       const size_t dot = body.find('.');
-      if (dot == std::string_view::npos) return Malformed(index, "expected <context>/<type>.<perm>");
+      if (dot == std::string_view::npos)
+        return Malformed(index, "expected <context>/<type>.<perm>");
       const std::string_view type = body.substr(0, dot);
       const std::string_view perm = body.substr(dot + 1);
       if (!IsResourceTypeSyntax(type)) return Malformed(index, "invalid resource type");

@@ -13,8 +13,9 @@
 // patient/ scopes are limited to the compartment of the token's patient; user/ scopes to
 // what the user may see; system/ scopes to what the client may see. Which contexts a
 // grant may request is decided by the token endpoint (system/ only for client
-// credentials); the authorization issue applies the compartment. Any other token (openid, fhirUser, launch, launch/patient, offline_access, ...) is kept
-// verbatim in ToString() and grants nothing. SMART v2 granular scopes with a query
+// credentials); the authorization issue applies the compartment. Any other token (openid, fhirUser,
+// launch, launch/patient, offline_access, ...) is kept verbatim in ToString() and grants nothing.
+// SMART v2 granular scopes with a query
 // (`?category=...`) are not supported yet and are malformed.
 //
 // Thread-safety: an immutable value after Parse; const methods are safe from any thread.

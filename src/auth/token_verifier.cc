@@ -119,7 +119,8 @@ const boost::json::value* ClaimAt(const boost::json::object& claims, std::string
   }
 }
 
-bool HasSecondFactor(const std::vector<std::string>& amr, const std::vector<std::string>& accepted) {
+bool HasSecondFactor(const std::vector<std::string>& amr,
+                     const std::vector<std::string>& accepted) {
   return std::any_of(amr.begin(), amr.end(), [&](const std::string& m) {
     return std::find(accepted.begin(), accepted.end(), m) != accepted.end();
   });

@@ -146,7 +146,8 @@ std::map<std::string, Setter> OidcSchema(OidcIssuerConfig& o) {
   };
 }
 
-void WalkOidc(const toml::table& table, const std::string& key, std::vector<OidcIssuerConfig>& out) {
+void WalkOidc(const toml::table& table, const std::string& key,
+              std::vector<OidcIssuerConfig>& out) {
   OidcIssuerConfig o;
   auto schema = OidcSchema(o);
   for (const auto& [k, node] : table) {

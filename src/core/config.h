@@ -56,17 +56,17 @@ struct OidcIssuerConfig {
   std::string roles_claim = "roles";  // a string array (or space-separated string) claim
   bool require_mfa = true;            // people's tokens must carry a second factor in amr
   // RFC 8176 amr values that count as a second factor.
-  std::vector<std::string> mfa_amr = {"mfa", "otp", "hwk", "swk", "sms", "tel", "sc",
-                                      "fpt", "face", "iris", "retina", "vbm"};
-  bool require_at_jwt = true;        // header typ must be at+jwt (RFC 9068)
-  int64_t jwks_min_refresh_s = 60;   // an unknown kid refetches the JWKS at most this often
-  int64_t jwks_max_age_s = 3600;     // cached keys are refetched after this long
-  int64_t http_timeout_ms = 5000;    // discovery and JWKS fetches
+  std::vector<std::string> mfa_amr = {"mfa", "otp", "hwk",  "swk",  "sms",    "tel",
+                                      "sc",  "fpt", "face", "iris", "retina", "vbm"};
+  bool require_at_jwt = true;       // header typ must be at+jwt (RFC 9068)
+  int64_t jwks_min_refresh_s = 60;  // an unknown kid refetches the JWKS at most this often
+  int64_t jwks_max_age_s = 3600;    // cached keys are refetched after this long
+  int64_t http_timeout_ms = 5000;   // discovery and JWKS fetches
 };
 
 struct AuthConfig {
-  std::string issuer;    // default https://<listen>
-  std::string audience;  // default <issuer>/fhir
+  std::string issuer;                     // default https://<listen>
+  std::string audience;                   // default <issuer>/fhir
   int64_t system_token_lifetime_s = 900;  // client credentials; at most 900
   int64_t person_token_lifetime_s = 300;  // people (authorization code, refresh); <= 900
   int token_cache_entries = 100'000;

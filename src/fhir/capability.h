@@ -13,8 +13,8 @@
 namespace phigate::fhir {
 
 struct CapabilityInputs {
-  std::string base_url;   // https://host:port/fhir
-  std::string token_url;  // https://host:port/oauth2/token
+  std::string base_url;    // https://host:port/fhir
+  std::string token_url;   // https://host:port/oauth2/token
   std::string oauth_base;  // https://host:port/oauth2
   int64_t now_ms = 0;
 };

@@ -111,7 +111,8 @@ Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
   jwks_json_ = auth::JwksJson(*deps_.signing_key);
   // The statement changes only with the build and the config: built once, dated at start.
   capability_json_ = fhir::CapabilityStatementJson(
-      *deps_.model, deps_.config->fhir, {base_url_, token_url_, deps_.config->auth.issuer + "/oauth2", deps_.clock->NowMillis()});
+      *deps_.model, deps_.config->fhir,
+      {base_url_, token_url_, deps_.config->auth.issuer + "/oauth2", deps_.clock->NowMillis()});
   openid_configuration_json_ = deps_.oauth->OpenIdConfigurationJson();
   smart_configuration_json_ = deps_.oauth->SmartConfigurationJson();
 }
@@ -269,11 +270,11 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
   }
 }
 
-net::Response Pipeline::HandleAuthEndpoint(Context& ctx, net::Request& request,
-                                           const Route& route, const net::ConnectionInfo& conn) {
+net::Response Pipeline::HandleAuthEndpoint(Context& ctx, net::Request& request, const Route& route,
+                                           const net::ConnectionInfo& conn) {
   auth::EndpointRequest in;
   in.method = request.method() == bhttp::verb::head ? std::string_view("GET")
-                                                     : std::string_view(request.method_string());
+                                                    : std::string_view(request.method_string());
   in.query = route.query;
   in.content_type = request[bhttp::field::content_type];
   in.authorization = request[bhttp::field::authorization];

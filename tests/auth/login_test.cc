@@ -162,8 +162,7 @@ class LoginTest : public AuthTestEnv {
     return FormBody(params);
   }
 
-  EndpointResponse Authorize(const std::string& query,
-                             const std::string& address = "192.0.2.10") {
+  EndpointResponse Authorize(const std::string& query, const std::string& address = "192.0.2.10") {
     Req r;
     r.query = query;
     r.address = address;
@@ -627,18 +626,20 @@ TEST_F(LoginTest, LoopbackRedirectUrisMayUseAnyPort) {
     EXPECT_EQ(Authorize(AuthorizeQuery({{"redirect_uri", uri}})).status, 200);
   }
   for (const std::string uri :
-       {"http://127.0.0.1:51234/cb", "http://127.0.0.1:51234/cb?x=2", "http://127.0.0.1:51234/cb?x=1#f",
-        "http://localhost:51234/cb?x=1", "https://127.0.0.1:51234/cb?x=1",
-        "http://127.0.0.1:abc/cb?x=1", "http://127.0.0.1:/cb?x=1", "http://127.0.0.1:123456/cb?x=1",
-        "http://127.0.0.1:1@evil.example/cb?x=1", "http://127.0.0.1.evil.example/cb?x=1",
-        "https://app.example:444/cb"}) {
+       {"http://127.0.0.1:51234/cb", "http://127.0.0.1:51234/cb?x=2",
+        "http://127.0.0.1:51234/cb?x=1#f", "http://localhost:51234/cb?x=1",
+        "https://127.0.0.1:51234/cb?x=1", "http://127.0.0.1:abc/cb?x=1", "http://127.0.0.1:/cb?x=1",
+        "http://127.0.0.1:123456/cb?x=1", "http://127.0.0.1:1@evil.example/cb?x=1",
+        "http://127.0.0.1.evil.example/cb?x=1", "https://app.example:444/cb"}) {
     SCOPED_TRACE(uri);
     ExpectErrorPage(Authorize(AuthorizeQuery({{"redirect_uri", uri}})), 400);
   }
-  AddClient("native", "Native", "openid fhirUser user/*.rs", "http://[::1]/cb http://localhost:8/done");
-  EXPECT_EQ(Authorize(AuthorizeQuery({{"client_id", "native"}, {"redirect_uri", "http://[::1]:7/cb"}}))
-                .status,
-            200);
+  AddClient("native", "Native", "openid fhirUser user/*.rs",
+            "http://[::1]/cb http://localhost:8/done");
+  EXPECT_EQ(
+      Authorize(AuthorizeQuery({{"client_id", "native"}, {"redirect_uri", "http://[::1]:7/cb"}}))
+          .status,
+      200);
   EXPECT_EQ(Authorize(AuthorizeQuery({{"client_id", "native"},
                                       {"redirect_uri", "http://localhost:65000/done"}}))
                 .status,
@@ -654,7 +655,8 @@ TEST_F(LoginTest, LoopbackRedirectUrisMayUseAnyPort) {
   const std::string location = Header(done, "Location").value_or("");
   EXPECT_TRUE(location.starts_with(asked + "&code=")) << location;
   const size_t at = location.find("code=") + 5;
-  AuthorizationCodes::Redeemed redeemed = codes_.Redeem(location.substr(at, location.find('&', at) - at));
+  AuthorizationCodes::Redeemed redeemed =
+      codes_.Redeem(location.substr(at, location.find('&', at) - at));
   ASSERT_EQ(redeemed.outcome, AuthorizationCodes::Outcome::kOk);
   EXPECT_EQ(redeemed.grant.redirect_uri, asked);
 }

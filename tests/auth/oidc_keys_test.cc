@@ -2,13 +2,12 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <future>
-#include <unistd.h>
-
 #include <cstdio>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>

@@ -18,7 +18,8 @@ void ExpectDenied(const Status& s, std::string_view message) {
   EXPECT_EQ(s.message(), message);
 }
 
-constexpr std::string_view kScopeDenied = "the access token's scope does not permit this interaction";
+constexpr std::string_view kScopeDenied =
+    "the access token's scope does not permit this interaction";
 constexpr std::string_view kPatientOnly =
     "patient/ scopes reach only the patient's own Patient resource until patient compartments "
     "are supported";

@@ -80,9 +80,9 @@ class VerifierTest : public ::testing::Test {
 
   // A person's token from the external provider, as oidc-provider would issue it.
   boost::json::object IdpClaims() const {
-    return {{"iss", kIdp},         {"aud", kIdpAud},          {"sub", "user-7"},
-            {"client_id", "app-1"}, {"scope", "user/*.rs"},    {"jti", "j-1"},
-            {"iat", Now()},         {"exp", Now() + 300},      {"amr", {"pwd", "otp"}},
+    return {{"iss", kIdp},           {"aud", kIdpAud},       {"sub", "user-7"},
+            {"client_id", "app-1"},  {"scope", "user/*.rs"}, {"jti", "j-1"},
+            {"iat", Now()},          {"exp", Now() + 300},   {"amr", {"pwd", "otp"}},
             {"roles", {"clinician"}}};
   }
   boost::json::object Header(std::string_view alg, std::string_view kid,
@@ -94,11 +94,19 @@ class VerifierTest : public ::testing::Test {
   }
   // phigate's own person token (what the built-in server issues after password + TOTP).
   boost::json::object OwnPersonClaims() const {
-    return {{"iss", kIss},          {"aud", kAud},           {"sub", "u-1"},
-            {"client_id", "app-1"}, {"scope", "user/*.rs"},  {"jti", "own-1"},
-            {"iat", Now()},         {"exp", Now() + 300},    {"auth_time", Now() - 5},
-            {"amr", {"pwd", "otp", "mfa"}}, {"roles", {"clinician"}},
-            {"fhirUser", std::string(kIss) + "/fhir/Practitioner/9"}, {"sid", "fam-1"}};
+    return {{"iss", kIss},
+            {"aud", kAud},
+            {"sub", "u-1"},
+            {"client_id", "app-1"},
+            {"scope", "user/*.rs"},
+            {"jti", "own-1"},
+            {"iat", Now()},
+            {"exp", Now() + 300},
+            {"auth_time", Now() - 5},
+            {"amr", {"pwd", "otp", "mfa"}},
+            {"roles", {"clinician"}},
+            {"fhirUser", std::string(kIss) + "/fhir/Practitioner/9"},
+            {"sid", "fam-1"}};
   }
 
   void ExpectRejected(std::string_view token, std::string_view message = "invalid token") {
@@ -118,8 +126,7 @@ class VerifierTest : public ::testing::Test {
 };
 
 TEST_F(VerifierTest, OwnPersonTokenYieldsAPersonPrincipal) {
-  Result<Principal> p =
-      verifier_.Verify(EncodeJwt(own_, kAccessTokenTyp, OwnPersonClaims()));
+  Result<Principal> p = verifier_.Verify(EncodeJwt(own_, kAccessTokenTyp, OwnPersonClaims()));
   ASSERT_TRUE(p.ok()) << p.status().message();
   EXPECT_EQ(p->kind, PrincipalKind::kPerson);
   EXPECT_TRUE(p->builtin);
