@@ -61,7 +61,7 @@ TOML
   echo $! >"$dir.pid"
   for _ in $(seq 100); do grep -q "serving FHIR" "$dir.stdout" 2>/dev/null && break; sleep 0.1; done
   local ca="$dir/data/tls/cert.pem" creds cid csec token id
-  creds=$("$2" clients add --name bench --scope "system/*.cruds" --data-dir "$dir/data" --json)
+  creds=$("$2" clients add --name bench --scope "system/*.cruds" --roles clinician --data-dir "$dir/data" --json)
   cid=$(node -p "JSON.parse(process.argv[1]).client_id" "$creds")
   csec=$(node -p "JSON.parse(process.argv[1]).client_secret" "$creds")
   token=$(curl -sS --cacert "$ca" -u "$cid:$csec" -d grant_type=client_credentials \

@@ -33,7 +33,7 @@ for _ in $(seq 100); do grep -q "serving FHIR" "$work/stdout" 2>/dev/null && bre
 BASE="https://127.0.0.1:$PORT/fhir"
 CA="$work/data/tls/cert.pem"
 
-creds=$(./build/phigate clients add --name bench --scope "system/*.cruds" --data-dir "$work/data" --json)
+creds=$(./build/phigate clients add --name bench --scope "system/*.cruds" --roles clinician --data-dir "$work/data" --json)
 cid=$(node -p "JSON.parse(process.argv[1]).client_id" "$creds")
 csec=$(node -p "JSON.parse(process.argv[1]).client_secret" "$creds")
 TOKEN=$(curl -sS --cacert "$CA" -u "$cid:$csec" -d grant_type=client_credentials \

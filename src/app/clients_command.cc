@@ -1,7 +1,11 @@
+#include <boost/json.hpp>
+#include <chrono>
+#include <cstdint>
 #include <fstream>
 #include <iostream>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "app/commands.h"
@@ -10,7 +14,9 @@
 #include "auth/client_registry.h"
 #include "auth/jwk.h"
 #include "auth/security_events.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "storage/store.h"
 
 namespace phigate::app {
 
@@ -19,15 +25,24 @@ namespace {
 constexpr const char* kClientsHelp =
     "Usage: phigate clients add --name NAME --scope SCOPES [--roles R1,R2]\n"
     "                           [--jwks-file FILE] [--redirect-uri URI]... [--public]\n"
-    "                           [--data-dir DIR] [--config FILE] [--json]\n"
+    "                           [--third-party] [--json]\n"
+    "       phigate clients list [--json]\n"
+    "       phigate clients baa CLIENT_ID --counterparty NAME --signed YYYY-MM-DD\n"
+    "                           --expires YYYY-MM-DD\n"
+    "       phigate clients baa CLIENT_ID --revoke\n"
+    "       (each also takes [--data-dir DIR] [--config FILE])\n"
     "\n"
-    "Registers an OAuth 2.0 client. By default a confidential client with a secret\n"
+    "add registers an OAuth 2.0 client. By default a confidential client with a secret\n"
     "(client_secret_basic): prints its client_id and a generated client_secret once (two\n"
     "lines client_id=... and client_secret=..., or one JSON object with --json). Only an\n"
     "Argon2id hash of the secret is stored. With --jwks-file the client authenticates with\n"
     "signed assertions (private_key_jwt) and with --public it is a public app (PKCE only):\n"
-    "then no secret exists and only the client_id is printed. Works while the server runs\n"
-    "on the same data dir.\n"
+    "then no secret exists and only the client_id is printed.\n"
+    "list prints every client with its business associate agreement (BAA), never a secret.\n"
+    "baa records a third-party client's BAA (HIPAA 45 CFR 164.504(e)) and marks the client\n"
+    "third party: it receives PHI only from the start of the --signed day through the end\n"
+    "of the --expires day (UTC), until --revoke. All work while the server runs on the\n"
+    "same data dir; a revocation takes effect on the server's next request.\n"
     "\n"
     "  --name NAME         a label for the client (printable ASCII)\n"
     "  --scope SCOPES      space-separated SMART scopes, e.g. \"system/*.cruds\" or\n"
@@ -41,9 +56,16 @@ constexpr const char* kClientsHelp =
     "  --redirect-uri URI  allows the authorization code flow (repeatable); https://, or\n"
     "                      http://127.0.0.1 / http://localhost with any port; no fragment\n"
     "  --public            a public app: no secret, PKCE only (needs --redirect-uri)\n"
+    "  --third-party       a business associate's client: no PHI until `clients baa`\n"
+    "                      records an agreement\n"
+    "  --counterparty NAME the business associate's legal name (1-200 characters)\n"
+    "  --signed DATE       the first day the agreement is in effect (UTC)\n"
+    "  --expires DATE      the last day the agreement is in effect (UTC), not before --signed\n"
+    "  --revoke            ends the agreement now\n"
     "  --data-dir DIR      data directory (default ./.phigate)\n"
     "  --config FILE       TOML configuration file\n"
-    "  --json              print {\"client_id\":...,\"client_secret\":...}\n";
+    "  --json              add: print {\"client_id\":...,\"client_secret\":...};\n"
+    "                      list: one JSON array\n";
 
 // The options that take a value (besides the repeatable --redirect-uri).
 std::set<std::string> WithValue() {
@@ -90,18 +112,128 @@ std::string ReadJwksFile(const std::string& path) {
   return std::string(buffer.data(), n);
 }
 
-}  // namespace
+const std::set<std::string> kCommonOptions = {"data-dir", "config"};
 
-int ClientsCommand(const std::vector<std::string>& args) {
-  if (args.empty()) throw UsageError("clients: missing subcommand (add)");
-  if (args[0] == "--help") {
-    std::cout << kClientsHelp;
-    return 0;
+std::set<std::string> With(std::set<std::string> extra) {
+  extra.insert(kCommonOptions.begin(), kCommonOptions.end());
+  return extra;
+}
+
+// The whole data dir is initialized (keys included) so that a later `serve` finds it
+// complete, exactly as if the server had created it.
+DataDir Open(const ParsedArgs& parsed) {
+  Config config = LoadEffectiveConfig(parsed);
+  config.Finalize();
+  SetLogLevel(LogLevel::kWarn);
+  return OpenDataDir(config, DataDirUse::kCommand);
+}
+
+int Fail(const std::string& subcommand, const Status& status) {
+  std::cerr << "phigate: clients " << subcommand << ": " << status.message() << "\n";
+  return 1;
+}
+
+constexpr int64_t kDayMs = 24LL * 60 * 60 * 1000;
+constexpr size_t kMaxCounterpartyChars = 200;
+
+// A calendar date YYYY-MM-DD (exactly that form; a real date, 1970 or later) as days since
+// the Unix epoch. UsageError naming `option` otherwise.
+int64_t ParseDay(const std::string& text, const char* option) {
+  const std::string invalid =
+      std::string("clients baa: ") + option + " must be a date YYYY-MM-DD, e.g. 2027-01-31";
+  if (text.size() != 10 || text[4] != '-' || text[7] != '-') throw UsageError(invalid);
+  auto number = [&](size_t from, size_t count) {
+    int value = 0;
+    for (size_t i = from; i < from + count; ++i) {
+      if (text[i] < '0' || text[i] > '9') throw UsageError(invalid);
+      value = value * 10 + (text[i] - '0');
+    }
+    return value;
+  };
+  const std::chrono::year_month_day date{std::chrono::year(number(0, 4)),
+                                         std::chrono::month(static_cast<unsigned>(number(5, 2))),
+                                         std::chrono::day(static_cast<unsigned>(number(8, 2)))};
+  // ok() checks the month and the day against that month's length (leap years included).
+  if (!date.ok()) {
+    throw UsageError(std::string("clients baa: ") + option + " is not a calendar date");
   }
-  if (args[0] != "add") throw UsageError("clients: unknown subcommand '" + args[0] + "'");
+  if (date.year() < std::chrono::year(1970)) {
+    throw UsageError(std::string("clients baa: ") + option + " must not be before 1970");
+  }
+  return std::chrono::sys_days(date).time_since_epoch().count();
+}
+
+// "YYYY-MM-DD" of the UTC day containing `ms`.
+std::string FormatDay(int64_t ms) { return FormatInstant(ms).substr(0, 10); }
+// The last day an exclusive end covers: an agreement ending at 2027-02-01T00:00Z covers
+// 2027-01-31, which is the date `clients baa --expires` was given.
+std::string FormatLastDay(int64_t exclusive_end_ms) { return FormatDay(exclusive_end_ms - 1); }
+
+bool HasDates(const storage::ClientRecord& client) { return client.baa_expires_ms > 0; }
+
+const char* YesNo(bool value) { return value ? "yes" : "no"; }
+
+// As BaaGate (policy/baa_gate.h) decides it, for display.
+bool BaaActive(const storage::ClientRecord& client, int64_t now_ms) {
+  return client.baa_status == "active" && client.baa_signed_ms <= now_ms &&
+         now_ms < client.baa_expires_ms;
+}
+
+// Why `name` is not an acceptable counterparty, or "". A legal name may need letters
+// beyond ASCII, so UTF-8 is accepted; control characters (C0, DEL, C1) and bidirectional
+// formatting characters are not, so a listing cannot be garbled or made to read
+// differently from what is stored.
+std::string CounterpartyProblem(std::string_view name) {
+  size_t chars = 0;
+  for (size_t i = 0; i < name.size();) {
+    const auto lead = static_cast<unsigned char>(name[i]);
+    uint32_t code = 0;
+    size_t length = 0;
+    if (lead < 0x80) {
+      code = lead;
+      length = 1;
+    } else if (lead >= 0xC2 && lead <= 0xDF) {
+      code = lead & 0x1Fu;
+      length = 2;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+      code = lead & 0x0Fu;
+      length = 3;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+      code = lead & 0x07u;
+      length = 4;
+    } else {
+      return "must be UTF-8 text";
+    }
+    if (i + length > name.size()) return "must be UTF-8 text";
+    for (size_t k = 1; k < length; ++k) {
+      const auto next = static_cast<unsigned char>(name[i + k]);
+      if ((next & 0xC0u) != 0x80u) return "must be UTF-8 text";
+      code = (code << 6) | (next & 0x3Fu);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF are not UTF-8 (RFC 3629 §3).
+    if ((length == 3 && code < 0x800) || (length == 4 && (code < 0x10000 || code > 0x10FFFF)) ||
+        (code >= 0xD800 && code <= 0xDFFF)) {
+      return "must be UTF-8 text";
+    }
+    if (code < 0x20 || (code >= 0x7F && code <= 0x9F)) {
+      return "must not contain control characters";
+    }
+    if ((code >= 0x202A && code <= 0x202E) || (code >= 0x2066 && code <= 0x2069) ||
+        code == 0x200E || code == 0x200F || code == 0x061C) {
+      return "must not contain bidirectional formatting characters";
+    }
+    i += length;
+    ++chars;
+  }
+  if (chars == 0) return "must not be empty";
+  if (chars > kMaxCounterpartyChars) return "must have at most 200 characters";
+  return "";
+}
+
+int Add(const std::vector<std::string>& args) {
   std::vector<std::string> rest(args.begin() + 1, args.end());
   const std::vector<std::string> redirect_uris = TakeRedirectUris(rest);
-  ParsedArgs parsed = ParseArgs(rest, WithValue(), {"json", "help", "public"});
+  ParsedArgs parsed = ParseArgs(rest, WithValue(), {"json", "help", "public", "third-party"});
   if (parsed.Has("help")) {
     std::cout << kClientsHelp;
     return 0;
@@ -115,6 +247,7 @@ int ClientsCommand(const std::vector<std::string>& args) {
   registration.roles = parsed.Get("roles");
   registration.redirect_uris = redirect_uris;
   registration.is_public = parsed.Has("public");
+  registration.third_party = parsed.Has("third-party");
   if (parsed.Has("roles") && registration.roles.empty()) {
     throw UsageError("clients add: --roles needs at least one role");
   }
@@ -123,12 +256,7 @@ int ClientsCommand(const std::vector<std::string>& args) {
     if (registration.jwks.empty()) throw UsageError("clients add: --jwks-file is empty");
   }
 
-  Config config = LoadEffectiveConfig(parsed);
-  config.Finalize();
-  SetLogLevel(LogLevel::kWarn);
-  // The whole data dir is initialized (keys included) so that a later `serve` finds it
-  // complete, exactly as if the server had created it.
-  DataDir dir = OpenDataDir(config, DataDirUse::kCommand);
+  DataDir dir = Open(parsed);
   auto created = auth::CreateClient(*dir.store, registration, SystemClock::Instance());
   if (!created.ok()) {
     if (created.status().code() == StatusCode::kInvalidArgument) {
@@ -163,6 +291,142 @@ int ClientsCommand(const std::vector<std::string>& args) {
     }
   }
   return 0;
+}
+
+int List(const std::vector<std::string>& args) {
+  ParsedArgs parsed = ParseArgs({args.begin() + 1, args.end()}, With({}), {"help", "json"});
+  if (parsed.Has("help")) {
+    std::cout << kClientsHelp;
+    return 0;
+  }
+  DataDir dir = Open(parsed);
+  Result<std::vector<storage::ClientRecord>> clients = dir.store->ListClients();
+  if (!clients.ok()) return Fail("list", clients.status());
+  const int64_t now_ms = SystemClock::Instance().NowMillis();
+  if (parsed.Has("json")) {
+    boost::json::array out;
+    for (const storage::ClientRecord& c : clients.value()) {
+      boost::json::value baa = nullptr;
+      if (c.baa_status != "none") {
+        // A revocation of a client that never had an agreement has no dates.
+        const bool dated = HasDates(c);
+        baa = boost::json::object{
+            {"counterparty", c.baa_counterparty},
+            {"signed", dated ? boost::json::value(FormatDay(c.baa_signed_ms)) : nullptr},
+            {"expires", dated ? boost::json::value(FormatLastDay(c.baa_expires_ms)) : nullptr},
+            {"signed_at", dated ? boost::json::value(FormatInstant(c.baa_signed_ms)) : nullptr},
+            {"expires_at", dated ? boost::json::value(FormatInstant(c.baa_expires_ms)) : nullptr},
+            {"status", c.baa_status},
+            {"active", BaaActive(c, now_ms)}};
+      }
+      out.push_back(boost::json::object{{"client_id", c.client_id},
+                                        {"name", c.name},
+                                        {"auth_method", c.auth_method},
+                                        {"scope", c.scope},
+                                        {"roles", c.roles},
+                                        {"disabled", c.disabled},
+                                        {"third_party", c.third_party},
+                                        {"baa", std::move(baa)}});
+    }
+    std::cout << boost::json::serialize(out) << "\n";
+    return 0;
+  }
+  // One client per line, tab-separated, under a header (as `users list`). Neither a name
+  // nor a counterparty can hold a tab or a line break (both refuse control characters).
+  std::cout << "client_id\tname\tauth_method\troles\tdisabled\tthird_party\tbaa_status"
+               "\tbaa_active\tbaa_counterparty\tbaa_signed\tbaa_expires\n";
+  for (const storage::ClientRecord& c : clients.value()) {
+    const bool has_baa = c.baa_status != "none";
+    const bool dated = has_baa && HasDates(c);
+    std::cout << c.client_id << "\t" << c.name << "\t" << c.auth_method << "\t"
+              << (c.roles.empty() ? "-" : c.roles) << "\t" << YesNo(c.disabled) << "\t"
+              << YesNo(c.third_party) << "\t" << c.baa_status << "\t" << YesNo(BaaActive(c, now_ms))
+              << "\t" << (has_baa && !c.baa_counterparty.empty() ? c.baa_counterparty : "-") << "\t"
+              << (dated ? FormatDay(c.baa_signed_ms) : "-") << "\t"
+              << (dated ? FormatLastDay(c.baa_expires_ms) : "-") << "\n";
+  }
+  return 0;
+}
+
+int Baa(const std::vector<std::string>& args) {
+  if (args.size() >= 2 && args[1] == "--help") {
+    std::cout << kClientsHelp;
+    return 0;
+  }
+  if (args.size() < 2 || args[1].starts_with("--")) {
+    throw UsageError("clients baa: the client id is required");
+  }
+  const std::string& client_id = args[1];
+  ParsedArgs parsed = ParseArgs({args.begin() + 2, args.end()},
+                                With({"counterparty", "signed", "expires"}), {"help", "revoke"});
+  if (parsed.Has("help")) {
+    std::cout << kClientsHelp;
+    return 0;
+  }
+  storage::BaaRecord baa;
+  bool third_party = false;
+  // Everything is checked before the data dir is opened, so a typo changes nothing.
+  if (parsed.Has("revoke")) {
+    if (parsed.Has("counterparty") || parsed.Has("signed") || parsed.Has("expires")) {
+      throw UsageError("clients baa: --revoke takes no --counterparty, --signed or --expires");
+    }
+    baa.status = "revoked";
+  } else {
+    for (const char* required : {"counterparty", "signed", "expires"}) {
+      if (!parsed.Has(required)) {
+        throw UsageError(std::string("clients baa: --") + required + " is required (or --revoke)");
+      }
+    }
+    baa.counterparty = parsed.Get("counterparty");
+    if (std::string problem = CounterpartyProblem(baa.counterparty); !problem.empty()) {
+      throw UsageError("clients baa: --counterparty " + problem);
+    }
+    const int64_t signed_day = ParseDay(parsed.Get("signed"), "--signed");
+    const int64_t expires_day = ParseDay(parsed.Get("expires"), "--expires");
+    if (expires_day < signed_day) {
+      throw UsageError("clients baa: --expires must not be before --signed");
+    }
+    // From the start of the signed day to the end of the expires day: an agreement that
+    // "expires 2027-01-31" still covers that day (expires_ms is exclusive).
+    baa.signed_ms = signed_day * kDayMs;
+    baa.expires_ms = (expires_day + 1) * kDayMs;
+    baa.status = "active";
+    third_party = true;
+  }
+
+  DataDir dir = Open(parsed);
+  Status set = dir.store->SetClientBaa(client_id, baa, third_party);
+  if (!set.ok()) {
+    if (set.code() == StatusCode::kInvalidArgument) {
+      throw UsageError("clients baa: " + set.message());
+    }
+    return Fail("baa", set);
+  }
+  // Ids and fixed words only: never the counterparty.
+  Log(LogLevel::kInfo, "client_baa_changed",
+      {{"client_id", client_id}, {"status", baa.status}, {"address", "cli"}});
+  std::cout << "client_id=" << client_id << "\n"
+            << "baa_status=" << baa.status << "\n";
+  if (baa.status == "active") {
+    std::cout << "baa_signed=" << FormatDay(baa.signed_ms) << "\n"
+              << "baa_expires=" << FormatLastDay(baa.expires_ms) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+int ClientsCommand(const std::vector<std::string>& args) {
+  if (args.empty()) throw UsageError("clients: missing subcommand (add, list, baa)");
+  const std::string& sub = args[0];
+  if (sub == "--help") {
+    std::cout << kClientsHelp;
+    return 0;
+  }
+  if (sub == "add") return Add(args);
+  if (sub == "list") return List(args);
+  if (sub == "baa") return Baa(args);
+  throw UsageError("clients: unknown subcommand '" + sub + "'");
 }
 
 }  // namespace phigate::app

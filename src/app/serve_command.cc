@@ -1,5 +1,8 @@
+#include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
+#include <sstream>
 #include <thread>
 
 #include "app/commands.h"
@@ -19,6 +22,9 @@
 #include "http/pipeline.h"
 #include "net/https_client.h"
 #include "net/https_server.h"
+#include "policy/baa_gate.h"
+#include "policy/break_glass.h"
+#include "policy/policy.h"
 
 namespace phigate::app {
 
@@ -90,6 +96,20 @@ int ServeCommand(const std::vector<std::string>& args) {
   options.min_tls_version = config.tls.min_version;
   options.handle_signals = true;
 
+  // The authorization policy (issue 4): validated before anything listens, so a typo in it
+  // stops start-up with a message naming the key.
+  std::optional<policy::Policy> loaded_policy;
+  if (!config.policy.file.empty()) {
+    std::ifstream in(config.policy.file, std::ios::binary);
+    if (!in) throw StartupError(config.policy.file + ": cannot read the policy file");
+    std::stringstream text;
+    text << in.rdbuf();
+    Result<policy::Policy> from_file = policy::Policy::Parse(text.str(), config.policy.file);
+    if (!from_file.ok()) throw StartupError(from_file.status().message());
+    loaded_policy.emplace(std::move(from_file.value()));
+  }
+  const policy::Policy& access_policy = loaded_policy ? *loaded_policy : policy::Policy::Default();
+
   // The pipeline is built after bind so that, with port 0, URLs name the real port.
   std::unique_ptr<http::Pipeline> pipeline;
   net::HttpsServer server(
@@ -155,17 +175,27 @@ int ServeCommand(const std::vector<std::string>& args) {
   deps.login = &login;
   deps.signing_key = dir.signing_key.get();
   deps.clock = &clock;
+  policy::BaaGate baa(*dir.store, clock);
+  policy::BreakGlassOptions glass_options;
+  glass_options.time_box_ms = config.break_glass.time_box_s * 1000;
+  glass_options.mfa_max_age_ms = config.break_glass.mfa_max_age_s * 1000;
+  glass_options.webhook_url = config.break_glass.webhook_url;
+  glass_options.webhook_ca_file = config.break_glass.webhook_ca_file;
+  glass_options.webhook_timeout_ms = config.break_glass.webhook_timeout_ms;
+  policy::BreakGlass break_glass(*dir.store, *dir.keyring, clock, glass_options);
+  deps.policy = &access_policy;
+  deps.baa = &baa;
+  deps.break_glass = &break_glass;
   pipeline = std::make_unique<http::Pipeline>(deps);
 
-  std::cout << "phigate " << PHIGATE_VERSION << " serving FHIR R4 at " << config.auth.issuer
-            << "/fhir\n"
-            << "data dir: " << config.data_dir << (dir.created ? " (created)" : "") << "\n"
-            << "next: create an API client with\n"
-            << "  build/phigate clients add --name my-app --scope \"system/*.cruds\""
-            << (config.data_dir != Config{}.data_dir ? " --data-dir " + config.data_dir
-                                                     : std::string())
-            << "\n"
-            << std::flush;
+  std::cout
+      << "phigate " << PHIGATE_VERSION << " serving FHIR R4 at " << config.auth.issuer << "/fhir\n"
+      << "data dir: " << config.data_dir << (dir.created ? " (created)" : "") << "\n"
+      << "next: create an API client with\n"
+      << "  build/phigate clients add --name my-app --scope \"system/*.cruds\" --roles clinician"
+      << (config.data_dir != Config{}.data_dir ? " --data-dir " + config.data_dir : std::string())
+      << "\n"
+      << std::flush;
 #ifdef PHIGATE_BENCH_NO_AUTH
   std::cerr << "WARNING: benchmark build without authentication (PHIGATE_BENCH_NO_AUTH): "
                "every /fhir request is served as a fully privileged client. Never deploy.\n";

@@ -138,6 +138,7 @@ Result<NewClient> CreateClient(storage::Store& store, const ClientRegistration& 
   record.disabled = false;
   record.roles = std::move(roles);
   record.redirect_uris = std::move(redirect_uris);
+  record.third_party = registration.third_party;
   if (!registration.jwks.empty()) {
     ASSIGN_OR_RETURN(JwkSet keys, ParseJwks(registration.jwks));
     if (keys.size() == 0) {

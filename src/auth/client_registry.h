@@ -39,7 +39,8 @@ struct ClientRegistration {
   std::string roles;  // "" or "r1,r2" (auth/roles.h)
   std::string jwks;   // non-empty: private_key_jwt with these public keys
   std::vector<std::string> redirect_uris;
-  bool is_public = false;  // auth method "none"; requires redirect_uris; excludes jwks
+  bool is_public = false;    // auth method "none"; requires redirect_uris; excludes jwks
+  bool third_party = false;  // a business associate: no PHI without an active BAA
 };
 
 struct NewClient {

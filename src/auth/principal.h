@@ -25,9 +25,11 @@ struct Principal {
   std::vector<std::string> roles;
   ScopeSet scopes;
   std::vector<std::string> amr;  // authentication methods (RFC 8176), people only
+  bool mfa = false;              // amr names a second factor the issuer's rules accept
   int64_t auth_time_s = 0;       // when the person authenticated; 0 for systems
   std::string fhir_user;         // SMART fhirUser, e.g. "Practitioner/123"; may be empty
   std::string patient;           // SMART launch patient id for patient/ scopes; may be empty
+  std::string purpose_of_use;    // the token's purpose_of_use claim (a v3 PurposeOfUse code)
   std::string session_id;        // built-in: the refresh family ("sid"); may be empty
   std::string jti;
   int64_t expires_at_s = 0;  // exp

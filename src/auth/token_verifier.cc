@@ -298,10 +298,9 @@ Result<Principal> TokenVerifier::VerifyUncached(std::string_view token, int64_t 
       if (!ok || !amr->is_array()) return InvalidToken();
     }
     const bool require_mfa = builtin || config->require_mfa;
-    if (require_mfa &&
-        !HasSecondFactor(principal.amr, builtin ? BuiltinSecondFactors() : config->mfa_amr)) {
-      return NeedsMfa();
-    }
+    principal.mfa =
+        HasSecondFactor(principal.amr, builtin ? BuiltinSecondFactors() : config->mfa_amr);
+    if (require_mfa && !principal.mfa) return NeedsMfa();
     if (claims->contains("auth_time")) {
       std::optional<int64_t> auth_time = TimeClaim(*claims, "auth_time", builtin);
       if (!auth_time) return InvalidToken();
@@ -317,6 +316,10 @@ Result<Principal> TokenVerifier::VerifyUncached(std::string_view token, int64_t 
   }
   if (std::optional<std::string> patient = StringClaim(*claims, "patient")) {
     principal.patient = std::move(*patient);
+  }
+  // Purpose of use asserted by the issuer (issue 4 §4); the policy checks the code.
+  if (std::optional<std::string> purpose = StringClaim(*claims, "purpose_of_use")) {
+    principal.purpose_of_use = std::move(*purpose);
   }
   if (builtin) {
     if (std::optional<std::string> sid = StringClaim(*claims, "sid")) {

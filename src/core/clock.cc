@@ -23,6 +23,27 @@ std::string FormatInstant(int64_t millis) {
   return buf;
 }
 
+std::optional<int64_t> ParseDateUtc(std::string_view date) {
+  if (date.size() != 10 || date[4] != '-' || date[7] != '-') return std::nullopt;
+  auto digits = [&](size_t pos, size_t n) -> int {
+    int v = 0;
+    for (size_t i = pos; i < pos + n; ++i) {
+      if (date[i] < '0' || date[i] > '9') return -1;
+      v = v * 10 + (date[i] - '0');
+    }
+    return v;
+  };
+  const int y = digits(0, 4);
+  const int m = digits(5, 2);
+  const int d = digits(8, 2);
+  if (y < 1970 || m < 1 || d < 1) return std::nullopt;
+  const std::chrono::year_month_day ymd{std::chrono::year(y),
+                                        std::chrono::month(static_cast<unsigned>(m)),
+                                        std::chrono::day(static_cast<unsigned>(d))};
+  if (!ymd.ok()) return std::nullopt;  // month range and the month's length, leap years too
+  return int64_t{std::chrono::sys_days(ymd).time_since_epoch().count()} * 86'400'000;
+}
+
 std::string FormatHttpDate(int64_t millis) {
   std::tm tm = UtcTm(millis);
   char buf[40];

@@ -5,7 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace phigate {
 
@@ -43,6 +45,9 @@ class FakeClock final : public Clock {
 
 // FHIR instant, e.g. "2026-11-29T07:52:16.123Z" (always UTC, millisecond precision).
 std::string FormatInstant(int64_t millis);
+// A calendar date "YYYY-MM-DD" (years 1970-9999, real dates only) as the UTC milliseconds
+// of its midnight; nullopt for anything else.
+std::optional<int64_t> ParseDateUtc(std::string_view date);
 // RFC 7231 IMF-fixdate, e.g. "Sun, 29 Nov 2026 07:52:16 GMT", for Last-Modified.
 std::string FormatHttpDate(int64_t millis);
 

@@ -126,6 +126,14 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"fhir.default_page_size", Int32(c.fhir.default_page_size, 1, 1000)},
       {"fhir.max_page_size", Int32(c.fhir.max_page_size, 1, 10'000)},
       {"storage.cache_bytes", Int(c.storage.cache_bytes, 0, int64_t{1} << 40)},
+      {"policy.file", Str(c.policy.file)},
+      {"policy.outside_compartment",
+       OneOf(c.policy.outside_compartment, {"not_found", "forbidden"})},
+      {"break_glass.time_box_s", Int(c.break_glass.time_box_s, 60, 86'400)},
+      {"break_glass.mfa_max_age_s", Int(c.break_glass.mfa_max_age_s, 30, 3600)},
+      {"break_glass.webhook_url", Str(c.break_glass.webhook_url)},
+      {"break_glass.webhook_ca_file", Str(c.break_glass.webhook_ca_file)},
+      {"break_glass.webhook_timeout_ms", Int(c.break_glass.webhook_timeout_ms, 100, 60'000)},
       {"log.level", OneOf(c.log.level, {"debug", "info", "warn", "error"})},
   };
 }
@@ -225,6 +233,10 @@ Config ParseConfig(const std::string& text, const std::string& origin) {
   }
   if (config.fhir.default_page_size > config.fhir.max_page_size) {
     throw ConfigError(origin + ": fhir.default_page_size: must not exceed fhir.max_page_size");
+  }
+  const std::string& hook = config.break_glass.webhook_url;
+  if (!hook.empty() && hook.rfind("https://", 0) != 0) {
+    throw ConfigError(origin + ": break_glass.webhook_url: must be an https:// URL");
   }
   return config;
 }

@@ -97,6 +97,23 @@ struct StorageConfig {
   int64_t cache_bytes = 64 * 1024 * 1024;
 };
 
+// [policy] (issue 4, docs/policy.md).
+struct PolicyConfig {
+  std::string file;  // TOML role policy; empty: the shipped default policy
+  // A compartment-restricted caller asking for a resource outside its compartment gets
+  // 404 (existence not revealed) by default; "forbidden" answers 403 instead.
+  std::string outside_compartment = "not_found";  // "not_found" | "forbidden"
+};
+
+// [break_glass] (issue 4 §5).
+struct BreakGlassConfig {
+  int64_t time_box_s = 3600;    // a grant lasts this long per user and patient
+  int64_t mfa_max_age_s = 300;  // opening a grant needs a second factor this recent
+  std::string webhook_url;      // optional https:// URL; POSTed once per new grant
+  std::string webhook_ca_file;  // PEM bundle for the webhook's TLS; empty: system store
+  int64_t webhook_timeout_ms = 5000;
+};
+
 struct LogConfig {
   std::string level = "info";  // debug, info, warn, error
 };
@@ -110,6 +127,8 @@ struct Config {
   AuthConfig auth;
   FhirConfig fhir;
   StorageConfig storage;
+  PolicyConfig policy;
+  BreakGlassConfig break_glass;
   LogConfig log;
 
   // Fills the defaults that derive from other values (paths under data_dir, issuer from

@@ -23,6 +23,8 @@ const char* LevelName(LogLevel level) {
       return "warn";
     case LogLevel::kError:
       return "error";
+    case LogLevel::kAlert:
+      return "alert";
   }
   return "info";
 }

@@ -15,7 +15,8 @@
 
 namespace phigate {
 
-enum class LogLevel { kDebug, kInfo, kWarn, kError };
+// kAlert: needs a person's attention now (syslog "alert"), e.g. a break-glass grant.
+enum class LogLevel { kDebug, kInfo, kWarn, kError, kAlert };
 
 struct LogField {
   LogField(std::string_view k, std::string_view v) : key(k), value(std::string(v)) {}

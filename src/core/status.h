@@ -57,6 +57,9 @@ inline Status InvalidArgument(std::string msg, std::string expr = {}) {
   return {StatusCode::kInvalidArgument, std::move(msg), std::move(expr)};
 }
 inline Status NotFound(std::string msg) { return {StatusCode::kNotFound, std::move(msg)}; }
+inline Status PermissionDenied(std::string msg) {
+  return {StatusCode::kPermissionDenied, std::move(msg)};
+}
 inline Status Internal(std::string msg) { return {StatusCode::kInternal, std::move(msg)}; }
 inline Status Unavailable(std::string msg) { return {StatusCode::kUnavailable, std::move(msg)}; }
 inline Status NotSupported(std::string msg) { return {StatusCode::kNotSupported, std::move(msg)}; }

@@ -294,7 +294,8 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
 }
 
 Result<RestResult> ResourceService::History(std::string_view type, std::string_view id,
-                                            const QueryParams& params, std::string_view base_url) {
+                                            const QueryParams& params, std::string_view base_url,
+                                            const EntryFilter* filter) {
   int count = config_.default_page_size;
   int64_t cursor = 0;
   for (const auto& [name, value] : params) {
@@ -306,7 +307,8 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
       auto n = ParsePositive(value);
       if (!n) return InvalidArgument("invalid _page cursor", "_page");
       cursor = *n;
-    } else if (name == "_format" || name == "_pretty") {
+    } else if (name == "_format" || name == "_pretty" || name == "_elements" ||
+               name == "_summary") {
       continue;  // handled by the http layer
     } else if (name == "_since" || name == "_at" || name == "_list" || name == "_sort") {
       return NotSupported("history parameter " + name + " is not supported");
@@ -349,17 +351,23 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
     out += '}';
   }
   out += ']';
-  // FHIR JSON has no empty arrays: an empty page has no `entry` at all.
-  if (!records.empty()) out += ",\"entry\":[";
+  // FHIR JSON has no empty arrays: a page without entries has no `entry` at all.
   bool first = true;
   for (const auto& rec : records) {
-    if (!first) out += ',';
+    std::string text;
+    if (!rec.deleted) {
+      ASSIGN_OR_RETURN(text, OpenVersion(rec));
+    }
+    if (filter != nullptr) {
+      ASSIGN_OR_RETURN(bool keep, (*filter)(rec.type, rec.deleted ? nullptr : &text));
+      if (!keep) continue;
+    }
+    out += first ? ",\"entry\":[" : ",";
     first = false;
     std::string rel = rec.type + "/" + rec.id;
     out += "{\"fullUrl\":";
     AppendJsonEscaped(out, std::string(base_url) + "/" + rel);
     if (!rec.deleted) {
-      ASSIGN_OR_RETURN(std::string text, OpenVersion(rec));
       out += ",\"resource\":";
       out += text;
     }
@@ -377,7 +385,7 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
     AppendJsonEscaped(out, FormatInstant(rec.last_updated_ms));
     out += "}}";
   }
-  if (!records.empty()) out += ']';
+  if (!first) out += ']';
   out += '}';
   RestResult result;
   result.body = std::move(out);

@@ -11,6 +11,7 @@
 #include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,11 @@ struct RestResult {
   std::string location;       // absolute URL of the version (create, update-as-create)
 };
 
+// Shapes one history entry before it leaves the server (the authorization layer's view,
+// policy/view.h): `text` is the resource's JSON, to be rewritten in place, or null for a
+// deletion (tombstone). Returns false to drop the entry.
+using EntryFilter = std::function<Result<bool>(std::string_view type, std::string* text)>;
+
 class ResourceService {
  public:
   // `max_json_depth` bounds the nesting of request bodies (limits.json_depth).
@@ -57,8 +63,11 @@ class ResourceService {
   Result<RestResult> Delete(std::string_view type, std::string_view id, std::string_view if_match);
   // GET [base]/[type]/[id]/_history or [base]/[type]/_history, newest first, paged by
   // _count with a `next` link. `id` empty = type history. `self_url` is the request URL.
+  // `filter` (may be null) shapes or drops each entry; a page keeps its paging position
+  // (the next link follows the stored records), so a filtered page may be short.
+  // _elements and _summary are accepted here and left to the filter.
   Result<RestResult> History(std::string_view type, std::string_view id, const QueryParams& params,
-                             std::string_view base_url);
+                             std::string_view base_url, const EntryFilter* filter = nullptr);
 
  private:
   Result<std::string> OpenVersion(const storage::VersionRecord& record) const;

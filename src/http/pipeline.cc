@@ -1,14 +1,16 @@
 #include "http/pipeline.h"
 
+#include <algorithm>
 #include <boost/beast/http.hpp>
+#include <charconv>
 #include <chrono>
 #include <exception>
 
 #include "auth/jwks.h"
 #include "auth/scope.h"
-#include "auth/scope_check.h"
 #include "core/ascii.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "fhir/capability.h"
@@ -16,6 +18,8 @@
 #include "fhir/operation_outcome.h"
 #include "http/router.h"
 #include "http/status_mapping.h"
+#include "policy/minimize.h"
+#include "policy/search_params.h"
 
 namespace phigate::http {
 
@@ -25,6 +29,7 @@ namespace {
 
 constexpr std::string_view kFhirJson = "application/fhir+json; charset=utf-8";
 constexpr std::string_view kJson = "application/json; charset=utf-8";
+const policy::ElementMask kEverything = policy::ElementMask::Everything();
 
 bool IsWellFormedRequestId(std::string_view id) {
   if (id.empty() || id.size() > 64) return false;
@@ -102,6 +107,22 @@ struct Pipeline::Context {
   std::string client_id;
   bool pretty = false;
   unsigned version = 11;
+  // The authorization outcome, for the access log (and the audit stage of issue 5).
+  std::string purpose;
+  std::string break_glass_grant;
+  std::string denial;
+};
+
+// One FHIR request's authorization: who, the policy decision, and the view every resource
+// leaving the server goes through.
+struct Pipeline::Access {
+  std::shared_ptr<const auth::Principal> principal;
+  auth::Interaction interaction = auth::Interaction::kRead;
+  policy::Decision decision;
+  std::string patient;  // the compartment's patient id when decision.patient_compartment
+  std::string_view break_glass_reason;
+  policy::Narrowing narrowing;
+  policy::View view;  // points into decision and narrowing
 };
 
 Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
@@ -113,6 +134,7 @@ Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
   capability_json_ = fhir::CapabilityStatementJson(
       *deps_.model, deps_.config->fhir,
       {base_url_, token_url_, deps_.config->auth.issuer + "/oauth2", deps_.clock->NowMillis()});
+  outside_compartment_forbidden_ = deps_.config->policy.outside_compartment == "forbidden";
   openid_configuration_json_ = deps_.oauth->OpenIdConfigurationJson();
   smart_configuration_json_ = deps_.oauth->SmartConfigurationJson();
 }
@@ -155,6 +177,9 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
   if (status == bhttp::status::request_header_fields_too_large) code = StatusCode::kPayloadTooLarge;
   if (status == bhttp::status::request_timeout) code = StatusCode::kUnavailable;
   if (static_cast<int>(status) >= 500) code = StatusCode::kInternal;
+  static Counter& transport_errors =
+      GetCounter("phigate_transport_errors_total", "Requests rejected by the transport layer");
+  transport_errors.Inc();
   net::Response res =
       MakeResponse(11, status, kFhirJson,
                    fhir::OperationOutcomeJson("error", MapStatus(code).issue_code, message, ""));
@@ -219,7 +244,10 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
        {"route", ctx.route},
        {"status", static_cast<int>(res.result_int())},
        {"duration_ms", static_cast<double>(micros) / 1000.0},
-       {"client_id", ctx.client_id}});
+       {"client_id", ctx.client_id},
+       {"purpose", ctx.purpose},
+       {"break_glass_grant", ctx.break_glass_grant},
+       {"denial", ctx.denial}});
   return res;
 }
 
@@ -252,6 +280,9 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
                           R"({"status":"not ready"})");
     case RouteKind::kJwks:
       return MakeResponse(ctx.version, bhttp::status::ok, kJson, jwks_json_);
+    case RouteKind::kMetrics:
+    case RouteKind::kAdminBreakGlass:
+      return HandleAdmin(ctx, request, route);
     case RouteKind::kOpenIdConfiguration:
       return MakeResponse(ctx.version, bhttp::status::ok, kJson, openid_configuration_json_);
     case RouteKind::kSmartConfiguration:
@@ -343,85 +374,76 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, capability_json_);
   }
 
-  // Authenticate: a bearer token in the Authorization header only (RFC 6750 §2.1); a
-  // token in the URL would end up in logs and browser history, so it is refused.
-  if (has_access_token_param) {
-    return ErrorResponse(ctx.version,
-                         Status(StatusCode::kUnauthenticated,
-                                "access tokens are accepted only in the Authorization header"));
-  }
-#ifdef PHIGATE_BENCH_NO_AUTH
-  // Benchmark build only (CMake PHIGATE_BENCH_NO_AUTH): the authentication stage is
-  // replaced by a fixed all-powerful principal to measure what the stage costs.
-  static const std::shared_ptr<const auth::Principal> principal = [] {
-    auth::Principal p;
-    p.client_id = "bench-no-auth";
-    p.subject = p.client_id;
-    p.scopes = std::move(auth::ScopeSet::Parse("system/*.cruds")).value();
-    return std::make_shared<const auth::Principal>(std::move(p));
-  }();
-#else
-  std::string_view authz = request[bhttp::field::authorization];
-  if (authz.size() < 7 || !EqualsIgnoreCase(authz.substr(0, 7), "Bearer ")) {
-    return ErrorResponse(ctx.version,
-                         Status(StatusCode::kUnauthenticated, "a bearer token is required"));
-  }
-  auto verified = deps_.verifier->VerifyShared(TrimOws(authz.substr(7)));
-  if (!verified.ok()) return ErrorResponse(ctx.version, verified.status());
-  const std::shared_ptr<const auth::Principal>& principal = verified.value();
-#endif
-  ctx.client_id = principal->client_id;
+  auto principal = Authenticate(ctx, request, has_access_token_param);
+  if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
 
-  // Authorize: the token's scopes must grant the interaction on the type.
+  Access access;
+  access.principal = std::move(principal.value());
   auto interaction = InteractionOf(route.kind, request.method());
   if (!interaction) {
     return ErrorResponse(ctx.version, NotSupported("this interaction is not supported yet"));
   }
-  if (Status allowed = auth::CheckScopes(*principal, route.type, route.id, *interaction);
-      !allowed.ok()) {
-    return ErrorResponse(ctx.version, allowed);
+  access.interaction = *interaction;
+
+  // Business associate agreements (issue 4 §6): a third-party client without an active
+  // BAA receives no PHI, whatever its roles and scopes.
+  if (Status baa = deps_.baa->Check(access.principal->client_id); !baa.ok()) {
+    return Deny(ctx, baa);
   }
 
-  // Handle.
-  Result<fhir::RestResult> result = NotSupported("not supported");
+  // Policy (issue 4 §1, §4): roles ∩ scopes ∩ purpose of use. The purpose comes from the
+  // token's claim, else the X-Purpose-Of-Use header, else the role's default.
+  std::string_view purpose = access.principal->purpose_of_use;
+  if (purpose.empty()) purpose = TrimOws(request["X-Purpose-Of-Use"]);
+  access.decision =
+      deps_.policy->Evaluate({access.principal.get(), route.type, access.interaction, purpose});
+  ctx.purpose = access.decision.purpose;
+  if (!access.decision.allowed) return Deny(ctx, PermissionDenied(access.decision.denial));
+
+  // Compartment (issue 4 §2): the launch patient of patient/ scopes, else the Patient the
+  // user is linked to (fhirUser).
+  if (access.decision.patient_compartment) {
+    access.patient = access.principal->patient;
+    std::string_view fhir_user = access.principal->fhir_user;
+    if (access.patient.empty() && fhir_user.starts_with("Patient/")) {
+      access.patient = std::string(fhir_user.substr(8));
+    }
+    if (access.patient.empty()) {
+      return Deny(ctx, PermissionDenied("access is limited to a patient compartment, and no "
+                                        "patient is linked to this token"));
+    }
+  }
+  // Break-glass (issue 4 §5): the reason is required before anything is looked at.
+  if (access.decision.break_glass) {
+    access.break_glass_reason = TrimOws(request["X-Break-Glass-Reason"]);
+    if (Status reason = policy::ValidateBreakGlassReason(access.break_glass_reason); !reason.ok()) {
+      return Deny(ctx, reason);
+    }
+  }
+
+  // Client narrowing (_elements, _summary) on top of the policy's view.
+  auto narrowing =
+      policy::ParseNarrowing(*params, access.interaction == auth::Interaction::kSearch);
+  if (!narrowing.ok()) return ErrorResponse(ctx.version, narrowing.status());
+  access.narrowing = std::move(narrowing.value());
+  access.view.read_mask = access.decision.read_mask;
+  access.view.compartment_patient = access.patient;
+  access.view.hidden_labels = access.decision.hidden_labels;
+  access.view.narrowing = access.narrowing.empty() ? nullptr : &access.narrowing;
+
   const bool has_body =
       request.method() == bhttp::verb::post || request.method() == bhttp::verb::put;
   if (has_body && !IsFhirJsonMediaType(MediaType(request[bhttp::field::content_type]))) {
     return ErrorResponse(ctx.version, Status(StatusCode::kUnsupportedMediaType,
                                              "the body must be application/fhir+json"));
   }
-  const std::string_view body = request.body();
-  std::string_view if_match = request[bhttp::field::if_match];
-  switch (route.kind) {
-    case RouteKind::kFhirType:
-      if (request.method() == bhttp::verb::post) {
-        result = deps_.resources->Create(route.type, body, base_url_);
-      } else {
-        result = NotSupported("search is not supported yet");
-      }
-      break;
-    case RouteKind::kFhirInstance:
-      if (request.method() == bhttp::verb::put) {
-        result = deps_.resources->Update(route.type, route.id, body, if_match, base_url_);
-      } else if (request.method() == bhttp::verb::delete_) {
-        result = deps_.resources->Delete(route.type, route.id, if_match);
-      } else {
-        result = deps_.resources->Read(route.type, route.id);
-      }
-      break;
-    case RouteKind::kFhirVersion:
-      result = deps_.resources->Vread(route.type, route.id, route.vid);
-      break;
-    case RouteKind::kFhirInstanceHistory:
-      result = deps_.resources->History(route.type, route.id, *params, base_url_);
-      break;
-    case RouteKind::kFhirTypeHistory:
-      result = deps_.resources->History(route.type, "", *params, base_url_);
-      break;
-    default:
-      break;
-  }
+
+  Result<fhir::RestResult> result = Interact(ctx, request, route, access, *params);
   if (!result.ok()) {
+    if (result.status().code() == StatusCode::kPermissionDenied ||
+        (result.status().code() == StatusCode::kUnauthenticated && access.decision.break_glass)) {
+      return Deny(ctx, result.status());
+    }
     net::Response res = ErrorResponse(ctx.version, result.status());
     // RFC 9110 §15.5.6: a 405 names what the target does allow.
     if (result.status().code() == StatusCode::kMethodNotAllowed) {
@@ -446,6 +468,309 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     res.body() = fhir::OperationOutcomeJson("information", "informational", "ok", "");
   }
   return res;
+}
+
+Result<std::shared_ptr<const auth::Principal>> Pipeline::Authenticate(Context& ctx,
+                                                                      net::Request& request,
+                                                                      bool token_in_query) {
+  // A bearer token in the Authorization header only (RFC 6750 §2.1); a token in the URL
+  // would end up in logs and browser history, so it is refused.
+  if (token_in_query) {
+    return Status(StatusCode::kUnauthenticated,
+                  "access tokens are accepted only in the Authorization header");
+  }
+#ifdef PHIGATE_BENCH_NO_AUTH
+  // Benchmark build only (CMake PHIGATE_BENCH_NO_AUTH): the authentication stage is
+  // replaced by a fixed all-powerful principal to measure what the stage costs.
+  (void)request;
+  static const std::shared_ptr<const auth::Principal> principal = [] {
+    auth::Principal p;
+    p.client_id = "bench-no-auth";
+    p.subject = p.client_id;
+    p.roles = {"clinician"};
+    p.scopes = std::move(auth::ScopeSet::Parse("system/*.cruds")).value();
+    return std::make_shared<const auth::Principal>(std::move(p));
+  }();
+  ctx.client_id = principal->client_id;
+  return principal;
+#else
+  std::string_view authz = request[bhttp::field::authorization];
+  if (authz.size() < 7 || !EqualsIgnoreCase(authz.substr(0, 7), "Bearer ")) {
+    return Status(StatusCode::kUnauthenticated, "a bearer token is required");
+  }
+  auto verified = deps_.verifier->VerifyShared(TrimOws(authz.substr(7)));
+  if (!verified.ok()) return verified.status();
+  ctx.client_id = verified.value()->client_id;
+  return std::move(verified.value());
+#endif
+}
+
+net::Response Pipeline::Deny(Context& ctx, Status status) {
+  // Every denial reaches the access log (and, with issue 5, the audit trail) with its
+  // fixed, PHI-free text.
+  static Counter& denials = GetCounter("phigate_authorization_denials_total",
+                                       "FHIR requests denied by authorization (401/403/404)");
+  denials.Inc();
+  ctx.denial = status.message();
+  net::Response res = ErrorResponse(ctx.version, status);
+  if (status.code() == StatusCode::kUnauthenticated &&
+      status.message() == policy::kRecentAuthenticationRequired) {
+    // RFC 9470 §3: step-up with a maximum authentication age.
+    res.set(bhttp::field::www_authenticate,
+            R"(Bearer realm="phigate", error="insufficient_user_authentication", )"
+            R"(error_description="emergency access requires a recent multi-factor )"
+            R"(authentication", max_age=)" +
+                std::to_string(deps_.config->break_glass.mfa_max_age_s));
+  }
+  return res;
+}
+
+Status Pipeline::OutsideCompartment() const {
+  if (outside_compartment_forbidden_) {
+    return PermissionDenied("the resource is outside the patient compartment of this token");
+  }
+  return NotFound("resource not found");
+}
+
+Status Pipeline::Shape(const Access& access, std::string_view type, std::string& json) const {
+  ASSIGN_OR_RETURN(policy::Visibility visibility, policy::ApplyView(type, json, access.view));
+  switch (visibility) {
+    case policy::Visibility::kVisible:
+      return Status::Ok();
+    case policy::Visibility::kOutsideCompartment:
+      return OutsideCompartment();
+    case policy::Visibility::kRestricted:
+      return PermissionDenied(
+          "the resource carries a confidentiality label this role may not see without "
+          "emergency access (break-glass)");
+  }
+  return Internal("internal error");
+}
+
+Status Pipeline::BreakGlassFor(Context& ctx, const Access& access, std::string_view type,
+                               std::string_view json) {
+  if (!access.decision.break_glass) return Status::Ok();
+  std::vector<std::string> patients = policy::CompartmentPatients(type, json);
+  if (patients.empty()) {
+    return PermissionDenied("emergency access (break-glass) applies to a patient's record");
+  }
+  for (const std::string& patient : patients) {
+    ASSIGN_OR_RETURN(
+        policy::BreakGlassUse use,
+        deps_.break_glass->Authorize(*access.principal, patient, access.break_glass_reason));
+    if (!ctx.break_glass_grant.empty()) ctx.break_glass_grant += ',';
+    ctx.break_glass_grant += use.grant_id;
+  }
+  return Status::Ok();
+}
+
+Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request, const Route& route,
+                                            const Access& access, const QueryParams& params) {
+  const policy::Decision& d = access.decision;
+  const std::string_view body = request.body();
+  const std::string_view if_match = request[bhttp::field::if_match];
+  const bool compartment = !access.patient.empty();
+  // A compartment-restricted caller does not learn that a resource outside it was deleted.
+  auto hide_gone = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
+    if (compartment && !r.ok() && r.status().code() == StatusCode::kGone) {
+      return OutsideCompartment();
+    }
+    return r;
+  };
+  // Whether `json` (a stored version) is within reach: compartment and labels only.
+  auto reachable = [&](std::string_view json) -> Status {
+    Access probe_access;
+    probe_access.view.read_mask = &kEverything;
+    probe_access.view.compartment_patient = access.view.compartment_patient;
+    probe_access.view.hidden_labels = access.view.hidden_labels;
+    std::string copy(json);
+    return Shape(probe_access, route.type, copy);
+  };
+  // A new resource body must stay inside the caller's compartment.
+  auto inside = [&](std::string_view json) -> Status {
+    if (!compartment) return Status::Ok();
+    policy::View only_compartment;
+    only_compartment.read_mask = &kEverything;
+    only_compartment.compartment_patient = access.patient;
+    std::string copy(json);
+    auto v = policy::ApplyView(route.type, copy, only_compartment);
+    if (!v.ok()) return Status::Ok();  // not JSON: the resource layer answers 400
+    if (v.value() != policy::Visibility::kVisible) {
+      return PermissionDenied(
+          "the resource would be outside the patient compartment of this "
+          "token");
+    }
+    return Status::Ok();
+  };
+  auto shape_result = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
+    if (r.ok() && !r.value().body.empty()) {
+      Status shaped = Shape(access, route.type, r.value().body);
+      // The write happened; what the caller may not see is simply not returned.
+      if (!shaped.ok()) r.value().body.clear();
+    }
+    return r;
+  };
+
+  switch (access.interaction) {
+    case auth::Interaction::kSearch: {
+      // A search must not reveal what a read hides (issue 4 §3).
+      RETURN_IF_ERROR(policy::CheckSearchParams(route.type, params, *d.read_mask));
+      return NotSupported("search is not supported yet");
+    }
+    case auth::Interaction::kRead:
+    case auth::Interaction::kVread: {
+      Result<fhir::RestResult> r = access.interaction == auth::Interaction::kRead
+                                       ? deps_.resources->Read(route.type, route.id)
+                                       : deps_.resources->Vread(route.type, route.id, route.vid);
+      r = hide_gone(std::move(r));
+      if (!r.ok()) return r;
+      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, r.value().body));
+      RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
+      return r;
+    }
+    case auth::Interaction::kHistoryInstance:
+    case auth::Interaction::kHistoryType: {
+      const bool instance = access.interaction == auth::Interaction::kHistoryInstance;
+      if (d.break_glass) {
+        if (!instance) {
+          return PermissionDenied(
+              "emergency access (break-glass) applies to one patient's "
+              "record: name the resource");
+        }
+        Result<fhir::RestResult> current = hide_gone(deps_.resources->Read(route.type, route.id));
+        if (!current.ok()) return current.status();
+        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, current.value().body));
+      }
+      int kept = 0;
+      Status first_drop = Status::Ok();
+      fhir::EntryFilter filter = [&](std::string_view type, std::string* text) -> Result<bool> {
+        if (text == nullptr) {  // a deletion: its content cannot be checked
+          if (compartment) return false;
+          ++kept;
+          return true;
+        }
+        Status shaped = Shape(access, type, *text);
+        if (shaped.ok()) {
+          ++kept;
+          return true;
+        }
+        if (shaped.code() != StatusCode::kNotFound &&
+            shaped.code() != StatusCode::kPermissionDenied) {
+          return shaped;
+        }
+        if (first_drop.ok()) first_drop = shaped;
+        return false;
+      };
+      Result<fhir::RestResult> r = deps_.resources->History(
+          route.type, instance ? std::string_view(route.id) : std::string_view(), params, base_url_,
+          &filter);
+      if (r.ok() && instance && kept == 0 && !first_drop.ok()) return first_drop;
+      return r;
+    }
+    case auth::Interaction::kCreate: {
+      if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
+      RETURN_IF_ERROR(inside(body));
+      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
+      return shape_result(deps_.resources->Create(route.type, body, base_url_));
+    }
+    case auth::Interaction::kUpdate: {
+      Result<fhir::RestResult> stored = deps_.resources->Read(route.type, route.id);
+      std::string merged;
+      std::string expected(if_match);
+      if (stored.ok()) {
+        const std::string& old = stored.value().body;
+        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, old));
+        RETURN_IF_ERROR(reachable(old));
+        if (!d.read_mask->all) {
+          // Hidden elements are kept from the stored version (issue 4 §3), which must be
+          // the version replaced: without If-Match, the stored version becomes it.
+          ASSIGN_OR_RETURN(merged, policy::PreserveHidden(body, old, *d.read_mask));
+          if (expected.empty()) expected = stored.value().etag;
+        } else {
+          merged = std::string(body);
+        }
+        if (!d.write_mask->all) {
+          RETURN_IF_ERROR(policy::CheckWritableUpdate(merged, old, *d.write_mask));
+        }
+      } else if (stored.status().code() == StatusCode::kNotFound ||
+                 stored.status().code() == StatusCode::kGone) {
+        // Update as create (or a 404/405 from the resource layer).
+        if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
+        merged = std::string(body);
+      } else {
+        return stored.status();
+      }
+      RETURN_IF_ERROR(inside(merged));
+      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, merged));
+      return shape_result(
+          deps_.resources->Update(route.type, route.id, merged, expected, base_url_));
+    }
+    case auth::Interaction::kDelete: {
+      Result<fhir::RestResult> stored = hide_gone(deps_.resources->Read(route.type, route.id));
+      if (stored.ok()) {
+        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, stored.value().body));
+        RETURN_IF_ERROR(reachable(stored.value().body));
+      } else if (stored.status().code() != StatusCode::kGone) {
+        return stored.status();
+      }
+      return deps_.resources->Delete(route.type, route.id, if_match);
+    }
+  }
+  return Internal("internal error");
+}
+
+net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const Route& route) {
+  auto params = ParseQuery(route.query);
+  if (!params) return ErrorResponse(ctx.version, InvalidArgument("malformed query string"));
+  bool token_in_query = false;
+  for (const auto& [name, value] : *params) token_in_query |= name == "access_token";
+  auto principal = Authenticate(ctx, request, token_in_query);
+  if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
+  const std::vector<std::string>& roles = principal.value()->roles;
+  auto has_role = [&](std::string_view role) {
+    return std::find(roles.begin(), roles.end(), role) != roles.end();
+  };
+  if (Status baa = deps_.baa->Check(principal.value()->client_id); !baa.ok()) {
+    return Deny(ctx, baa);
+  }
+
+  if (route.kind == RouteKind::kMetrics) {
+    // Operational counters only (no PHI, no labels from requests): admin or auditor.
+    if (!has_role("admin") && !has_role("auditor")) {
+      return Deny(ctx, PermissionDenied("reading metrics needs the admin or auditor role"));
+    }
+    return MakeResponse(ctx.version, bhttp::status::ok, "text/plain; version=0.0.4",
+                        RenderMetrics());
+  }
+
+  // GET /admin/break-glass: the grants, for review by the auditor (issue 4 §5).
+  if (!has_role("auditor")) {
+    return Deny(ctx, PermissionDenied("reviewing break-glass grants needs the auditor role"));
+  }
+  int64_t since_ms = 0;
+  int limit = 100;
+  for (const auto& [name, value] : *params) {
+    if (name == "since") {
+      auto t = ParseDateUtc(value);
+      if (!t) return ErrorResponse(ctx.version, InvalidArgument("since must be a date", "since"));
+      since_ms = *t;
+    } else if (name == "_count") {
+      int n = 0;
+      auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+      if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > 1000) {
+        return ErrorResponse(ctx.version,
+                             InvalidArgument("_count must be between 1 and 1000", "_count"));
+      }
+      limit = n;
+    } else if (name != "_pretty") {
+      return ErrorResponse(ctx.version, InvalidArgument("unknown parameter"));
+    } else {
+      ctx.pretty = value == "true";
+    }
+  }
+  auto listed = deps_.break_glass->ListJson(since_ms, limit);
+  if (!listed.ok()) return ErrorResponse(ctx.version, listed.status());
+  return MakeResponse(ctx.version, bhttp::status::ok, kJson, std::move(listed.value()));
 }
 
 }  // namespace phigate::http

@@ -1,7 +1,10 @@
 // Pipeline: the request pipeline of DESIGN.md, in one function (Pipeline::Handle) with a
 // comment per stage: request id -> target checks and routing -> content negotiation ->
 // authenticate -> authorize (scopes) -> handle (fhir/) -> respond with security headers
-// -> PHI-free access log. Later issues insert minimize and audit stages here.
+// -> PHI-free access log. Authorization (issue 4) = BAA gate -> policy decision (roles ∩
+// scopes ∩ purpose of use) -> break-glass -> compartment and Minimum Necessary through
+// policy::ApplyView on every resource that leaves (docs/policy.md). The audit issue
+// inserts its stage where Handle writes the access log.
 //
 // Thread-safety: Handle may run concurrently on every io thread; the pipeline holds only
 // references to thread-safe services.
@@ -20,6 +23,10 @@
 #include "fhir/resource_service.h"
 #include "http/router.h"
 #include "net/https_server.h"
+#include "policy/baa_gate.h"
+#include "policy/break_glass.h"
+#include "policy/policy.h"
+#include "policy/view.h"
 #include "storage/store.h"
 
 namespace phigate::http {
@@ -34,6 +41,9 @@ struct PipelineDeps {
   auth::LoginEndpoints* login = nullptr;  // authorize, login, enrollment pages
   const crypto::SigningKey* signing_key = nullptr;
   const Clock* clock = nullptr;
+  const policy::Policy* policy = nullptr;
+  const policy::BaaGate* baa = nullptr;
+  policy::BreakGlass* break_glass = nullptr;
 };
 
 class Pipeline {
@@ -49,7 +59,22 @@ class Pipeline {
  private:
   struct Context;
   net::Response Dispatch(Context& ctx, net::Request& request, const net::ConnectionInfo& conn);
+  struct Access;
   net::Response HandleFhir(Context& ctx, net::Request& request, const Route& route);
+  net::Response HandleAdmin(Context& ctx, net::Request& request, const Route& route);
+  // Bearer authentication (RFC 6750 §2.1); sets ctx.client_id.
+  Result<std::shared_ptr<const auth::Principal>> Authenticate(Context& ctx, net::Request& request,
+                                                              bool token_in_query);
+  net::Response Deny(Context& ctx, Status status);
+  // The answer for a resource the caller's compartment does not include.
+  Status OutsideCompartment() const;
+  // Break-glass for every patient whose record `json` belongs to (issue 4 §5).
+  Status BreakGlassFor(Context& ctx, const Access& access, std::string_view type,
+                       std::string_view json);
+  // Applies the view; maps kOutsideCompartment / kRestricted to their errors.
+  Status Shape(const Access& access, std::string_view type, std::string& json) const;
+  Result<fhir::RestResult> Interact(Context& ctx, net::Request& request, const Route& route,
+                                    const Access& access, const QueryParams& params);
   net::Response HandleAuthEndpoint(Context& ctx, net::Request& request, const Route& route,
                                    const net::ConnectionInfo& conn);
 
@@ -61,6 +86,7 @@ class Pipeline {
   std::string capability_json_;
   std::string openid_configuration_json_;
   std::string smart_configuration_json_;
+  bool outside_compartment_forbidden_ = false;
 };
 
 }  // namespace phigate::http

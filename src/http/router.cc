@@ -66,6 +66,10 @@ Result<Route> RouteTarget(std::string_view target, const fhir::Model& model) {
     route = Make(RouteKind::kHealthz, "/healthz", "GET");
   } else if (n == 1 && segments[0] == "readyz") {
     route = Make(RouteKind::kReadyz, "/readyz", "GET");
+  } else if (n == 1 && segments[0] == "metrics") {
+    route = Make(RouteKind::kMetrics, "/metrics", "GET");
+  } else if (n == 2 && segments[0] == "admin" && segments[1] == "break-glass") {
+    route = Make(RouteKind::kAdminBreakGlass, "/admin/break-glass", "GET");
   } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "token") {
     route = Make(RouteKind::kToken, "/oauth2/token", "POST");
   } else if (n == 2 && segments[0] == "oauth2" && segments[1] == "jwks") {

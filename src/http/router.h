@@ -14,6 +14,8 @@ namespace phigate::http {
 enum class RouteKind {
   kHealthz,              // GET /healthz
   kReadyz,               // GET /readyz
+  kMetrics,              // GET /metrics (Prometheus text; admin or auditor token)
+  kAdminBreakGlass,      // GET /admin/break-glass (auditor token)
   kToken,                // POST /oauth2/token
   kJwks,                 // GET /oauth2/jwks
   kAuthorize,            // GET /oauth2/authorize (login page)

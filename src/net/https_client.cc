@@ -1,5 +1,5 @@
-// net::HttpsGet: one request per call, on a private io_context, every step run with the
-// same absolute deadline. The only translation unit that instantiates Beast's client-side
+// net::HttpsGet and net::HttpsPost: one request per call, on a private io_context, every step run
+// with the same absolute deadline. The only translation unit that instantiates Beast's client-side
 // reader and writer (Beast is slow to compile).
 //
 // Each step (resolve, connect, handshake, write, read header, read body) is started
@@ -21,7 +21,6 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -56,6 +55,8 @@ constexpr uint32_t kMaxHeaderBytes = 8 * 1024;
 constexpr size_t kMaxHostBytes = 253;
 // Longest URL we accept; discovery and JWKS URLs are short.
 constexpr size_t kMaxUrlBytes = 2048;
+// Longest Content-Type we send ("application/json; charset=utf-8" is 31).
+constexpr size_t kMaxContentTypeBytes = 256;
 
 struct ParsedUrl {
   std::string host;         // lower-cased name, or an IP literal without brackets
@@ -199,13 +200,21 @@ std::string HostField(const ParsedUrl& url) {
   return field;
 }
 
-// One HttpsGet call: owns the io_context and everything run on it. Members are declared
-// so that the io_context outlives the objects whose handlers it runs.
+// What to send: a GET, or a POST with a body.
+struct Outgoing {
+  http::verb method = http::verb::get;
+  std::string_view content_type;  // POST only
+  std::string_view body;          // POST only
+};
+
+// One HttpsGet or HttpsPost call: owns the io_context and everything run on it. Members
+// are declared so that the io_context outlives the objects whose handlers it runs.
 class Fetch {
  public:
-  Fetch(ParsedUrl url, const HttpsGetOptions& options)
+  Fetch(ParsedUrl url, const HttpsGetOptions& options, Outgoing outgoing)
       : url_(std::move(url)),
         options_(options),
+        outgoing_(outgoing),
         deadline_(SteadyClock::now() + std::chrono::milliseconds(options.timeout_ms)),
         context_(ssl::context::tls_client) {}
 
@@ -241,8 +250,13 @@ class Fetch {
     ec = Await([&](auto handler) { stream_->async_handshake(ssl::stream_base::client, handler); });
     if (ec) return TlsFailure(ec);
 
-    http::request<http::empty_body> request{http::verb::get, url_.target, 11};
+    http::request<http::string_body> request{outgoing_.method, url_.target, 11};
     request.set(http::field::host, HostField(url_));
+    if (outgoing_.method == http::verb::post) {
+      request.set(http::field::content_type, outgoing_.content_type);
+      request.body() = std::string(outgoing_.body);
+      request.prepare_payload();  // Content-Length
+    }
     request.set(http::field::user_agent, "phigate/" PHIGATE_VERSION);
     // We do not decode compressed bodies (RFC 9110 §12.5.3).
     request.set(http::field::accept_encoding, "identity");
@@ -252,7 +266,7 @@ class Fetch {
     });
     if (ec) return Failure("write", ec);
 
-    // The header first, so that a non-200 answer is refused without reading its body.
+    // The header first, so that a failure status is refused without reading its body.
     http::response_parser<http::string_body> parser;
     parser.header_limit(kMaxHeaderBytes);
     parser.body_limit(static_cast<uint64_t>(options_.max_body_bytes));
@@ -263,7 +277,11 @@ class Fetch {
     });
     if (ec) return Failure("read", ec);
     const unsigned status = parser.get().result_int();
-    if (status != 200) return Unavailable(url_.host + ": status " + std::to_string(status));
+    // GET wants the document itself (200); a POST is accepted with any 2xx
+    // (RFC 9110 §15.3: 200, 201, 202 and 204 all mean the request was received).
+    const bool success =
+        outgoing_.method == http::verb::get ? status == 200 : status >= 200 && status <= 299;
+    if (!success) return Unavailable(url_.host + ": status " + std::to_string(status));
     const auto coding = parser.get().find(http::field::content_encoding);
     if (coding != parser.get().end() && !EqualsIgnoreCase(TrimOws(coding->value()), "identity")) {
       return Unavailable(url_.host + ": content-encoding");
@@ -359,6 +377,7 @@ class Fetch {
 
   ParsedUrl url_;
   const HttpsGetOptions& options_;
+  const Outgoing outgoing_;
   const SteadyClock::time_point deadline_;
   asio::io_context ioc_;
   ssl::context context_;
@@ -366,20 +385,41 @@ class Fetch {
   std::optional<ssl::stream<tcp::socket>> stream_;
 };
 
-}  // namespace
+// A Content-Type value we send as given: visible ASCII and spaces only, so that nothing
+// can end the field or inject another one (RFC 9110 §5.5).
+bool IsValidContentType(std::string_view value) {
+  if (value.empty() || value.size() > kMaxContentTypeBytes) return false;
+  for (char c : value) {
+    if (c < 0x20 || c > 0x7E) return false;
+  }
+  return true;
+}
 
-Result<std::string> HttpsGet(const std::string& url, const HttpsGetOptions& options) {
+Result<std::string> Send(const std::string& url, const HttpsGetOptions& options,
+                         Outgoing outgoing) {
   ASSIGN_OR_RETURN(ParsedUrl parsed, ParseHttpsUrl(url));
   if (options.timeout_ms <= 0) return InvalidArgument("timeout_ms must be positive");
   const std::string host = parsed.host;
   // Asio reports resource exhaustion in constructors (an io_context without a free file
   // descriptor, an SSL_CTX without memory) by throwing; callers get a Status instead.
   try {
-    Fetch fetch(std::move(parsed), options);
+    Fetch fetch(std::move(parsed), options, outgoing);
     return fetch.Run();
   } catch (const std::exception&) {
     return Unavailable(host + ": internal error");
   }
+}
+
+}  // namespace
+
+Result<std::string> HttpsGet(const std::string& url, const HttpsGetOptions& options) {
+  return Send(url, options, Outgoing{});
+}
+
+Result<std::string> HttpsPost(const std::string& url, std::string_view content_type,
+                              std::string_view body, const HttpsPostOptions& options) {
+  if (!IsValidContentType(content_type)) return InvalidArgument("invalid content type");
+  return Send(url, options, Outgoing{http::verb::post, content_type, body});
 }
 
 }  // namespace phigate::net

@@ -1,5 +1,6 @@
 #include "policy/compartment.h"
 
+#include <algorithm>
 #include <boost/json/array.hpp>
 #include <boost/json/string.hpp>
 #include <boost/json/value.hpp>
@@ -36,15 +37,47 @@ const PathTable& Table() {
   return *table;
 }
 
-// Follows `path` (dotted, starting at `pos`) from `value`, descending into arrays at every
-// step, and reports whether any Reference at its end names the patient. Paths are at most a
-// few segments long (generated), so the recursion depth is bounded by the path, not by the
-// input.
-bool PathReachesPatient(const boost::json::value& value, std::string_view path,
-                        std::string_view patient_id) {
+// The id of the patient that `reference` (a Reference.reference value) names, per the
+// rules in the header, or empty if it names no patient. FHIR ids never contain '/'
+// (datatypes.html#id), so the id is everything after the last '/'.
+std::string_view PatientIdOf(std::string_view reference) {
+  constexpr std::string_view kPatient = "Patient/";
+  // Strip a version suffix (references.html#literal: "Patient/7/_history/2").
+  constexpr std::string_view kHistory = "/_history/";
+  if (const std::size_t history = reference.find(kHistory); history != std::string_view::npos) {
+    const std::string_view version = reference.substr(history + kHistory.size());
+    if (version.empty() || version.find('/') != std::string_view::npos) return {};
+    reference = reference.substr(0, history);
+  }
+  // The reference must end in "Patient/<id>" exactly ...
+  const std::size_t slash = reference.rfind('/');
+  if (slash == std::string_view::npos) return {};
+  const std::string_view id = reference.substr(slash + 1);
+  const std::string_view head = reference.substr(0, slash + 1);
+  if (id.empty() || head.size() < kPatient.size() ||
+      head.substr(head.size() - kPatient.size()) != kPatient) {
+    return {};
+  }
+  // ... and be either relative ("Patient/<id>") or an absolute URL whose base is
+  // "<scheme>://..." followed by "/Patient/<id>".
+  const std::string_view base = head.substr(0, head.size() - kPatient.size());
+  if (base.empty()) return id;
+  if (base.back() != '/') return {};
+  const std::size_t scheme_end = base.find("://");
+  const bool absolute = scheme_end != std::string_view::npos && scheme_end > 0 &&
+                        base.size() > scheme_end + 3 + 1;  // a host before the final '/'
+  return absolute ? id : std::string_view();
+}
+
+// Follows `path` (dotted) from `value`, descending into arrays at every step, and calls
+// `visit` with the text of every Reference.reference at its end until `visit` returns true;
+// returns whether it did. Paths are at most a few segments long (generated), so the
+// recursion depth is bounded by the path, not by the input.
+template <typename Visit>
+bool VisitReferencesAt(const boost::json::value& value, std::string_view path, const Visit& visit) {
   if (const boost::json::array* array = value.if_array()) {
     for (const boost::json::value& item : *array) {
-      if (PathReachesPatient(item, path, patient_id)) return true;
+      if (VisitReferencesAt(item, path, visit)) return true;
     }
     return false;
   }
@@ -54,44 +87,42 @@ bool PathReachesPatient(const boost::json::value& value, std::string_view path,
     const boost::json::value* reference = object->if_contains("reference");
     if (reference == nullptr || !reference->is_string()) return false;
     const boost::json::string& text = reference->get_string();
-    return IsReferenceToPatient(std::string_view(text.data(), text.size()), patient_id);
+    return visit(std::string_view(text.data(), text.size()));
   }
   const std::size_t dot = path.find('.');
   const std::string_view name = path.substr(0, dot);
   const std::string_view rest =
       dot == std::string_view::npos ? std::string_view() : path.substr(dot + 1);
   const boost::json::value* child = object->if_contains(name);
-  return child != nullptr && PathReachesPatient(*child, rest, patient_id);
+  return child != nullptr && VisitReferencesAt(*child, rest, visit);
+}
+
+// VisitReferencesAt over every compartment path of `paths`, starting at the resource.
+template <typename Visit>
+bool VisitCompartmentReferences(const std::vector<std::string>& paths,
+                                const boost::json::object& resource, const Visit& visit) {
+  for (const std::string& path : paths) {
+    const std::size_t dot = path.find('.');
+    const std::string_view first = std::string_view(path).substr(0, dot);
+    const std::string_view rest =
+        dot == std::string::npos ? std::string_view() : std::string_view(path).substr(dot + 1);
+    const boost::json::value* child = resource.if_contains(first);
+    if (child != nullptr && VisitReferencesAt(*child, rest, visit)) return true;
+  }
+  return false;
+}
+
+// The Patient's own id, or empty if it has none (or not a string).
+std::string_view OwnId(const boost::json::object& resource) {
+  const boost::json::value* id = resource.if_contains("id");
+  if (id == nullptr || !id->is_string()) return {};
+  return std::string_view(id->get_string().data(), id->get_string().size());
 }
 
 }  // namespace
 
 bool IsReferenceToPatient(std::string_view reference, std::string_view patient_id) {
-  if (patient_id.empty()) return false;
-  constexpr std::string_view kPatient = "Patient/";
-  // Strip a version suffix (references.html#literal: "Patient/7/_history/2").
-  constexpr std::string_view kHistory = "/_history/";
-  if (const std::size_t history = reference.find(kHistory); history != std::string_view::npos) {
-    const std::string_view version = reference.substr(history + kHistory.size());
-    if (version.empty() || version.find('/') != std::string_view::npos) return false;
-    reference = reference.substr(0, history);
-  }
-  // The reference must end in "Patient/<id>" exactly ...
-  if (reference.size() < kPatient.size() + patient_id.size()) return false;
-  const std::string_view tail = reference.substr(reference.size() - patient_id.size());
-  if (tail != patient_id) return false;
-  const std::string_view head = reference.substr(0, reference.size() - patient_id.size());
-  if (head.size() < kPatient.size() || head.substr(head.size() - kPatient.size()) != kPatient) {
-    return false;
-  }
-  // ... and be either relative ("Patient/<id>") or an absolute URL whose base is
-  // "<scheme>://..." followed by "/Patient/<id>".
-  const std::string_view base = head.substr(0, head.size() - kPatient.size());
-  if (base.empty()) return true;
-  if (base.back() != '/') return false;
-  const std::size_t scheme_end = base.find("://");
-  return scheme_end != std::string_view::npos && scheme_end > 0 &&
-         base.size() > scheme_end + 3 + 1;  // a host before the final '/'
+  return !patient_id.empty() && PatientIdOf(reference) == patient_id;
 }
 
 bool HasPatientCompartment(std::string_view resource_type) {
@@ -109,22 +140,27 @@ bool InPatientCompartment(std::string_view resource_type, const boost::json::obj
   if (patient_id.empty()) return false;
   const std::vector<std::string>* paths = PatientCompartmentPaths(resource_type);
   if (paths == nullptr) return false;
-  if (resource_type == "Patient") {
-    const boost::json::value* id = resource.if_contains("id");
-    if (id != nullptr && id->is_string() &&
-        std::string_view(id->get_string().data(), id->get_string().size()) == patient_id) {
-      return true;
-    }
-  }
-  for (const std::string& path : *paths) {
-    const std::size_t dot = path.find('.');
-    const std::string_view first = std::string_view(path).substr(0, dot);
-    const std::string_view rest =
-        dot == std::string::npos ? std::string_view() : std::string_view(path).substr(dot + 1);
-    const boost::json::value* child = resource.if_contains(first);
-    if (child != nullptr && PathReachesPatient(*child, rest, patient_id)) return true;
-  }
-  return false;
+  if (resource_type == "Patient" && OwnId(resource) == patient_id) return true;
+  return VisitCompartmentReferences(*paths, resource, [patient_id](std::string_view reference) {
+    return IsReferenceToPatient(reference, patient_id);
+  });
+}
+
+std::vector<std::string> ReferencedPatients(std::string_view resource_type,
+                                            const boost::json::object& resource) {
+  std::vector<std::string> ids;
+  const std::vector<std::string>* paths = PatientCompartmentPaths(resource_type);
+  if (paths == nullptr) return ids;
+  // A resource links to a handful of patients at most, so a linear scan dedups cheaply.
+  const auto add = [&ids](std::string_view id) {
+    if (!id.empty() && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.emplace_back(id);
+  };
+  if (resource_type == "Patient") add(OwnId(resource));
+  VisitCompartmentReferences(*paths, resource, [&add](std::string_view reference) {
+    add(PatientIdOf(reference));
+    return false;  // collect them all
+  });
+  return ids;
 }
 
 }  // namespace phigate::policy

@@ -15,7 +15,9 @@
 //     any absolute URL ("scheme://..."). This layer does not know the server's own base
 //     URL; a server that must distinguish foreign servers' patients checks that before.
 //   - the id always matches exactly: never a prefix ("Patient/70" is not patient 7), never
-//     case-insensitively, and an empty patient id matches nothing.
+//     case-insensitively, and an empty patient id matches nothing. FHIR ids never contain
+//     '/' (datatypes.html#id): the id is what follows the last '/', so an id with a '/'
+//     matches nothing either.
 // Not recognised (so such a resource is outside the compartment, the safe direction):
 // logical references (Reference.identifier only), contained references ("#p1"), relative
 // references with a leading path ("fhir/Patient/7"), and anything in `contained`.
@@ -44,6 +46,14 @@ namespace phigate::policy {
 // are ignored, never asserted on.
 bool InPatientCompartment(std::string_view resource_type, const boost::json::object& resource,
                           std::string_view patient_id);
+
+// The ids of the patients in whose compartment `resource` (of `resource_type`) is: exactly
+// the ids P for which InPatientCompartment(resource_type, resource, P) holds, i.e. a
+// Patient's own id, then every patient referenced at the type's paths (for a Patient, the
+// patients it links to), deduplicated, in order of appearance. Empty for a type outside the
+// compartment. Used to key per-patient decisions (break-glass grants) on a stored resource.
+std::vector<std::string> ReferencedPatients(std::string_view resource_type,
+                                            const boost::json::object& resource);
 
 // True if resources of `resource_type` can belong to a patient compartment at all (the
 // definition lists at least one parameter for it). Practitioner, Organization, ... -> false.

@@ -18,7 +18,11 @@ description = "Reads and writes clinical and demographic resources for treatment
 purposes = ["TREAT", "HOPERAT"]
 default_purpose = "TREAT"
 compartment = "none"
+# Restricted (R) and very restricted (V) records (meta.security, v3-Confidentiality) need
+# emergency access; break-glass lifts that restriction for one patient at a time.
+hidden_labels = ["R", "V"]
 break_glass = true
+break_glass_lifts = ["hidden_labels", "compartment", "elements"]
 
 [[roles.clinician.grants]]
 types = ["*"]
@@ -30,10 +34,15 @@ description = "Claims and payment: demographics needed for claims, financial res
 purposes = ["HPAYMT"]
 default_purpose = "HPAYMT"
 compartment = "none"
+hidden_labels = ["R", "V"]
 break_glass = false
 
 [[roles.billing.grants]]
-types = ["Patient", "Encounter"]
+types = ["Patient"]
+interactions = ["read", "vread", "search", "history", "update"]
+
+[[roles.billing.grants]]
+types = ["Encounter"]
 interactions = ["read", "vread", "search", "history"]
 
 [[roles.billing.grants]]
@@ -42,7 +51,7 @@ interactions = ["read", "vread", "search", "history", "create", "update"]
 
 [roles.billing.elements.Patient]
 read = ["identifier", "name", "telecom", "gender", "birthDate", "address"]
-write = []
+write = ["telecom", "address"]
 
 [roles.billing.elements.Encounter]
 read = ["status", "class", "type", "period", "serviceProvider"]

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <functional>
 #include <utility>
 
 #include "core/log.h"
@@ -135,15 +136,17 @@ bool IsEchoableName(std::string_view name) {
   });
 }
 
-}  // namespace
+// resourceType, id and meta identify the resource and carry the SUBSETTED tag: never
+// removed (element_mask.h).
+bool IsMandatory(std::string_view key) {
+  return key == "resourceType" || key == "id" || key == "meta";
+}
 
-Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask) {
-  if (mask.all) return std::string(resource_json);
-  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
-  const bool hides_any =
-      std::any_of(resource.members.begin(), resource.members.end(),
-                  [&mask](const RawMember& member) { return !mask.Allows(member.key); });
-  if (!hides_any) return std::string(resource_json);
+// `resource` (of `text_size` bytes) with only the members `keep` accepts (plus the
+// mandatory ones) and the SUBSETTED tag. The caller has established that something is
+// removed.
+Result<std::string> SubsetScanned(const ScannedResource& resource, size_t text_size,
+                                  const std::function<bool(std::string_view)>& keep) {
   ASSIGN_OR_RETURN(const json::object* meta, MetaObject(resource.object));
 
   // Without a meta in the input, the new one goes where the server's canonical layout puts
@@ -159,12 +162,11 @@ Result<std::string> MinimizeResource(std::string_view resource_json, const Eleme
   const std::string new_meta = "{\"tag\":[" + std::string(kSubsettedTag) + "]}";
 
   std::string out;
-  out.reserve(resource_json.size() + kSubsettedTag.size() + 16);
+  out.reserve(text_size + kSubsettedTag.size() + 16);
   out += '{';
   if (meta == nullptr && meta_after.empty()) AppendMember(out, "meta", new_meta);
   for (const RawMember& member : resource.members) {
-    // The narrative summarizes the whole resource, hidden parts included (narrative.html).
-    if (member.key == "text" || member.key == "_text" || !mask.Allows(member.key)) continue;
+    if (!IsMandatory(member.key) && !keep(member.key)) continue;
     if (member.key == "meta") {
       AppendMember(out, member.key, MetaWithSubsetted(member.value, *meta));
     } else {
@@ -176,25 +178,88 @@ Result<std::string> MinimizeResource(std::string_view resource_json, const Eleme
   return out;
 }
 
-Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask) {
-  if (write_mask.all) return Status::Ok();
-  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
-  const json::value* type = resource.object.if_contains("resourceType");
+// The one denial of a write (CheckWritable, CheckWritableUpdate); `element` is a member
+// name, its primitive extension sibling `_x` reported as `x`.
+Status DeniedWrite(const std::string& type_name, std::string_view element) {
+  if (!element.empty() && element.front() == '_') element.remove_prefix(1);
+  if (!IsEchoableName(element)) {
+    return {StatusCode::kPermissionDenied,
+            "writing an element of " + type_name + " is not permitted for this role"};
+  }
+  const std::string path = type_name + "." + std::string(element);
+  return {StatusCode::kPermissionDenied, "writing " + path + " is not permitted for this role",
+          path};
+}
+
+// The resource's type name, fit to appear in a message.
+Result<std::string> EchoableType(const json::object& resource) {
+  const json::value* type = resource.if_contains("resourceType");
   if (type == nullptr || !type->is_string() || !IsEchoableName(type->as_string())) {
     return InvalidArgument("the resource has no valid resourceType");
   }
-  const std::string type_name(type->as_string());
+  return std::string(type->as_string());
+}
+
+}  // namespace
+
+Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask) {
+  if (mask.all) return std::string(resource_json);
+  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
+  const bool hides_any =
+      std::any_of(resource.members.begin(), resource.members.end(),
+                  [&mask](const RawMember& member) { return !mask.Allows(member.key); });
+  if (!hides_any) return std::string(resource_json);
+  // The narrative summarizes the whole resource, hidden parts included (narrative.html).
+  return SubsetScanned(resource, resource_json.size(), [&mask](std::string_view key) {
+    return key != "text" && key != "_text" && mask.Allows(key);
+  });
+}
+
+Result<std::string> SubsetResource(std::string_view resource_json,
+                                   const std::function<bool(std::string_view)>& keep) {
+  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
+  const bool removes_any = std::any_of(
+      resource.members.begin(), resource.members.end(),
+      [&keep](const RawMember& member) { return !IsMandatory(member.key) && !keep(member.key); });
+  if (!removes_any) return std::string(resource_json);
+  return SubsetScanned(resource, resource_json.size(), keep);
+}
+
+Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask) {
+  if (write_mask.all) return Status::Ok();
+  ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
+  ASSIGN_OR_RETURN(const std::string type_name, EchoableType(resource.object));
   for (const RawMember& member : resource.members) {
-    if (write_mask.Allows(member.key)) continue;
-    std::string_view element = member.key;
-    if (!element.empty() && element.front() == '_') element.remove_prefix(1);
-    if (!IsEchoableName(element)) {
-      return {StatusCode::kPermissionDenied,
-              "writing an element of " + type_name + " is not permitted for this role"};
+    if (!write_mask.Allows(member.key)) return DeniedWrite(type_name, member.key);
+  }
+  return Status::Ok();
+}
+
+Status CheckWritableUpdate(std::string_view new_json, std::string_view stored_json,
+                           const ElementMask& write_mask) {
+  if (write_mask.all) return Status::Ok();
+  ASSIGN_OR_RETURN(ScannedResource incoming, Scan(new_json));
+  ASSIGN_OR_RETURN(ScannedResource stored, Scan(stored_json));
+  ASSIGN_OR_RETURN(const std::string type_name, EchoableType(incoming.object));
+  // Element by element: `x` and its extension sibling `_x` are compared separately, and a
+  // difference in either is a change of x (Allows treats them alike). Values are compared
+  // parsed, so layout and key order do not count as changes; a number's spelling does
+  // when its kind differs (1 vs 1.0), which FHIR also treats as different decimals.
+  const auto changed = [](const json::object& from, const json::object& to, std::string_view key) {
+    const json::value* before = from.if_contains(key);
+    const json::value* after = to.if_contains(key);
+    if (before == nullptr || after == nullptr) return before != after;
+    return *before != *after;
+  };
+  for (const ScannedResource* side : {&incoming, &stored}) {
+    for (const RawMember& member : side->members) {
+      // Server-owned or identifying: the update handler decides those, not the element
+      // policy (resourceType and id must match the URL; meta is rewritten by the server).
+      if (IsMandatory(member.key) || write_mask.Allows(member.key)) continue;
+      if (changed(stored.object, incoming.object, member.key)) {
+        return DeniedWrite(type_name, member.key);
+      }
     }
-    const std::string path = type_name + "." + std::string(element);
-    return {StatusCode::kPermissionDenied, "writing " + path + " is not permitted for this role",
-            path};
   }
   return Status::Ok();
 }

@@ -13,6 +13,7 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,18 @@ Result<std::string> MinimizeResource(std::string_view resource_json, const Eleme
 // as the element `text`); ok otherwise.
 Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask);
 
+// For an update: writing means changing. kPermissionDenied, with CheckWritable's message,
+// for the first top-level element whose value differs between `new_json` and
+// `stored_json` (added, changed or removed; compared as parsed JSON, so whitespace and key
+// order are no change) that `write_mask` does not allow; ok otherwise. A primitive's
+// extension sibling `_x` counts as element x and the narrative as element `text`;
+// resourceType, id and meta are ignored (the update handler owns them). Order of use:
+// merge first (`PreserveHidden(new, stored, read_mask)`), then check the merged resource
+// against the stored one, so elements the role cannot see (and so could not send) are
+// never reported as removed.
+Status CheckWritableUpdate(std::string_view new_json, std::string_view stored_json,
+                           const ElementMask& write_mask);
+
 // For an update by a role whose `read_mask` hides elements: the client's resource, with
 // every element the role cannot see taken from `stored_json` instead (a client cannot
 // delete or overwrite what it was never shown). Visible elements are exactly as sent (a
@@ -41,6 +54,14 @@ Status CheckWritable(std::string_view resource_json, const ElementMask& write_ma
 // unrestricted mask, `new_json` is returned byte-identical.
 Result<std::string> PreserveHidden(std::string_view new_json, std::string_view stored_json,
                                    const ElementMask& read_mask);
+
+// The resource with only the top-level members for which `keep(member name)` is true
+// (`_x` siblings are asked by their own name); resourceType, id and meta are always kept.
+// When anything was removed, `meta.tag` carries the SUBSETTED code, added once (meta is
+// created if absent); otherwise the input is returned byte-identical. Unlike
+// MinimizeResource, the narrative is kept or removed as `keep` says (`_summary=text`).
+Result<std::string> SubsetResource(std::string_view resource_json,
+                                   const std::function<bool(std::string_view)>& keep);
 
 // FHIR `_elements` (search.html#elements): keeps the listed top-level elements plus the
 // mandatory resourceType, id and meta, and marks the result SUBSETTED if anything was left

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <set>
@@ -144,6 +145,10 @@ const std::vector<std::string_view>& PurposeOfUseCodes() {
 
 bool IsPurposeOfUseCode(std::string_view code) { return PurposeIndex(code) != kNoPurpose; }
 
+bool IsConfidentialityCode(std::string_view code) {
+  return code == "U" || code == "L" || code == "M" || code == "N" || code == "R" || code == "V";
+}
+
 std::string_view InteractionName(auth::Interaction interaction) {
   switch (interaction) {
     case auth::Interaction::kRead:
@@ -176,6 +181,12 @@ struct Policy::Role {
   uint32_t star_bits = 0;
   // Exact interactions for every type a grant names or excepts.
   fhir::StringMap<uint32_t> type_bits;
+  // v3-Confidentiality codes that make a resource invisible to the role (sorted).
+  std::vector<std::string> hidden_labels;
+  // What break-glass (purpose ETREAT) lifts for the role.
+  bool lift_compartment = true;
+  bool lift_elements = true;
+  bool lift_labels = true;
   // Types with an element policy; any other type is unrestricted.
   fhir::StringMap<ElementMask> read_masks;
   fhir::StringMap<ElementMask> write_masks;
@@ -197,6 +208,8 @@ struct Policy::Role {
 struct Policy::MaskCache {
   std::mutex mu;
   std::map<std::tuple<uint64_t, std::string, bool>, std::unique_ptr<ElementMask>> masks;
+  // Labels hidden from every role of a set (the intersection), keyed by role bits.
+  std::map<uint64_t, std::unique_ptr<std::vector<std::string>>> labels;
 };
 
 Policy::Policy() : cache_(std::make_unique<MaskCache>()) {}
@@ -340,6 +353,7 @@ Result<Policy> Policy::Parse(std::string_view toml_text, std::string_view origin
       std::vector<Grant> grants;
       const toml::table* elements = nullptr;
       bool has_purposes = false;
+      bool has_lifts = false;
       for (const auto& [k, node] : *t) {
         const std::string sub = key + "." + std::string(k.str());
         if (k == "description") {
@@ -378,11 +392,47 @@ Result<Policy> Policy::Parse(std::string_view toml_text, std::string_view origin
         } else if (k == "elements") {
           elements = node.as_table();
           if (elements == nullptr) return LoadError(sub, "must be a table");
+        } else if (k == "hidden_labels") {
+          RETURN_IF_ERROR(StringArray(node, sub, role.hidden_labels));
+          for (const std::string& code : role.hidden_labels) {
+            if (!IsConfidentialityCode(code)) {
+              return LoadError(sub, "unknown v3-Confidentiality code '" + code +
+                                        "' (expected U, L, M, N, R or V)");
+            }
+          }
+          std::sort(role.hidden_labels.begin(), role.hidden_labels.end());
+          if (std::adjacent_find(role.hidden_labels.begin(), role.hidden_labels.end()) !=
+              role.hidden_labels.end()) {
+            return LoadError(sub, "duplicate code");
+          }
+        } else if (k == "break_glass_lifts") {
+          has_lifts = true;
+          std::vector<std::string> lifts;
+          RETURN_IF_ERROR(StringArray(node, sub, lifts));
+          role.lift_compartment = role.lift_elements = role.lift_labels = false;
+          for (const std::string& l : lifts) {
+            bool* flag = l == "compartment"     ? &role.lift_compartment
+                         : l == "elements"      ? &role.lift_elements
+                         : l == "hidden_labels" ? &role.lift_labels
+                                                : nullptr;
+            if (flag == nullptr) {
+              return LoadError(sub, "unknown restriction '" + l +
+                                        "' (expected compartment, elements or hidden_labels)");
+            }
+            if (*flag) return LoadError(sub, "duplicate restriction '" + l + "'");
+            *flag = true;
+          }
         } else {
           return LoadError(sub, "unknown key");
         }
       }
 
+      if (has_lifts && !role.break_glass) {
+        return LoadError(key + ".break_glass_lifts", "only allowed with break_glass = true");
+      }
+      if (!role.phi && !role.hidden_labels.empty()) {
+        return LoadError(key + ".hidden_labels", "not allowed with phi = false");
+      }
       if (role.phi && (!has_purposes || purposes.empty())) {
         return LoadError(key + ".purposes", "missing (a role with PHI needs a purpose)");
       }
@@ -561,6 +611,28 @@ const ElementMask* Policy::CombinedMask(uint64_t role_bits, std::string_view typ
   return out;
 }
 
+const std::vector<std::string>* Policy::CombinedLabels(uint64_t role_bits) const {
+  std::lock_guard lock(cache_->mu);
+  auto it = cache_->labels.find(role_bits);
+  if (it == cache_->labels.end()) {
+    std::unique_ptr<std::vector<std::string>> labels;
+    for (size_t i = 0; i < roles_.size(); ++i) {
+      if ((role_bits & (uint64_t{1} << i)) == 0) continue;
+      const std::vector<std::string>& mine = roles_[i].hidden_labels;
+      if (!labels) {
+        labels = std::make_unique<std::vector<std::string>>(mine);
+        continue;
+      }
+      std::vector<std::string> both;
+      std::set_intersection(labels->begin(), labels->end(), mine.begin(), mine.end(),
+                            std::back_inserter(both));
+      *labels = std::move(both);
+    }
+    it = cache_->labels.emplace(role_bits, std::move(labels)).first;
+  }
+  return it->second && !it->second->empty() ? it->second.get() : nullptr;
+}
+
 Decision Policy::Evaluate(const Request& request) const {
   Decision d;
   const uint32_t bit = Bit(request.interaction);
@@ -657,9 +729,28 @@ Decision Policy::Evaluate(const Request& request) const {
   if (allowing_count == 1) {
     d.read_mask = &first->Mask(request.resource_type, false);
     d.write_mask = &first->Mask(request.resource_type, true);
+    if (!first->hidden_labels.empty()) d.hidden_labels = &first->hidden_labels;
   } else {
     d.read_mask = CombinedMask(allowing, request.resource_type, false);
     d.write_mask = CombinedMask(allowing, request.resource_type, true);
+    d.hidden_labels = CombinedLabels(allowing);
+  }
+  if (d.break_glass) {
+    // Break-glass widens what the allowing roles name in break_glass_lifts (issue 4 §5);
+    // the role-level compartment only: a patient/ scope's limit is the token's, not the
+    // role's, and stays.
+    bool lift_compartment = true;
+    bool lift_elements = true;
+    bool lift_labels = true;
+    for (size_t i = 0; i < roles_.size(); ++i) {
+      if ((allowing & (uint64_t{1} << i)) == 0) continue;
+      lift_compartment = lift_compartment && roles_[i].lift_compartment;
+      lift_elements = lift_elements && roles_[i].lift_elements;
+      lift_labels = lift_labels && roles_[i].lift_labels;
+    }
+    if (lift_compartment) d.patient_compartment = scope_compartment;
+    if (lift_elements) d.read_mask = d.write_mask = &EverythingMask();
+    if (lift_labels) d.hidden_labels = nullptr;
   }
   return d;
 }

@@ -34,6 +34,9 @@ namespace phigate::policy {
 const std::vector<std::string_view>& PurposeOfUseCodes();
 bool IsPurposeOfUseCode(std::string_view code);
 
+// The HL7 v3 Confidentiality codes (U, L, M, N, R, V) a role's hidden_labels may name.
+bool IsConfidentialityCode(std::string_view code);
+
 // The purpose of use of emergency ("break-glass") treatment; only roles with
 // `break_glass = true` may request it (issue 4 §5).
 inline constexpr std::string_view kBreakGlassPurpose = "ETREAT";
@@ -69,6 +72,9 @@ struct Decision {
   // Policy. Never null when allowed.
   const ElementMask* read_mask = nullptr;
   const ElementMask* write_mask = nullptr;
+  // v3-Confidentiality codes whose resources the caller may not see (view.h); null: none.
+  // Valid for the life of the Policy.
+  const std::vector<std::string>* hidden_labels = nullptr;
 };
 
 class Policy {
@@ -100,6 +106,8 @@ class Policy {
   const Role* FindRole(std::string_view name) const;
   // The union of the masks of the roles in `role_bits` for `type` (several allowing roles).
   const ElementMask* CombinedMask(uint64_t role_bits, std::string_view type, bool write) const;
+  // The labels hidden from every role in `role_bits`; null when none.
+  const std::vector<std::string>* CombinedLabels(uint64_t role_bits) const;
 
   std::vector<Role> roles_;
   fhir::StringMap<size_t> by_name_;

@@ -57,6 +57,35 @@ struct ClientRecord {
   std::string jwks;           // the client's public JWKS (JSON) for private_key_jwt
   std::string roles;          // comma-separated role names
   std::string redirect_uris;  // space-separated; non-empty: may use authorization_code
+  // Business associate agreement (issue 4 §6). A third-party client receives PHI only
+  // while its BAA is active: baa_status "active" and baa_signed_ms <= now < baa_expires_ms.
+  bool third_party = false;
+  std::string baa_counterparty;     // the business associate's legal name; "" if no BAA
+  int64_t baa_signed_ms = 0;        // UTC ms; 0 if no BAA
+  int64_t baa_expires_ms = 0;       // UTC ms, exclusive; 0 if no BAA
+  std::string baa_status = "none";  // "none" | "active" | "revoked"
+};
+
+// The business associate agreement fields of one client, as `phigate clients baa` sets them.
+struct BaaRecord {
+  std::string counterparty;
+  int64_t signed_ms = 0;
+  int64_t expires_ms = 0;
+  std::string status;  // "active" | "revoked"
+};
+
+// One break-glass (emergency access) grant: a user's time box on one patient (issue 4 §5).
+struct BreakGlassGrant {
+  std::string grant_id;       // random, hex
+  std::string user_id;        // the principal's subject
+  std::string client_id;      // the app the user acted through
+  std::string patient_id;     // the Patient resource id the grant covers
+  std::string reason_sealed;  // the X-Break-Glass-Reason text, sealed by the keyring (AAD
+                              // "break-glass/<grant_id>"); never plaintext
+  uint32_t key_version = 0;   // the keyring version that sealed the reason
+  int64_t opened_ms = 0;
+  int64_t expires_ms = 0;
+  int64_t auth_time_ms = 0;  // the authentication (second factor) that opened it
 };
 
 // A person who logs in to the built-in authorization server.
@@ -137,6 +166,23 @@ class Store {
   virtual Result<std::optional<ClientRecord>> GetClient(const std::string& client_id) = 0;
 
   virtual Result<std::vector<ClientRecord>> ListClients() = 0;  // ordered by client_id
+  // Sets (status "active") or revokes (status "revoked"; the other fields keep their stored
+  // values when empty/0) the BAA of a client; marks the client third_party when
+  // `third_party` is true (never clears it). kNotFound ("client not found") if absent,
+  // kInvalidArgument for a status other than "active"/"revoked" or, when active, an empty
+  // counterparty or expires_ms <= signed_ms.
+  virtual Status SetClientBaa(const std::string& client_id, const BaaRecord& baa,
+                              bool third_party) = 0;
+  // --- Break-glass grants (append-only; a grant is never updated or deleted) ---
+  // kConflict ("grant exists") for a duplicate grant_id; kInvalidArgument for empty ids or
+  // expires_ms <= opened_ms.
+  virtual Status PutBreakGlassGrant(const BreakGlassGrant& grant) = 0;
+  // The most recently opened grant of (user_id, patient_id), expired or not; nullopt if none.
+  virtual Result<std::optional<BreakGlassGrant>> LatestBreakGlassGrant(
+      const std::string& user_id, const std::string& patient_id) = 0;
+  // Grants opened at or after `since_ms`, newest first, at most `limit` (> 0).
+  virtual Result<std::vector<BreakGlassGrant>> ListBreakGlassGrants(int64_t since_ms,
+                                                                    int limit) = 0;
 
   // --- Users (built-in authorization server) ---
   // Insert with revision 1 (user.revision is ignored); kConflict ("user exists") if the id or

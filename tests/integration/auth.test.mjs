@@ -54,6 +54,7 @@ function goodClaims(overrides = {}) {
     sub: admin.client_id,
     client_id: admin.client_id,
     scope: 'system/*.cruds',
+    roles: ['clinician'],
     jti: crypto.randomBytes(16).toString('hex'),
     iat: now,
     exp: now + 300,
@@ -307,7 +308,8 @@ test('token lifetime is configurable, and a cached token stops working at exp', 
     const now = Math.floor(Date.now() / 1000);
     const soon = signJwt({ alg: 'ES256', typ: 'at+jwt', kid }, {
       iss: short.origin, aud: `${short.origin}/fhir`, sub: c.client_id, client_id: c.client_id,
-      scope: 'system/*.cruds', jti: crypto.randomBytes(16).toString('hex'), iat: now, exp: now + 2,
+      scope: 'system/*.cruds', roles: ['clinician'], jti: crypto.randomBytes(16).toString('hex'),
+      iat: now, exp: now + 2,
     }, key);
     const h = { ...bearer(soon), 'content-type': 'application/fhir+json' };
     const created = await short.request('POST', '/fhir/Patient', { headers: h, body: PATIENT });

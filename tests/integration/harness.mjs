@@ -41,10 +41,15 @@ export function runCli(args, { timeoutMs = 60_000 } = {}) {
   });
 }
 
-// `phigate clients add ... --json`: resolves {client_id, client_secret}.
-export async function addClient(dataDir, { name = 'it-client', scope = 'system/*.cruds' } = {}) {
-  const r = await runCli(['clients', 'add', '--name', name, '--scope', scope,
-    '--data-dir', dataDir, '--json']);
+// `phigate clients add ... --json`: resolves {client_id, client_secret}. Deny by default
+// (issue 4): a client reaches PHI only through its roles, so tests name one (clinician by
+// default; pass roles: '' for a client without any).
+export async function addClient(dataDir, { name = 'it-client', scope = 'system/*.cruds',
+  roles = 'clinician', extraArgs = [] } = {}) {
+  const args = ['clients', 'add', '--name', name, '--scope', scope, '--data-dir', dataDir,
+    '--json', ...extraArgs];
+  if (roles) args.push('--roles', roles);
+  const r = await runCli(args);
   if (r.code !== 0) {
     throw new Error(`clients add exited ${r.code}: ${r.stderr}`);
   }

@@ -73,7 +73,8 @@ class HttpsClientTest : public ::testing::Test {
   void TearDown() override { StopServer(); }
 
   // Serves: /ok -> "hello", /echo... -> the request target and Host field, /missing -> 404,
-  // /big -> big_body_bytes_ bytes, /slow -> waits slow_ms_ first.
+  // /big -> big_body_bytes_ bytes, /slow -> waits slow_ms_ first, /post -> the method,
+  // Content-Type, Content-Length and body received, /status/NNN -> status NNN.
   void StartServer(const std::string& cert, const std::string& key) {
     ServerOptions options;
     options.port = 0;
@@ -123,6 +124,13 @@ class HttpsClientTest : public ::testing::Test {
     } else if (target == "/slow") {
       std::this_thread::sleep_for(Millis(slow_ms_));
       response.body() = "late";
+    } else if (target == "/post") {
+      response.body() = std::string(request.method_string()) + " " +
+                        std::string(request[http::field::content_type]) + " " +
+                        std::string(request[http::field::content_length]) + " " + request.body();
+    } else if (target.starts_with("/status/")) {
+      response.result(static_cast<unsigned>(std::stoi(std::string(target.substr(8)))));
+      if (response.result() != http::status::no_content) response.body() = "status body";
     } else if (target == "/gzip") {
       response.set(http::field::content_encoding, "gzip");
       response.body() = "not really gzip";
@@ -321,6 +329,98 @@ TEST_F(HttpsClientTest, DeadlineCoversTheWholeExchangeNotEachStep) {
   ASSERT_FALSE(body.ok());
   EXPECT_EQ(body.status().message(), "localhost: timeout");
   EXPECT_LT(elapsed, Millis(1400));
+}
+
+// --- POST ------------------------------------------------------------------------------
+
+TEST_F(HttpsClientTest, PostSendsTheBodyWithItsContentTypeAndLength) {
+  StartDefaultServer();
+  const std::string body = R"({"event":"break_glass.opened"})";
+  Result<std::string> answer = HttpsPost(Url("localhost", "/post"), "application/json", body,
+                                         Trusting(TestTlsFiles().certificate));
+  ASSERT_TRUE(answer.ok()) << answer.status().message();
+  EXPECT_EQ(*answer, "POST application/json " + std::to_string(body.size()) + " " + body);
+}
+
+TEST_F(HttpsClientTest, PostAcceptsEvery2xxButGetOnly200) {
+  StartDefaultServer();
+  const HttpsPostOptions options = Trusting(TestTlsFiles().certificate);
+  for (const std::string status : {"200", "201", "202"}) {
+    Result<std::string> answer =
+        HttpsPost(Url("localhost", "/status/" + status), "text/plain", "x", options);
+    ASSERT_TRUE(answer.ok()) << status << ": " << answer.status().message();
+    EXPECT_EQ(*answer, "status body");
+  }
+  Result<std::string> answer =
+      HttpsPost(Url("localhost", "/status/204"), "text/plain", "x", options);
+  ASSERT_TRUE(answer.ok()) << answer.status().message();
+  EXPECT_EQ(*answer, "");
+  // A GET wants the document: 202 is not it.
+  answer = HttpsGet(Url("localhost", "/status/202"), options);
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.status().message(), "localhost: status 202");
+}
+
+TEST_F(HttpsClientTest, PostNon2xxIsAnErrorNamingTheStatusNotTheBody) {
+  StartDefaultServer();
+  const HttpsPostOptions options = Trusting(TestTlsFiles().certificate);
+  for (const std::string status : {"199", "302", "404", "500"}) {
+    Result<std::string> answer =
+        HttpsPost(Url("localhost", "/status/" + status), "text/plain", "x", options);
+    ASSERT_FALSE(answer.ok()) << status;
+    EXPECT_EQ(answer.status().code(), StatusCode::kUnavailable);
+    EXPECT_EQ(answer.status().message(), "localhost: status " + status);
+  }
+}
+
+TEST_F(HttpsClientTest, PostVerifiesThePeerLikeGet) {
+  StartServer(Certs().ip_only_cert, Certs().ip_only_key);
+  // Not trusted at all.
+  Result<std::string> answer =
+      HttpsPost(Url("127.0.0.1", "/post"), "text/plain", "x", Trusting(TestTlsFiles().certificate));
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.status().message(), "127.0.0.1: tls: self-signed certificate");
+  // Trusted, but the name is not in the certificate (CN=localhost does not count).
+  answer = HttpsPost(Url("localhost", "/post"), "text/plain", "x", Trusting(Certs().ip_only_cert));
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.status().message(), "localhost: tls: hostname mismatch");
+}
+
+TEST_F(HttpsClientTest, PostDeadlineCoversTheWholeExchange) {
+  slow_ms_ = 1500;
+  StartDefaultServer();
+  HttpsPostOptions options = Trusting(TestTlsFiles().certificate);
+  options.timeout_ms = 400;
+  const auto start = SteadyClock::now();
+  Result<std::string> answer = HttpsPost(Url("localhost", "/slow"), "text/plain", "x", options);
+  const Millis elapsed = Since(start);
+  ASSERT_FALSE(answer.ok());
+  EXPECT_EQ(answer.status().message(), "localhost: timeout");
+  EXPECT_LT(elapsed, Millis(1400));
+}
+
+TEST(HttpsPostTest, ContentTypeThatCouldInjectAFieldIsInvalidArgument) {
+  HttpsPostOptions options;
+  options.timeout_ms = 1000;
+  for (const std::string& content_type :
+       std::initializer_list<std::string>{"", "application/json\r\nX-Injected: 1", "text/plain\n",
+                                          "caf\xc3\xa9", "a\tb", std::string(300, 'a')}) {
+    Result<std::string> answer = HttpsPost("https://127.0.0.1/", content_type, "x", options);
+    ASSERT_FALSE(answer.ok()) << content_type;
+    EXPECT_EQ(answer.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(answer.status().message(), "invalid content type");
+  }
+}
+
+TEST(HttpsPostTest, InvalidUrlIsInvalidArgument) {
+  HttpsPostOptions options;
+  options.timeout_ms = 1000;
+  for (const std::string url : {"http://127.0.0.1/", "https://user@127.0.0.1/"}) {
+    Result<std::string> answer = HttpsPost(url, "text/plain", "x", options);
+    ASSERT_FALSE(answer.ok()) << url;
+    EXPECT_EQ(answer.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(answer.status().message(), "invalid https URL");
+  }
 }
 
 // --- URLs ------------------------------------------------------------------------------

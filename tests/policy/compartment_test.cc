@@ -165,6 +165,49 @@ TEST(PatientCompartmentTest, IdsAreCaseSensitiveAndExact) {
   EXPECT_TRUE(IsReferenceToPatient("Patient/a.b-C", "a.b-C"));
 }
 
+// An id is the last path segment (FHIR ids have no '/'), so no id with a '/' can match.
+TEST(PatientCompartmentTest, IdWithASlashMatchesNothing) {
+  EXPECT_FALSE(IsReferenceToPatient("Patient/x/Patient/7", "x/Patient/7"));
+  EXPECT_FALSE(IsReferenceToPatient("Patient/x/Patient/7", "7"));  // relative with a prefix
+}
+
+std::vector<std::string> Referenced(std::string_view type, std::string_view json) {
+  return ReferencedPatients(type, Parse(json));
+}
+
+TEST(ReferencedPatientsTest, PatientOwnIdThenLinkedPatients) {
+  EXPECT_EQ(Referenced("Patient", R"({"resourceType":"Patient","id":"7"})"),
+            std::vector<std::string>{"7"});
+  EXPECT_EQ(Referenced("Patient", R"({"resourceType":"Patient","id":"7","link":[)"
+                                  R"({"other":{"reference":"Patient/8"},"type":"seealso"},)"
+                                  R"({"other":{"reference":"RelatedPerson/r"},"type":"seealso"},)"
+                                  R"({"other":{"reference":"Patient/7"},"type":"seealso"}]})"),
+            (std::vector<std::string>{"7", "8"}));
+  EXPECT_TRUE(Referenced("Patient", R"({"resourceType":"Patient","id":7})").empty());
+}
+
+TEST(ReferencedPatientsTest, EveryPathInOrderDeduplicated) {
+  EXPECT_EQ(
+      Referenced("AllergyIntolerance",
+                 R"({"asserter":{"reference":"Patient/3"},"patient":{"reference":"Patient/1"},)"
+                 R"("recorder":{"reference":"https://h/fhir/Patient/1/_history/4"}})"),
+      (std::vector<std::string>{"1", "3"}));  // path order: patient, recorder, asserter
+  EXPECT_EQ(
+      Referenced("CarePlan",
+                 R"({"subject":{"reference":"Patient/1"},"activity":[{"detail":{"performer":[)"
+                 R"({"reference":"Patient/2"},{"reference":"Patient/1"}]}}]})"),
+      (std::vector<std::string>{"1", "2"}));
+}
+
+TEST(ReferencedPatientsTest, OnlyWhatInPatientCompartmentAccepts) {
+  const std::string_view json =
+      R"({"subject":{"reference":"Patient/"},"performer":[{"reference":"fhir/Patient/1"},)"
+      R"({"reference":"urn:uuid:Patient/2"},{"reference":"#p3"},{"reference":"Patient/4/x"},)"
+      R"({"identifier":{"value":"5"}},{"reference":"Group/6"},{"reference":"Patient/7/_history/"}]})";
+  EXPECT_TRUE(Referenced("Observation", json).empty());
+  EXPECT_TRUE(Referenced("Organization", R"({"partOf":{"reference":"Patient/7"}})").empty());
+}
+
 // Every member type of the generated table is a resource type of the R4 model, has at least
 // one path, and every path walks real elements of that type to an element typed Reference.
 // Catches a generator that mangles an expression (or an upstream rename) at test time.

@@ -196,6 +196,128 @@ TEST(CheckWritableTest, RequiresAResourceType) {
   EXPECT_EQ(status.message(), "malformed JSON");
 }
 
+TEST(SubsetResourceTest, KeepsWhatTheCallerSaysIncludingTheNarrative) {
+  Result<std::string> subset = SubsetResource(
+      kPatient, [](std::string_view key) { return key == "text" || key == "gender"; });
+  ASSERT_TRUE(subset.ok()) << subset.status().message();
+  EXPECT_EQ(
+      subset.value(),
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("meta":{"versionId":"3","lastUpdated":"2026-01-02T03:04:05.678Z","tag":[)" +
+          std::string(kSubsetted) +
+          R"(]},"text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+          R"("gender":"female"})");
+}
+
+TEST(SubsetResourceTest, AlwaysKeepsResourceTypeIdMetaAndIsIdentityWhenNothingGoes) {
+  Result<std::string> subset =
+      SubsetResource(R"({"resourceType":"Patient","id":"p1","gender":"male"})",
+                     [](std::string_view) { return false; });
+  ASSERT_TRUE(subset.ok());
+  EXPECT_EQ(subset.value(), R"({"resourceType":"Patient","id":"p1","meta":{"tag":[)" +
+                                std::string(kSubsetted) + "]}}");
+  const std::string spaced = R"( {"resourceType" : "Patient", "id":"p1"} )";
+  subset = SubsetResource(spaced, [](std::string_view) { return false; });
+  ASSERT_TRUE(subset.ok());
+  EXPECT_EQ(subset.value(), spaced);
+  subset = SubsetResource("[", [](std::string_view) { return true; });
+  ASSERT_FALSE(subset.ok());
+  EXPECT_EQ(subset.status().message(), "malformed JSON");
+}
+
+const std::string kStoredForUpdate =
+    R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"3"},)"
+    R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+    R"("name":[{"family":"Doe"}],"telecom":[{"system":"phone","value":"555-0100"}],)"
+    R"("gender":"female","birthDate":"1970-01-01","_birthDate":{"id":"b"}})";
+
+TEST(CheckWritableUpdateTest, UnchangedForbiddenElementsAreFine) {
+  const ElementMask write = ElementMask::Only({"name"});
+  // telecom, gender, birthDate and text come back unchanged (other layout, key order and
+  // whitespace); name changes; meta and id are the handler's business.
+  const std::string update =
+      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"9","tag":[{"code":"x"}]},)"
+      R"("_birthDate":{"id":"b"},"birthDate":"1970-01-01",)"
+      R"("name":[{"family":"Smith"}],"telecom":[{"value":"555-0100", "system":"phone"}],)"
+      R"("gender":"female",)"
+      R"("text":{"div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>","status":"generated"}})";
+  EXPECT_TRUE(CheckWritableUpdate(update, kStoredForUpdate, write).ok());
+  EXPECT_TRUE(CheckWritableUpdate(kStoredForUpdate, kStoredForUpdate, ElementMask::Only({})).ok());
+  EXPECT_TRUE(CheckWritableUpdate("{", "[", ElementMask::Everything()).ok());  // no look
+}
+
+TEST(CheckWritableUpdateTest, ChangedAddedOrRemovedForbiddenElementIsDenied) {
+  const ElementMask write = ElementMask::Only({"name", "text"});
+  struct Case {
+    std::string update;
+    std::string message;
+  };
+  const std::string head =
+      R"({"resourceType":"Patient","id":"p1",)"
+      R"("text":{"status":"generated","div":"<div xmlns=\"http://www.w3.org/1999/xhtml\">Jane</div>"},)"
+      R"("name":[{"family":"Doe"}],)";
+  const Case cases[] = {
+      // changed
+      {head + R"("telecom":[{"system":"phone","value":"555-0199"}],"gender":"female",)"
+              R"("birthDate":"1970-01-01","_birthDate":{"id":"b"}})",
+       "writing Patient.telecom is not permitted for this role"},
+      // removed
+      {head + R"("telecom":[{"system":"phone","value":"555-0100"}],)"
+              R"("birthDate":"1970-01-01","_birthDate":{"id":"b"}})",
+       "writing Patient.gender is not permitted for this role"},
+      // added
+      {head + R"("telecom":[{"system":"phone","value":"555-0100"}],"gender":"female",)"
+              R"("birthDate":"1970-01-01","_birthDate":{"id":"b"},"active":true})",
+       "writing Patient.active is not permitted for this role"},
+      // only the primitive extension sibling changed
+      {head + R"("telecom":[{"system":"phone","value":"555-0100"}],"gender":"female",)"
+              R"("birthDate":"1970-01-01","_birthDate":{"id":"c"}})",
+       "writing Patient.birthDate is not permitted for this role"},
+  };
+  for (const Case& c : cases) {
+    const Status status = CheckWritableUpdate(c.update, kStoredForUpdate, write);
+    EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << c.message;
+    EXPECT_EQ(status.message(), c.message);
+  }
+  // The narrative counts as the element text.
+  const Status status = CheckWritableUpdate(
+      R"({"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}],)"
+      R"("telecom":[{"system":"phone","value":"555-0100"}],"gender":"female",)"
+      R"("birthDate":"1970-01-01","_birthDate":{"id":"b"}})",
+      kStoredForUpdate, ElementMask::Only({"name", "telecom", "gender", "birthDate"}));
+  EXPECT_EQ(status.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(status.message(), "writing Patient.text is not permitted for this role");
+  EXPECT_EQ(status.expression(), "Patient.text");
+}
+
+// The documented order: hidden elements are merged back first, so a role that cannot see
+// telecom (and so omitted it) is not charged with removing it.
+TEST(CheckWritableUpdateTest, AfterPreserveHiddenOmittedHiddenElementsAreNoChange) {
+  const ElementMask read = ElementMask::Only({"name", "gender", "birthDate"});
+  const ElementMask write = ElementMask::Only({"name"});
+  const std::string update =
+      R"({"resourceType":"Patient","id":"p1","name":[{"family":"Smith"}],"gender":"female",)"
+      R"("birthDate":"1970-01-01","_birthDate":{"id":"b"}})";
+  EXPECT_EQ(CheckWritableUpdate(update, kStoredForUpdate, write).message(),
+            "writing Patient.text is not permitted for this role");
+  Result<std::string> merged = PreserveHidden(update, kStoredForUpdate, read);
+  ASSERT_TRUE(merged.ok());
+  EXPECT_TRUE(CheckWritableUpdate(merged.value(), kStoredForUpdate, write).ok());
+}
+
+TEST(CheckWritableUpdateTest, RejectsMalformedInput) {
+  const ElementMask write = ElementMask::Only({"name"});
+  Status status = CheckWritableUpdate("{", kStoredForUpdate, write);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "malformed JSON");
+  status = CheckWritableUpdate(kStoredForUpdate, "[]", write);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "a resource must be a JSON object");
+  status = CheckWritableUpdate(R"({"name":[]})", kStoredForUpdate, write);
+  EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "the resource has no valid resourceType");
+}
+
 // Billing sees demographics but not extensions, telecom or the narrative.
 const ElementMask kBillingRead =
     ElementMask::Only({"name", "birthDate", "gender", "address", "identifier"});

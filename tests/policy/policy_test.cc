@@ -100,8 +100,9 @@ constexpr MatrixRow kMatrix[] = {
     {"clinician", "AuditEvent", "00000000"},
     {"clinician", "DiagnosticReport", "11111111"},
     {"clinician", "Practitioner", "11111111"},
-    // billing: read-only demographics and encounters, read/write financial resources.
-    {"billing", "Patient", "11111000"},
+    // billing: demographics (updating only contact details), read-only encounters,
+    // read/write financial resources.
+    {"billing", "Patient", "11111010"},
     {"billing", "Observation", "00000000"},
     {"billing", "Condition", "00000000"},
     {"billing", "Encounter", "11111000"},
@@ -319,9 +320,12 @@ TEST(PolicyMaskTest, BillingPatientAndEncounter) {
                              "generalPractitioner", "photo", "communication"}) {
     EXPECT_FALSE(d.read_mask->Allows(e)) << e;
   }
-  // Billing cannot write Patient at all (and the grant has no create/update anyway).
+  // Billing may update only the contact details it bills to.
   EXPECT_FALSE(d.write_mask->all);
   EXPECT_FALSE(d.write_mask->Allows("name"));
+  EXPECT_FALSE(d.write_mask->Allows("birthDate"));
+  EXPECT_TRUE(d.write_mask->Allows("address"));
+  EXPECT_TRUE(d.write_mask->Allows("telecom"));
 
   Decision e = Eval(policy, billing, "Encounter", Interaction::kSearch);
   ASSERT_TRUE(e.allowed);
@@ -502,6 +506,106 @@ read = ["status", "code", "value[x]"]
   EXPECT_FALSE(s.write_mask->Allows("note"));
   EXPECT_TRUE(Eval(*policy, p, "Condition", Interaction::kRead).allowed);
   EXPECT_FALSE(Eval(*policy, p, "Condition", Interaction::kSearch).allowed);
+}
+
+}  // namespace
+}  // namespace phigate::policy
+
+// ---------------------------------------------------------------------------------------
+// Confidentiality labels and what break-glass lifts (issue 4 §5).
+
+namespace phigate::policy {
+namespace {
+
+TEST(BreakGlassPolicyTest, DefaultClinicianHidesRestrictedUntilBreakGlass) {
+  const Policy& policy = Policy::Default();
+  auth::Principal clinician = MakePrincipal({"clinician"});
+  Decision normal = Eval(policy, clinician, "Patient", Interaction::kRead);
+  ASSERT_TRUE(normal.allowed);
+  ASSERT_NE(normal.hidden_labels, nullptr);
+  EXPECT_EQ(*normal.hidden_labels, (std::vector<std::string>{"R", "V"}));
+  Decision glass = Eval(policy, clinician, "Patient", Interaction::kRead, "ETREAT");
+  ASSERT_TRUE(glass.allowed);
+  EXPECT_TRUE(glass.break_glass);
+  EXPECT_EQ(glass.hidden_labels, nullptr);
+  EXPECT_TRUE(glass.read_mask->all);
+  // The patient role sees its own restricted records: no labels hidden.
+  EXPECT_EQ(Eval(policy, MakePrincipal({"patient"}), "Patient", Interaction::kRead).hidden_labels,
+            nullptr);
+}
+
+constexpr std::string_view kLiftPolicy = R"toml(
+[roles.clinician]
+purposes = ["TREAT"]
+default_purpose = "TREAT"
+compartment = "patient"
+hidden_labels = ["V"]
+break_glass = true
+break_glass_lifts = ["elements"]
+
+[[roles.clinician.grants]]
+types = ["Patient"]
+interactions = ["read"]
+
+[roles.clinician.elements.Patient]
+read = ["name"]
+
+[roles.billing]
+purposes = ["TREAT"]
+default_purpose = "TREAT"
+hidden_labels = ["R", "V"]
+
+[[roles.billing.grants]]
+types = ["Patient"]
+interactions = ["read"]
+)toml";
+
+TEST(BreakGlassPolicyTest, LiftsOnlyWhatThePolicyNames) {
+  Result<Policy> policy = Policy::Parse(kLiftPolicy, "p.toml");
+  ASSERT_TRUE(policy.ok()) << policy.status().message();
+  auth::Principal c = MakePrincipal({"clinician"});
+  Decision normal = Eval(policy.value(), c, "Patient", Interaction::kRead);
+  ASSERT_TRUE(normal.allowed);
+  EXPECT_TRUE(normal.patient_compartment);
+  EXPECT_FALSE(normal.read_mask->all);
+  Decision glass = Eval(policy.value(), c, "Patient", Interaction::kRead, "ETREAT");
+  ASSERT_TRUE(glass.allowed);
+  EXPECT_TRUE(glass.patient_compartment);   // not lifted
+  EXPECT_TRUE(glass.read_mask->all);        // lifted
+  ASSERT_NE(glass.hidden_labels, nullptr);  // not lifted
+  EXPECT_EQ(*glass.hidden_labels, std::vector<std::string>{"V"});
+
+  // Two allowing roles: only labels hidden from both stay hidden.
+  auth::Principal both = MakePrincipal({"clinician", "billing"});
+  Decision d = Eval(policy.value(), both, "Patient", Interaction::kRead);
+  ASSERT_TRUE(d.allowed);
+  ASSERT_NE(d.hidden_labels, nullptr);
+  EXPECT_EQ(*d.hidden_labels, std::vector<std::string>{"V"});
+}
+
+TEST(BreakGlassPolicyTest, LabelAndLiftValidation) {
+  const std::string head =
+      "[roles.clinician]\npurposes = [\"TREAT\"]\ndefault_purpose = \"TREAT\"\n";
+  struct Case {
+    std::string toml;
+    std::string error;
+  } cases[] = {
+      {head + "hidden_labels = [\"X\"]\n",
+       "p.toml: roles.clinician.hidden_labels: unknown v3-Confidentiality code 'X' (expected U, "
+       "L, M, N, R or V)"},
+      {head + "hidden_labels = [\"R\", \"R\"]\n",
+       "p.toml: roles.clinician.hidden_labels: duplicate code"},
+      {head + "break_glass_lifts = [\"elements\"]\n",
+       "p.toml: roles.clinician.break_glass_lifts: only allowed with break_glass = true"},
+      {head + "break_glass = true\nbreak_glass_lifts = [\"scopes\"]\n",
+       "p.toml: roles.clinician.break_glass_lifts: unknown restriction 'scopes' (expected "
+       "compartment, elements or hidden_labels)"},
+  };
+  for (const Case& c : cases) {
+    Result<Policy> p = Policy::Parse(c.toml, "p.toml");
+    ASSERT_FALSE(p.ok()) << c.toml;
+    EXPECT_EQ(p.status().message(), c.error);
+  }
 }
 
 }  // namespace

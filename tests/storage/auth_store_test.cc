@@ -744,11 +744,13 @@ TEST_F(AuthStoreTest, ExpiredAssertionJtisArePurged) {
 TEST_F(AuthStoreTest, AuthenticationTablesHaveExactlyTheExpectedColumns) {
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("2"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
   EXPECT_THAT(db.Columns("clients"),
               ElementsAre("client_id:TEXT", "name:TEXT", "secret_hash:TEXT", "scope:TEXT",
                           "created_ms:INTEGER", "disabled:INTEGER", "auth_method:TEXT", "jwks:TEXT",
-                          "roles:TEXT", "redirect_uris:TEXT"));
+                          "roles:TEXT", "redirect_uris:TEXT", "third_party:INTEGER",
+                          "baa_counterparty:TEXT", "baa_signed_ms:INTEGER",
+                          "baa_expires_ms:INTEGER", "baa_status:TEXT"));
   EXPECT_THAT(
       db.Columns("users"),
       ElementsAre("user_id:TEXT", "username:TEXT", "roles:TEXT", "fhir_user:TEXT",
@@ -835,7 +837,7 @@ TEST_F(AuthStoreTest, VersionOneDatabaseMigratesAndKeepsItsClients) {
   EXPECT_EQ(store_->ListClients()->size(), 3u);
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("2"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
 }
 
 TEST_F(AuthStoreTest, AuthenticationStateSurvivesReopen) {

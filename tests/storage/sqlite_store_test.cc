@@ -587,10 +587,11 @@ TEST_F(SqliteStoreTest, SchemaHasExactlyTheExpectedColumns) {
   }
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
-              ElementsAre("client_assertion_jtis", "clients", "data_keys", "refresh_families",
-                          "refresh_tokens", "resource_current", "resource_versions",
-                          "revoked_access_tokens", "sqlite_sequence", "users"));
+  EXPECT_THAT(
+      db.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
+      ElementsAre("break_glass_grants", "client_assertion_jtis", "clients", "data_keys",
+                  "refresh_families", "refresh_tokens", "resource_current", "resource_versions",
+                  "revoked_access_tokens", "sqlite_sequence", "users"));
   // The body exists only as ciphertext: no other column could hold PHI.
   EXPECT_THAT(db.Columns("resource_versions"),
               ElementsAre("seq:INTEGER", "type:TEXT", "id:TEXT", "version:INTEGER",
@@ -601,10 +602,12 @@ TEST_F(SqliteStoreTest, SchemaHasExactlyTheExpectedColumns) {
   EXPECT_THAT(db.Columns("clients"),
               ElementsAre("client_id:TEXT", "name:TEXT", "secret_hash:TEXT", "scope:TEXT",
                           "created_ms:INTEGER", "disabled:INTEGER", "auth_method:TEXT", "jwks:TEXT",
-                          "roles:TEXT", "redirect_uris:TEXT"));
+                          "roles:TEXT", "redirect_uris:TEXT", "third_party:INTEGER",
+                          "baa_counterparty:TEXT", "baa_signed_ms:INTEGER",
+                          "baa_expires_ms:INTEGER", "baa_status:TEXT"));
   EXPECT_THAT(db.Columns("data_keys"), ElementsAre("version:INTEGER", "wrapped:BLOB"));
   // The authentication tables' columns are checked in auth_store_test.cc.
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("2"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
   EXPECT_THAT(db.Column("PRAGMA journal_mode"), ElementsAre("wal"));
   EXPECT_THAT(db.Column("SELECT typeof(ciphertext) FROM resource_versions"), ElementsAre("blob"));
 }

@@ -137,6 +137,53 @@ CREATE INDEX client_assertion_jtis_by_expiry ON client_assertion_jtis (expires_m
 PRAGMA user_version = 2;
 )sql"};
 
+// Issue 4: business associate agreements (§6) and break-glass grants (§5).
+//
+// clients gains the BAA columns. Their defaults describe every client of a version-2
+// database: a first-party client with no agreement ("none"), so nothing that worked before
+// the upgrade starts being refused. The CHECKs keep baa_status to the three values
+// ClientRecord documents and an active agreement's interval non-empty.
+//
+// break_glass_grants: the emergency access record (HIPAA §164.312(a)(2)(ii), "emergency
+// access procedure"). It is evidence, so it is append-only: the triggers refuse UPDATE and
+// DELETE from any writer, not only from this code. reason_sealed is a BLOB because it holds
+// keyring-sealed bytes, never the reason text. The (user_id, patient_id, opened_ms) index
+// serves the per-request "latest grant" lookup and the opened_ms index the review listing;
+// both end with the implicit rowid, which breaks ties between grants opened in one
+// millisecond by insertion order.
+constexpr Sql kMigration3BaaAndBreakGlass{"migration_3_baa_and_break_glass", R"sql(
+ALTER TABLE clients ADD COLUMN third_party INTEGER NOT NULL DEFAULT 0
+  CHECK (third_party IN (0, 1));
+ALTER TABLE clients ADD COLUMN baa_counterparty TEXT NOT NULL DEFAULT '';
+ALTER TABLE clients ADD COLUMN baa_signed_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN baa_expires_ms INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN baa_status TEXT NOT NULL DEFAULT 'none'
+  CHECK (baa_status IN ('none', 'active', 'revoked'));
+CREATE TABLE break_glass_grants (
+  grant_id TEXT PRIMARY KEY NOT NULL CHECK (length(grant_id) > 0),
+  user_id TEXT NOT NULL CHECK (length(user_id) > 0),
+  client_id TEXT NOT NULL CHECK (length(client_id) > 0),
+  patient_id TEXT NOT NULL CHECK (length(patient_id) > 0),
+  reason_sealed BLOB NOT NULL,
+  key_version INTEGER NOT NULL CHECK (key_version BETWEEN 0 AND 4294967295),
+  opened_ms INTEGER NOT NULL,
+  expires_ms INTEGER NOT NULL CHECK (expires_ms > opened_ms),
+  auth_time_ms INTEGER NOT NULL
+) STRICT;
+CREATE INDEX break_glass_grants_by_user_patient
+  ON break_glass_grants (user_id, patient_id, opened_ms);
+CREATE INDEX break_glass_grants_by_opened ON break_glass_grants (opened_ms);
+CREATE TRIGGER break_glass_grants_no_update BEFORE UPDATE ON break_glass_grants
+BEGIN
+  SELECT RAISE(ABORT, 'break-glass grants are append-only');
+END;
+CREATE TRIGGER break_glass_grants_no_delete BEFORE DELETE ON break_glass_grants
+BEGIN
+  SELECT RAISE(ABORT, 'break-glass grants are append-only');
+END;
+PRAGMA user_version = 3;
+)sql"};
+
 struct Migration {
   int to_version;
   const Sql* sql;
@@ -146,6 +193,7 @@ struct Migration {
 constexpr std::array kMigrations{
     Migration{1, &kMigration1InitialSchema},
     Migration{2, &kMigration2Authentication},
+    Migration{3, &kMigration3BaaAndBreakGlass},
 };
 static_assert(kMigrations.back().to_version == kSchemaVersion);
 

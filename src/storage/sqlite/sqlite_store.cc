@@ -77,18 +77,56 @@ constexpr Sql kInsertClient{
     "insert_client",
     "INSERT INTO clients"
     " (client_id, name, secret_hash, scope, created_ms, disabled, auth_method, jwks, roles,"
-    " redirect_uris)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"};
+    " redirect_uris, third_party, baa_counterparty, baa_signed_ms, baa_expires_ms, baa_status)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"};
 
 constexpr Sql kSelectClient{"select_client",
                             "SELECT client_id, name, secret_hash, scope, created_ms, disabled,"
-                            " auth_method, jwks, roles, redirect_uris"
+                            " auth_method, jwks, roles, redirect_uris, third_party,"
+                            " baa_counterparty, baa_signed_ms, baa_expires_ms, baa_status"
                             " FROM clients WHERE client_id = ?1"};
 
 constexpr Sql kListClients{"list_clients",
                            "SELECT client_id, name, secret_hash, scope, created_ms, disabled,"
-                           " auth_method, jwks, roles, redirect_uris"
+                           " auth_method, jwks, roles, redirect_uris, third_party,"
+                           " baa_counterparty, baa_signed_ms, baa_expires_ms, baa_status"
                            " FROM clients ORDER BY client_id"};
+
+// One statement for both "active" and "revoked": SetClientBaa has already required every
+// field of an active agreement, so the "keep the stored value when empty/0" cases only ever
+// apply to a revocation. max() only ever sets third_party, never clears it. RETURNING yields
+// a row exactly when the client exists.
+constexpr Sql kSetClientBaa{
+    "set_client_baa",
+    "UPDATE clients SET baa_status = ?2,"
+    " baa_counterparty = CASE WHEN ?3 = '' THEN baa_counterparty ELSE ?3 END,"
+    " baa_signed_ms = CASE WHEN ?4 = 0 THEN baa_signed_ms ELSE ?4 END,"
+    " baa_expires_ms = CASE WHEN ?5 = 0 THEN baa_expires_ms ELSE ?5 END,"
+    " third_party = max(third_party, ?6)"
+    " WHERE client_id = ?1 RETURNING 1"};
+
+// --- break-glass grants ------------------------------------------------------------------
+// Every SELECT of a grant lists the columns in the order ReadGrantRow expects. rowid breaks
+// ties between grants opened in the same millisecond (the later insert is the newer); both
+// indexes end with it, so the ORDER BY walks an index backwards without sorting.
+
+constexpr Sql kInsertGrant{
+    "insert_break_glass_grant",
+    "INSERT INTO break_glass_grants (grant_id, user_id, client_id, patient_id, reason_sealed,"
+    " key_version, opened_ms, expires_ms, auth_time_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"};
+
+constexpr Sql kSelectLatestGrant{
+    "select_latest_break_glass_grant",
+    "SELECT grant_id, user_id, client_id, patient_id, reason_sealed, key_version, opened_ms,"
+    " expires_ms, auth_time_ms FROM break_glass_grants"
+    " WHERE user_id = ?1 AND patient_id = ?2 ORDER BY opened_ms DESC, rowid DESC LIMIT 1"};
+
+constexpr Sql kListGrantsSince{
+    "list_break_glass_grants_since",
+    "SELECT grant_id, user_id, client_id, patient_id, reason_sealed, key_version, opened_ms,"
+    " expires_ms, auth_time_ms FROM break_glass_grants"
+    " WHERE opened_ms >= ?1 ORDER BY opened_ms DESC, rowid DESC LIMIT ?2"};
 
 // --- users -------------------------------------------------------------------------------
 // Every SELECT of a user lists the columns in the order ReadUserRow expects. username has
@@ -292,7 +330,30 @@ ClientRecord ReadClientRow(const Statement& row) {
   client.jwks = row.ColumnText(7);
   client.roles = row.ColumnText(8);
   client.redirect_uris = row.ColumnText(9);
+  client.third_party = row.ColumnInt64(10) != 0;
+  client.baa_counterparty = row.ColumnText(11);
+  client.baa_signed_ms = row.ColumnInt64(12);
+  client.baa_expires_ms = row.ColumnInt64(13);
+  client.baa_status = row.ColumnText(14);
   return client;
+}
+
+bool KnownBaaStatus(const std::string& status) {
+  return status == "none" || status == "active" || status == "revoked";
+}
+
+Result<BreakGlassGrant> ReadGrantRow(const Statement& row) {
+  BreakGlassGrant grant;
+  grant.grant_id = row.ColumnText(0);
+  grant.user_id = row.ColumnText(1);
+  grant.client_id = row.ColumnText(2);
+  grant.patient_id = row.ColumnText(3);
+  grant.reason_sealed = row.ColumnBlob(4);
+  ASSIGN_OR_RETURN(grant.key_version, ToKeyVersion(row.ColumnInt64(5)));
+  grant.opened_ms = row.ColumnInt64(6);
+  grant.expires_ms = row.ColumnInt64(7);
+  grant.auth_time_ms = row.ColumnInt64(8);
+  return grant;
 }
 
 UserRecord ReadUserRow(const Statement& row) {
@@ -488,6 +549,7 @@ class SqliteStore final : public Store {
     if (!KnownAuthMethod(client.auth_method)) {
       return InvalidArgument("unknown client authentication method");
     }
+    if (!KnownBaaStatus(client.baa_status)) return InvalidArgument("unknown BAA status");
     std::lock_guard lock(write_mutex_);
     // One statement in autocommit mode is its own transaction, durable when Run returns.
     ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertClient));
@@ -500,7 +562,12 @@ class SqliteStore final : public Store {
         .BindText(7, client.auth_method)
         .BindText(8, client.jwks)
         .BindText(9, client.roles)
-        .BindText(10, client.redirect_uris);
+        .BindText(10, client.redirect_uris)
+        .BindInt64(11, client.third_party ? 1 : 0)
+        .BindText(12, client.baa_counterparty)
+        .BindInt64(13, client.baa_signed_ms)
+        .BindInt64(14, client.baa_expires_ms)
+        .BindText(15, client.baa_status);
     return RenameConflict(insert.Run(), "client already exists");
   }
 
@@ -515,6 +582,83 @@ class SqliteStore final : public Store {
     ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
     ASSIGN_OR_RETURN(Statement select, reader->Prepare(kListClients));
     return ReadAllRows(select, ReadClientRow);
+  }
+
+  Status SetClientBaa(const std::string& client_id, const BaaRecord& baa,
+                      bool third_party) override {
+    if (client_id.empty()) return InvalidArgument("a client needs a client_id");
+    if (baa.status != "active" && baa.status != "revoked") {
+      return InvalidArgument("a BAA status must be active or revoked");
+    }
+    if (baa.status == "active") {
+      if (baa.counterparty.empty()) return InvalidArgument("a BAA needs a counterparty");
+      if (baa.expires_ms <= baa.signed_ms) {
+        return InvalidArgument("a BAA must expire after it is signed");
+      }
+    }
+    std::lock_guard lock(write_mutex_);
+    // Autocommit: one statement, durable when it completes.
+    ASSIGN_OR_RETURN(Statement update, writer_->Prepare(kSetClientBaa));
+    update.BindText(1, client_id)
+        .BindText(2, baa.status)
+        .BindText(3, baa.counterparty)
+        .BindInt64(4, baa.signed_ms)
+        .BindInt64(5, baa.expires_ms)
+        .BindInt64(6, third_party ? 1 : 0);
+    ASSIGN_OR_RETURN(bool found, update.Step());
+    // Done already when nothing matched (stepping again would run the UPDATE a second
+    // time); otherwise finish the statement, which commits it.
+    if (!found) return NotFound("client not found");
+    return update.Run();
+  }
+
+  // --- break-glass grants ---
+
+  Status PutBreakGlassGrant(const BreakGlassGrant& grant) override {
+    if (grant.grant_id.empty() || grant.user_id.empty() || grant.client_id.empty() ||
+        grant.patient_id.empty()) {
+      return InvalidArgument("a break-glass grant needs a grant, user, client and patient id");
+    }
+    if (grant.expires_ms <= grant.opened_ms) {
+      return InvalidArgument("a break-glass grant must expire after it opens");
+    }
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertGrant));
+    insert.BindText(1, grant.grant_id)
+        .BindText(2, grant.user_id)
+        .BindText(3, grant.client_id)
+        .BindText(4, grant.patient_id)
+        .BindBlob(5, grant.reason_sealed)
+        .BindInt64(6, grant.key_version)
+        .BindInt64(7, grant.opened_ms)
+        .BindInt64(8, grant.expires_ms)
+        .BindInt64(9, grant.auth_time_ms);
+    return RenameConflict(insert.Run(), "grant exists");
+  }
+
+  Result<std::optional<BreakGlassGrant>> LatestBreakGlassGrant(
+      const std::string& user_id, const std::string& patient_id) override {
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectLatestGrant));
+    select.BindText(1, user_id).BindText(2, patient_id);
+    ASSIGN_OR_RETURN(bool has_row, select.Step());
+    if (!has_row) return std::optional<BreakGlassGrant>();
+    ASSIGN_OR_RETURN(BreakGlassGrant grant, ReadGrantRow(select));
+    return std::optional<BreakGlassGrant>(std::move(grant));
+  }
+
+  Result<std::vector<BreakGlassGrant>> ListBreakGlassGrants(int64_t since_ms, int limit) override {
+    if (limit <= 0) return InvalidArgument("the grant listing limit must be positive");
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(Statement select, reader->Prepare(kListGrantsSince));
+    select.BindInt64(1, since_ms).BindInt64(2, limit);
+    std::vector<BreakGlassGrant> grants;
+    while (true) {
+      ASSIGN_OR_RETURN(bool has_row, select.Step());
+      if (!has_row) return grants;
+      ASSIGN_OR_RETURN(BreakGlassGrant grant, ReadGrantRow(select));
+      grants.push_back(std::move(grant));
+    }
   }
 
   // --- users ---
