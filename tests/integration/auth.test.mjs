@@ -378,7 +378,7 @@ test('scope system/Patient.rs: Patient read allowed, everything else 403', async
 
 test('clients add --json prints one JSON object; the plain form prints two lines', async () => {
   const j = await runCli(['clients', 'add', '--name', 'json-client', '--scope', 'system/*.rs',
-    '--data-dir', server.dataDir, '--json']);
+    '--roles', 'clinician', '--data-dir', server.dataDir, '--json']);
   assert.equal(j.code, 0, j.stderr);
   const obj = JSON.parse(j.stdout);
   assert.deepEqual(Object.keys(obj).sort(), ['client_id', 'client_secret']);
@@ -387,7 +387,7 @@ test('clients add --json prints one JSON object; the plain form prints two lines
   secrets.push(obj.client_secret);
 
   const p = await runCli(['clients', 'add', '--name', 'plain-client', '--scope', 'system/*.rs',
-    '--data-dir', server.dataDir]);
+    '--roles', 'clinician', '--data-dir', server.dataDir]);
   assert.equal(p.code, 0, p.stderr);
   const m = /^client_id=(\S+)\nclient_secret=(\S+)\n$/.exec(p.stdout);
   assert.ok(m, `two lines client_id=... and client_secret=...: ${JSON.stringify(p.stdout)}`);

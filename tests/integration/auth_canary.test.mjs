@@ -143,7 +143,7 @@ test('a user enrolled through the pages with a canary password; the TOTP secret 
 
 test('an app and a system client with secrets; a complete code login, a refresh, system token', async () => {
   app = await clientsAdd('app', ['--name', 'scan-app', '--scope', SCOPE, '--redirect-uri', REDIRECT_URI]);
-  system = await clientsAdd('system', ['--name', 'scan-system', '--scope', 'system/*.cruds']);
+  system = await clientsAdd('system', ['--name', 'scan-system', '--scope', 'system/*.cruds', '--roles', 'clinician']);
 
   config = await openidConfig(server, app);
   const login = await authorizationCodeLogin(server, config, {

@@ -80,9 +80,11 @@ async function listen(cert, key, handler) {
 //   alg:        the JWS algorithm of the access tokens (RS256, ES256);
 //   resources:  {<resource indicator>: <scope string>} the provider issues JWTs for;
 //   clients:    oidc-provider client metadata; default one client_secret_basic client
-//               allowed the client credentials grant and the scope of every resource.
+//               allowed the client credentials grant and the scope of every resource;
+//   roles:      the `roles` claim of every access token (phigate denies by default, so
+//               the provider grants its clients a role; [] for none).
 // Resolves {issuer, caFile, ca, clients, keys, port, stats, fetch, stop()}.
-export async function startOidcProvider({ dir, alg = 'RS256', resources, clients } = {}) {
+export async function startOidcProvider({ dir, alg = 'RS256', resources, clients, roles = ['clinician'] } = {}) {
   const { default: Provider, errors } = await import('oidc-provider');
   const { certFile, cert, key } = await makeCertificate(dir, `oidc-${alg.toLowerCase()}`);
   let callback = (req, res) => { res.statusCode = 503; res.end(); };
@@ -132,6 +134,7 @@ export async function startOidcProvider({ dir, alg = 'RS256', resources, clients
       },
     },
     ttl: { ClientCredentials: 300 },
+    extraTokenClaims: async () => (roles.length ? { roles } : undefined),
   });
   callback = provider.callback();
 

@@ -190,12 +190,12 @@ test('a person\'s token without a second factor: 401 insufficient_user_authentic
 test('a provider token typed JWT (an ID token shape) is refused: require_at_jwt', async () => {
   const now = Math.floor(Date.now() / 1000);
   const token = await new jose.SignJWT({
-    iss: fake.issuer, aud: AUDIENCE, sub: 'svc', client_id: 'svc', scope: 'system/*.rs',
+    iss: fake.issuer, aud: AUDIENCE, sub: 'svc', client_id: 'svc', scope: 'system/*.rs', roles: ['clinician'],
     jti: crypto.randomBytes(16).toString('hex'), iat: now, exp: now + 300,
   }).setProtectedHeader({ alg: 'ES256', typ: 'JWT', kid: fake.key.kid }).sign(fake.key.privateKey);
   assertInvalidToken(await server.request('GET', '/fhir/Patient', { headers: bearer(token) }), 'typ JWT');
   const typed = await new jose.SignJWT({
-    iss: fake.issuer, aud: AUDIENCE, sub: 'svc', client_id: 'svc', scope: 'system/*.rs',
+    iss: fake.issuer, aud: AUDIENCE, sub: 'svc', client_id: 'svc', scope: 'system/*.rs', roles: ['clinician'],
     jti: crypto.randomBytes(16).toString('hex'), iat: now, exp: now + 300,
   }).setProtectedHeader({ alg: 'ES256', typ: 'at+jwt', kid: fake.key.kid }).sign(fake.key.privateKey);
   const res = await server.request('GET', await patientTarget(), { headers: bearer(typed) });
