@@ -50,7 +50,8 @@ constexpr const char* kClientsHelp =
     "                      --redirect-uri) may use patient/ and user/ scopes and openid,\n"
     "                      fhirUser, offline_access, online_access\n"
     "  --roles R1,R2       roles of a system client: admin, clinician, billing, auditor,\n"
-    "                      patient\n"
+    "                      patient. Access is deny by default: a system client without\n"
+    "                      a role reaches no PHI (see docs/policy.md)\n"
     "  --jwks-file FILE    the client's public keys (JWKS JSON, RS256/ES256/EdDSA):\n"
     "                      private_key_jwt (RFC 7523, SMART Backend Services)\n"
     "  --redirect-uri URI  allows the authorization code flow (repeatable); https://, or\n"
@@ -257,6 +258,11 @@ int Add(const std::vector<std::string>& args) {
   }
 
   DataDir dir = Open(parsed);
+  if (registration.roles.empty() && registration.redirect_uris.empty()) {
+    // Not an error (such a client can still be used for tests of denial), but a likely slip.
+    std::cerr << "phigate: clients add: note: no --roles, so this client's own tokens reach "
+                 "no PHI (deny by default)\n";
+  }
   auto created = auth::CreateClient(*dir.store, registration, SystemClock::Instance());
   if (!created.ok()) {
     if (created.status().code() == StatusCode::kInvalidArgument) {

@@ -1,4 +1,4 @@
-// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients add, users.
+// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients (add, list, baa), users.
 // Exit codes: 0 ok, 2 usage error, 1 runtime error.
 #include <cstdio>
 #include <iostream>
@@ -21,6 +21,8 @@ constexpr const char* kMainHelp =
     "Commands:\n"
     "  serve         run the server (default data dir ./.phigate, https://127.0.0.1:8443)\n"
     "  clients add   register an API client (OAuth 2.0 client credentials)\n"
+    "  clients list  list clients with their roles and business associate agreements\n"
+    "  clients baa   record or revoke a client's business associate agreement\n"
     "  users         add, list, disable, reset-mfa: people who log in (password + TOTP)\n"
     "\n"
     "Options:\n"

@@ -129,7 +129,7 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"policy.file", Str(c.policy.file)},
       {"policy.outside_compartment",
        OneOf(c.policy.outside_compartment, {"not_found", "forbidden"})},
-      {"break_glass.time_box_s", Int(c.break_glass.time_box_s, 60, 86'400)},
+      {"break_glass.time_box_s", Int(c.break_glass.time_box_s, 1, 86'400)},
       {"break_glass.mfa_max_age_s", Int(c.break_glass.mfa_max_age_s, 30, 3600)},
       {"break_glass.webhook_url", Str(c.break_glass.webhook_url)},
       {"break_glass.webhook_ca_file", Str(c.break_glass.webhook_ca_file)},

@@ -116,3 +116,47 @@ TEST(ConfigTest, ListenMustBeHostPort) {
 
 }  // namespace
 }  // namespace phigate
+
+namespace phigate {
+namespace {
+
+TEST(ConfigTest, PolicyAndBreakGlassKeys) {
+  Config d = ParseConfig("", "empty.toml");
+  EXPECT_EQ(d.policy.file, "");
+  EXPECT_EQ(d.policy.outside_compartment, "not_found");
+  EXPECT_EQ(d.break_glass.time_box_s, 3600);
+  EXPECT_EQ(d.break_glass.mfa_max_age_s, 300);
+  EXPECT_EQ(d.break_glass.webhook_url, "");
+
+  Config c = ParseConfig(R"(
+[policy]
+file = "/etc/phigate/policy.toml"
+outside_compartment = "forbidden"
+[break_glass]
+time_box_s = 900
+mfa_max_age_s = 120
+webhook_url = "https://alerts.example.org/hook"
+webhook_ca_file = "/etc/ca.pem"
+webhook_timeout_ms = 2000
+)",
+                         "p.toml");
+  EXPECT_EQ(c.policy.file, "/etc/phigate/policy.toml");
+  EXPECT_EQ(c.policy.outside_compartment, "forbidden");
+  EXPECT_EQ(c.break_glass.time_box_s, 900);
+  EXPECT_EQ(c.break_glass.mfa_max_age_s, 120);
+  EXPECT_EQ(c.break_glass.webhook_url, "https://alerts.example.org/hook");
+  EXPECT_EQ(c.break_glass.webhook_ca_file, "/etc/ca.pem");
+  EXPECT_EQ(c.break_glass.webhook_timeout_ms, 2000);
+
+  EXPECT_EQ(ErrorOf("[policy]\noutside_compartment = \"hide\"\n"),
+            "test.toml: policy.outside_compartment: must be one of not_found, forbidden");
+  EXPECT_EQ(ErrorOf("[break_glass]\nwebhook_url = \"http://alerts.example.org\"\n"),
+            "test.toml: break_glass.webhook_url: must be an https:// URL");
+  EXPECT_EQ(ErrorOf("[break_glass]\ntime_box_s = 0\n"),
+            "test.toml: break_glass.time_box_s: must be between 1 and 86400");
+  EXPECT_EQ(ErrorOf("[break_glass]\nmfa_max_age_s = 7200\n"),
+            "test.toml: break_glass.mfa_max_age_s: must be between 30 and 3600");
+}
+
+}  // namespace
+}  // namespace phigate
