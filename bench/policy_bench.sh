@@ -16,6 +16,7 @@
 # Env: PHIGATE_BENCH_BUILD (build directory, default build), WRK_THREADS (default 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
 . bench/lib.sh
 DURATION=${1:-10}
 CONNS=${2:-16}
@@ -85,7 +86,7 @@ done
 
 # rps[role], cpu[role]: space-separated figures of every round, split again on purpose
 # when passed to median (shellcheck SC2086 below).
-declare -A rps cpu last
+declare -A rps cpu last last_cpu
 ratios=()
 for round in $(seq "$ROUNDS"); do
   if ((round % 2)); then order=(clinician billing); else order=(billing clinician); fi
@@ -96,11 +97,12 @@ for round in $(seq "$ROUNDS"); do
     rps[$role]="${rps[$role]:-} $r"
     cpu[$role]="${cpu[$role]:-} $c"
     last[$role]=$r
+    last_cpu[$role]=$c
   done
   ratio=$(awk -v a="${last[billing]}" -v b="${last[clinician]}" 'BEGIN {printf "%.3f", a / b}')
   ratios+=("$ratio")
-  echo "round $round (${order[*]}): clinician ${last[clinician]} req/s, billing" \
-    "${last[billing]} req/s, ratio billing/clinician $ratio"
+  echo "round $round (${order[*]}): clinician ${last[clinician]} req/s ${last_cpu[clinician]} µs," \
+    "billing ${last[billing]} req/s ${last_cpu[billing]} µs; ratio billing/clinician $ratio"
 done
 
 echo

@@ -164,7 +164,6 @@ export function resourceBody(type, { patientId, marker = 'marker', practitionerI
         provider: practitionerId ? { reference: `Practitioner/${practitionerId}` } : { display: 'Provider' },
         priority: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/processpriority', code: 'normal' }] },
         insurance: [{ sequence: 1, focal: true, coverage: coverageId ? { reference: `Coverage/${coverageId}` } : { display: 'Coverage' } }],
-        supportingInfo: undefined,
         identifier: [{ system: 'urn:test', value: marker }],
       };
     case 'AuditEvent':
