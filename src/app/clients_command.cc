@@ -409,8 +409,13 @@ int Baa(const std::vector<std::string>& args) {
     return Fail("baa", set);
   }
   // Ids and fixed words only: never the counterparty.
-  Log(LogLevel::kInfo, "client_baa_changed",
-      {{"client_id", client_id}, {"status", baa.status}, {"address", "cli"}});
+  auth::LogSecurityEventSink events;
+  auth::SecurityEvent event;
+  event.type = auth::SecurityEventType::kClientBaaChanged;
+  event.client_id = client_id;
+  event.address = "cli";
+  event.reason = baa.status;
+  events.Record(event);
   std::cout << "client_id=" << client_id << "\n"
             << "baa_status=" << baa.status << "\n";
   if (baa.status == "active") {

@@ -42,6 +42,8 @@ std::string_view SecurityEventName(SecurityEventType type) {
       return "mfa_reset";
     case SecurityEventType::kClientCreated:
       return "client_created";
+    case SecurityEventType::kClientBaaChanged:
+      return "client_baa_changed";
   }
   return "unknown";
 }

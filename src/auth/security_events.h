@@ -35,6 +35,7 @@ enum class SecurityEventType {
   kUserDisabled,
   kMfaReset,
   kClientCreated,
+  kClientBaaChanged,  // a business associate agreement recorded or revoked (reason: status)
 };
 
 std::string_view SecurityEventName(SecurityEventType type);

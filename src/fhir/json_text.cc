@@ -54,8 +54,14 @@ size_t SkipValue(std::string_view s, size_t i) {
 
 std::vector<RawMember> TopLevelMembers(std::string_view text) {
   std::vector<RawMember> members;
+  ScanTopLevelMembers(text, members);
+  return members;
+}
+
+bool ScanTopLevelMembers(std::string_view text, std::vector<RawMember>& members) {
+  members.clear();
   size_t i = SkipSpace(text, 0);
-  if (i >= text.size() || text[i] != '{') return {};
+  if (i >= text.size() || text[i] != '{') return false;
   i = SkipSpace(text, i + 1);
   while (i < text.size() && text[i] == '"') {
     const size_t key_end = SkipString(text, i);
@@ -67,18 +73,59 @@ std::vector<RawMember> TopLevelMembers(std::string_view text) {
       // An escaped name: let the JSON parser decode it (the text is known to be valid).
       boost::system::error_code ec;
       boost::json::value v = boost::json::parse(raw_key, ec);
-      if (ec || !v.is_string()) return {};
+      if (ec || !v.is_string()) {
+        members.clear();
+        return false;
+      }
       key = std::string(v.as_string());
     }
     i = SkipSpace(text, key_end);
-    if (i >= text.size() || text[i] != ':') return {};
+    if (i >= text.size() || text[i] != ':') {
+      members.clear();
+      return false;
+    }
     i = SkipSpace(text, i + 1);
     const size_t value_end = SkipValue(text, i);
+    if (value_end == i) return false;  // no value
     members.push_back({std::move(key), text.substr(i, value_end - i)});
     i = SkipSpace(text, value_end);
-    if (i < text.size() && text[i] == ',') i = SkipSpace(text, i + 1);
+    if (i < text.size() && text[i] == ',') {
+      i = SkipSpace(text, i + 1);
+      if (i >= text.size() || text[i] != '"') return false;  // a trailing comma
+    } else {
+      break;  // only the closing brace may follow a member without a comma
+    }
   }
-  return members;
+  if (i >= text.size() || text[i] != '}') return false;
+  return SkipSpace(text, i + 1) == text.size();
+}
+
+bool ScanTopLevelMemberViews(std::string_view text, std::vector<MemberView>& members) {
+  members.clear();
+  size_t i = SkipSpace(text, 0);
+  if (i >= text.size() || text[i] != '{') return false;
+  i = SkipSpace(text, i + 1);
+  while (i < text.size() && text[i] == '"') {
+    const size_t key_end = SkipString(text, i);
+    if (key_end > text.size() || key_end - i < 2) return false;
+    const std::string_view key = text.substr(i + 1, key_end - i - 2);
+    if (key.find('\\') != std::string_view::npos) return false;
+    i = SkipSpace(text, key_end);
+    if (i >= text.size() || text[i] != ':') return false;
+    i = SkipSpace(text, i + 1);
+    const size_t value_end = SkipValue(text, i);
+    if (value_end == i) return false;
+    members.push_back({key, text.substr(i, value_end - i)});
+    i = SkipSpace(text, value_end);
+    if (i < text.size() && text[i] == ',') {
+      i = SkipSpace(text, i + 1);
+      if (i >= text.size() || text[i] != '"') return false;
+    } else {
+      break;
+    }
+  }
+  if (i >= text.size() || text[i] != '}') return false;
+  return SkipSpace(text, i + 1) == text.size();
 }
 
 void AppendMinified(std::string& out, std::string_view s) {

@@ -23,6 +23,22 @@ struct RawMember {
 // is one valid JSON object (it was parsed successfully); anything else yields {}.
 std::vector<RawMember> TopLevelMembers(std::string_view object_text);
 
+// Like TopLevelMembers, but reports whether the scan consumed the whole text as one object
+// (`{` members `}` and nothing after but whitespace), so a caller that skips the full
+// parse (the read path, over text the server stored after validating it) still notices
+// text it did not write. False leaves `members` unspecified.
+bool ScanTopLevelMembers(std::string_view object_text, std::vector<RawMember>& members);
+
+// A member as two slices of the text: no copy, no decoding.
+struct MemberView {
+  std::string_view key;    // the name between its quotes, exactly as in the text
+  std::string_view value;  // the value, exactly as in the text
+};
+
+// ScanTopLevelMembers without allocating: false also when a name contains an escape
+// (`\`), since the slice would not be the decoded name; callers then take a decoding path.
+bool ScanTopLevelMemberViews(std::string_view object_text, std::vector<MemberView>& members);
+
 // Appends `json_text` without whitespace outside strings.
 void AppendMinified(std::string& out, std::string_view json_text);
 

@@ -4,6 +4,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <functional>
+#include <optional>
 #include <utility>
 
 #include "core/log.h"
@@ -142,20 +143,25 @@ bool IsMandatory(std::string_view key) {
   return key == "resourceType" || key == "id" || key == "meta";
 }
 
-// `resource` (of `text_size` bytes) with only the members `keep` accepts (plus the
-// mandatory ones) and the SUBSETTED tag. The caller has established that something is
-// removed.
-Result<std::string> SubsetScanned(const ScannedResource& resource, size_t text_size,
-                                  const std::function<bool(std::string_view)>& keep) {
-  ASSIGN_OR_RETURN(const json::object* meta, MetaObject(resource.object));
+// What SubsetMembers needs to know about a resource: its members as text and its meta.
+struct SubsetInput {
+  const std::vector<RawMember>* members = nullptr;
+  const json::object* meta = nullptr;  // null: the resource has no meta
+  bool has_id = false;
+  bool has_type = false;
+};
 
+// The resource with only the members `keep` accepts (plus the mandatory ones) and the
+// SUBSETTED tag. The caller has established that something is removed.
+std::string SubsetMembers(const SubsetInput& in, size_t text_size,
+                          const std::function<bool(std::string_view)>& keep) {
   // Without a meta in the input, the new one goes where the server's canonical layout puts
   // it: after id, else after resourceType, else first.
   std::string_view meta_after;
-  if (meta == nullptr) {
-    if (resource.object.contains("id")) {
+  if (in.meta == nullptr) {
+    if (in.has_id) {
       meta_after = "id";
-    } else if (resource.object.contains("resourceType")) {
+    } else if (in.has_type) {
       meta_after = "resourceType";
     }
   }
@@ -164,15 +170,122 @@ Result<std::string> SubsetScanned(const ScannedResource& resource, size_t text_s
   std::string out;
   out.reserve(text_size + kSubsettedTag.size() + 16);
   out += '{';
-  if (meta == nullptr && meta_after.empty()) AppendMember(out, "meta", new_meta);
-  for (const RawMember& member : resource.members) {
+  if (in.meta == nullptr && meta_after.empty()) AppendMember(out, "meta", new_meta);
+  for (const RawMember& member : *in.members) {
     if (!IsMandatory(member.key) && !keep(member.key)) continue;
     if (member.key == "meta") {
-      AppendMember(out, member.key, MetaWithSubsetted(member.value, *meta));
+      AppendMember(out, member.key, MetaWithSubsetted(member.value, *in.meta));
     } else {
       AppendMember(out, member.key, member.value);
     }
-    if (meta == nullptr && member.key == meta_after) AppendMember(out, "meta", new_meta);
+    if (in.meta == nullptr && member.key == meta_after) AppendMember(out, "meta", new_meta);
+  }
+  out += '}';
+  return out;
+}
+
+Result<std::string> SubsetScanned(const ScannedResource& resource, size_t text_size,
+                                  const std::function<bool(std::string_view)>& keep) {
+  ASSIGN_OR_RETURN(const json::object* meta, MetaObject(resource.object));
+  SubsetInput in;
+  in.members = &resource.members;
+  in.meta = meta;
+  in.has_id = resource.object.contains("id");
+  in.has_type = resource.object.contains("resourceType");
+  return SubsetMembers(in, text_size, keep);
+}
+
+// The read path's minimization without any parse (issue 4 §9: the element policy must
+// cost little): one allocation-free text scan for the top-level members, and a scan of
+// `meta` to place the SUBSETTED tag. Returns nullopt whenever the text is anything but the
+// plain shape the server itself stores (an escaped or repeated member name, a meta or
+// meta.tag of another kind, a tag list that may already hold SUBSETTED); the caller then
+// takes the parsing path, which decides, and reports errors, exactly as before.
+std::optional<std::string> MinimizeByScan(std::string_view text, const ElementMask& mask) {
+  thread_local std::vector<fhir::MemberView> members;
+  thread_local std::vector<fhir::MemberView> meta_members;
+  if (!fhir::ScanTopLevelMemberViews(text, members)) return std::nullopt;
+  bool hides_any = false;
+  const fhir::MemberView* meta = nullptr;
+  bool has_id = false;
+  bool has_type = false;
+  for (size_t i = 0; i < members.size(); ++i) {
+    const std::string_view key = members[i].key;
+    // A repeated name (the parser refuses those): a resource has a few dozen members.
+    for (size_t j = 0; j < i; ++j) {
+      if (members[j].key == key) return std::nullopt;
+    }
+    hides_any = hides_any || !mask.Allows(key);
+    if (key == "meta") meta = &members[i];
+    has_id = has_id || key == "id";
+    has_type = has_type || key == "resourceType";
+  }
+  if (!hides_any) return std::string(text);
+
+  // The new meta: the stored one with SUBSETTED appended to meta.tag (or a tag list added).
+  std::string new_meta;
+  if (meta == nullptr) {
+    new_meta = "{\"tag\":[" + std::string(kSubsettedTag) + "]}";
+  } else {
+    if (meta->value.find(kSubsettedCode) != std::string_view::npos) return std::nullopt;
+    if (!fhir::ScanTopLevelMemberViews(meta->value, meta_members)) return std::nullopt;
+    new_meta.reserve(meta->value.size() + kSubsettedTag.size() + 16);
+    new_meta += '{';
+    bool has_tag = false;
+    for (const fhir::MemberView& m : meta_members) {
+      if (new_meta.size() > 1) new_meta += ',';
+      new_meta += '"';
+      new_meta += m.key;
+      new_meta += "\":";
+      if (m.key != "tag") {
+        new_meta += m.value;
+        continue;
+      }
+      if (has_tag || m.value.size() < 2 || m.value.front() != '[' || m.value.back() != ']') {
+        return std::nullopt;
+      }
+      has_tag = true;
+      const std::string_view inner = m.value.substr(1, m.value.size() - 2);
+      new_meta += '[';
+      if (inner.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+        new_meta += inner;  // the existing tags, byte for byte
+        new_meta += ',';
+      }
+      new_meta += kSubsettedTag;
+      new_meta += ']';
+    }
+    if (!has_tag) {
+      if (new_meta.size() > 1) new_meta += ',';
+      new_meta += "\"tag\":[";
+      new_meta += kSubsettedTag;
+      new_meta += ']';
+    }
+    new_meta += '}';
+  }
+
+  // Layout as SubsetMembers: a new meta goes after id, else after resourceType, else first.
+  const std::string_view meta_after = meta != nullptr ? std::string_view()
+                                      : has_id        ? std::string_view("id")
+                                      : has_type      ? std::string_view("resourceType")
+                                                      : std::string_view();
+  std::string out;
+  out.reserve(text.size() + kSubsettedTag.size() + 16);
+  out += '{';
+  auto append = [&out](std::string_view key, std::string_view value) {
+    if (out.size() > 1) out += ',';
+    out += '"';
+    out += key;  // unescaped by construction (the scan refused escapes)
+    out += "\":";
+    out += value;
+  };
+  if (meta == nullptr && meta_after.empty()) append("meta", new_meta);
+  for (const fhir::MemberView& m : members) {
+    // The narrative summarizes the whole resource, hidden parts included (narrative.html).
+    const bool keep =
+        IsMandatory(m.key) || (m.key != "text" && m.key != "_text" && mask.Allows(m.key));
+    if (!keep) continue;
+    append(m.key, m.key == "meta" ? std::string_view(new_meta) : m.value);
+    if (meta == nullptr && m.key == meta_after) append("meta", new_meta);
   }
   out += '}';
   return out;
@@ -204,6 +317,9 @@ Result<std::string> EchoableType(const json::object& resource) {
 
 Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask) {
   if (mask.all) return std::string(resource_json);
+  if (std::optional<std::string> fast = MinimizeByScan(resource_json, mask)) {
+    return std::move(*fast);
+  }
   ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
   const bool hides_any =
       std::any_of(resource.members.begin(), resource.members.end(),

@@ -26,6 +26,19 @@ TEST(JsonTextTest, NotAnObjectYieldsNothing) {
   EXPECT_TRUE(TopLevelMembers("{}").empty());
 }
 
+TEST(JsonTextTest, ScanReportsWhetherTheWholeObjectWasUnderstood) {
+  std::vector<RawMember> members;
+  EXPECT_TRUE(ScanTopLevelMembers(R"( {"a":1, "b":{"c":[1,"]"]}} )", members));
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(members[1].value, R"({"c":[1,"]"]})");
+  EXPECT_TRUE(ScanTopLevelMembers("{}", members));
+  EXPECT_TRUE(members.empty());
+  for (std::string_view bad : {R"({"a":1} x)", R"({"a":1,})", R"({"a":1 "b":2})", R"({"a":})",
+                               R"({"a" 1})", R"({"a":1)", "[1]", "", R"({"a":{"b":1})"}) {
+    EXPECT_FALSE(ScanTopLevelMembers(bad, members)) << bad;
+  }
+}
+
 TEST(JsonTextTest, MinifyKeepsStringsIntact) {
   std::string out;
   AppendMinified(out, "{ \"a b\" :\t[ 1 ,\n\"x \\\" y\" ] }");
