@@ -320,6 +320,12 @@ Result<std::string> MinimizeResource(std::string_view resource_json, const Eleme
   if (std::optional<std::string> fast = MinimizeByScan(resource_json, mask)) {
     return std::move(*fast);
   }
+  return internal::MinimizeResourceByParse(resource_json, mask);
+}
+
+Result<std::string> internal::MinimizeResourceByParse(std::string_view resource_json,
+                                                      const ElementMask& mask) {
+  if (mask.all) return std::string(resource_json);
   ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
   const bool hides_any =
       std::any_of(resource.members.begin(), resource.members.end(),

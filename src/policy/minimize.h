@@ -69,4 +69,11 @@ Result<std::string> SubsetResource(std::string_view resource_json,
 Result<std::string> ApplyElementsParam(std::string_view resource_json,
                                        const std::vector<std::string>& elements);
 
+namespace internal {
+// MinimizeResource always through the full parse, without the read path's text-scan fast
+// path; for tests that hold the two to the same output.
+Result<std::string> MinimizeResourceByParse(std::string_view resource_json,
+                                            const ElementMask& mask);
+}  // namespace internal
+
 }  // namespace phigate::policy

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 #include <string>
 
 #include "policy/element_mask.h"
@@ -396,6 +398,66 @@ TEST(ApplyElementsParamTest, ListingEveryElementChangesNothing) {
       ApplyElementsParam(kPatient, {"text", "name", "telecom", "birthDate", "gender"});
   ASSERT_TRUE(narrowed.ok());
   EXPECT_EQ(narrowed.value(), kPatient);
+}
+
+}  // namespace
+}  // namespace phigate::policy
+
+// The read path minimizes by a text scan (no parse); the parsing path is the reference.
+// Both must give the same bytes for every input the server can hold, and the scan must
+// never let a hidden element through (escaped names, duplicates and odd meta shapes go to
+// the parsing path).
+namespace phigate::policy {
+namespace {
+
+TEST(MinimizeScanTest, SameBytesAsTheParsingPathAndNothingHiddenLeaks) {
+  const std::vector<std::string> inputs = {
+      R"({"resourceType":"Patient","id":"p","gender":"male","birthDate":"1970-01-01"})",
+      R"({"resourceType":"Patient","gender":"male","text":{"status":"generated","div":"<div>x</div>"}})",
+      R"({"gender":"male","maritalStatus":{"text":"M"}})",
+      R"( { "resourceType" : "Patient" , "id" : "p" , "meta" : { "versionId" : "2" } , )"
+      R"("gender" : "male" , "photo" : [ { "data" : "AAAA" } ] } )",
+      R"({"resourceType":"Patient","meta":{"tag":[]},"gender":"male","photo":[]})",
+      R"({"resourceType":"Patient","meta":{"tag":[ ]},"gender":"male","photo":[]})",
+      R"({"resourceType":"Patient","meta":{"tag":[{"code":"a"}],"security":[{"code":"R"}]},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"security":[{"code":"R"}]},"photo":[],"gender":"x"})",
+      // A tag list that already holds SUBSETTED (a minimized resource minimized again).
+      R"({"resourceType":"Patient","meta":{"tag":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ObservationValue","code":"SUBSETTED"}]},"photo":[]})",
+      // Escaped member names: decoded, they are hidden elements and the narrative.
+      R"({"resourceType":"Patient","te\u0078t":{"status":"generated","div":"<div>x</div>"},"gender":"male"})",
+      R"({"resourceType":"Patient","generalPr\u0061ctitioner":[{"reference":"Practitioner/1"}],"gender":"m"})",
+      R"({"resourceType":"Patient","gender":"male","_gender":{"extension":[]},"_birthDate":{"id":"x"}})",
+      R"({"resourceType":"Patient","gender":"male","contact":[{"name":{"text":"}\"]{"}}]})",
+      R"({"resourceType":"Patient","id":"p","extension":[{"url":"u","valueString":"a\\\"b"}],"gender":"f"})",
+  };
+  const std::vector<ElementMask> masks = {
+      ElementMask::Only({"gender"}),
+      ElementMask::Only({"gender", "birthDate", "text"}),
+      ElementMask::Only({"name", "telecom"}),
+  };
+  for (const std::string& input : inputs) {
+    for (const ElementMask& mask : masks) {
+      Result<std::string> fast = MinimizeResource(input, mask);
+      Result<std::string> slow = internal::MinimizeResourceByParse(input, mask);
+      ASSERT_EQ(fast.ok(), slow.ok()) << input;
+      if (!fast.ok()) continue;
+      EXPECT_EQ(fast.value(), slow.value()) << input;
+      // Nothing the mask hides is left at the top level, whatever its spelling, nor the
+      // narrative once anything was removed.
+      const bool removed = fast.value() != input;
+      auto parsed = boost::json::parse(fast.value());
+      for (const auto& member : parsed.as_object()) {
+        const std::string_view key = member.key();
+        EXPECT_TRUE(mask.Allows(key)) << key << " in " << fast.value();
+        EXPECT_FALSE(removed && key == "text") << fast.value();
+      }
+    }
+  }
+  // Duplicate member names are refused (by the parsing path the scan defers to).
+  EXPECT_FALSE(
+      MinimizeResource(R"({"resourceType":"Patient","gender":"a","gender":"b","photo":[]})",
+                       ElementMask::Only({"gender"}))
+          .ok());
 }
 
 }  // namespace
