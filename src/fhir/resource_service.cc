@@ -359,7 +359,7 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
       ASSIGN_OR_RETURN(text, OpenVersion(rec));
     }
     if (filter != nullptr) {
-      ASSIGN_OR_RETURN(bool keep, (*filter)(rec.type, rec.deleted ? nullptr : &text));
+      ASSIGN_OR_RETURN(bool keep, (*filter)(rec.type, rec.id, rec.deleted ? nullptr : &text));
       if (!keep) continue;
     }
     out += first ? ",\"entry\":[" : ",";

@@ -39,7 +39,8 @@ struct RestResult {
 // Shapes one history entry before it leaves the server (the authorization layer's view,
 // policy/view.h): `text` is the resource's JSON, to be rewritten in place, or null for a
 // deletion (tombstone). Returns false to drop the entry.
-using EntryFilter = std::function<Result<bool>(std::string_view type, std::string* text)>;
+using EntryFilter =
+    std::function<Result<bool>(std::string_view type, std::string_view id, std::string* text)>;
 
 class ResourceService {
  public:

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <chrono>
 #include <exception>
+#include <map>
 
 #include "auth/jwks.h"
 #include "auth/scope.h"
@@ -558,10 +559,73 @@ Status Pipeline::BreakGlassFor(Context& ctx, const Access& access, std::string_v
     ASSIGN_OR_RETURN(
         policy::BreakGlassUse use,
         deps_.break_glass->Authorize(*access.principal, patient, access.break_glass_reason));
+    if (ctx.break_glass_grant.find(use.grant_id) != std::string::npos) continue;
     if (!ctx.break_glass_grant.empty()) ctx.break_glass_grant += ',';
     ctx.break_glass_grant += use.grant_id;
   }
   return Status::Ok();
+}
+
+namespace {
+
+// Writes checked against a stored version retry this often when another write wins the
+// race (only without If-Match: with it, the client chose the version).
+constexpr int kWriteAttempts = 5;
+
+// Whether an If-Match value names the version of `etag` (W/"3"; a strong "3" too).
+bool SameVersion(std::string_view if_match, std::string_view etag) {
+  if (if_match.starts_with("W/")) if_match.remove_prefix(2);
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  return if_match == etag;
+}
+
+}  // namespace
+
+Result<fhir::RestResult> Pipeline::HideGone(const Access& access,
+                                            Result<fhir::RestResult> r) const {
+  // A compartment-restricted caller does not learn that a resource outside it was deleted.
+  if (!access.patient.empty() && !r.ok() && r.status().code() == StatusCode::kGone) {
+    return OutsideCompartment();
+  }
+  return r;
+}
+
+Status Pipeline::Reachable(const Access& access, std::string_view type,
+                           std::string_view json) const {
+  // A stored version is within reach when the compartment and the labels allow it.
+  Access probe;
+  probe.view.read_mask = &kEverything;
+  probe.view.compartment_patient = access.view.compartment_patient;
+  probe.view.hidden_labels = access.view.hidden_labels;
+  std::string copy(json);
+  return Shape(probe, type, copy);
+}
+
+Status Pipeline::Inside(const Access& access, std::string_view type, std::string_view json,
+                        bool creating) const {
+  // A written resource must belong to the caller's patient alone (issue 4 §2): every
+  // patient it refers to at the compartment paths is that patient, and a Patient cannot be
+  // created (the server assigns the id, so no new Patient is the token's patient).
+  if (access.patient.empty()) return Status::Ok();
+  const Status outside =
+      PermissionDenied("the resource would be outside the patient compartment of this token");
+  if (creating && type == "Patient") return outside;
+  std::vector<std::string> patients = policy::CompartmentPatients(type, json);
+  if (patients.empty()) return outside;
+  for (const std::string& p : patients) {
+    if (p != access.patient) return outside;
+  }
+  return Status::Ok();
+}
+
+Result<fhir::RestResult> Pipeline::ShapeResult(const Access& access, std::string_view type,
+                                               Result<fhir::RestResult> r) const {
+  if (r.ok() && !r.value().body.empty()) {
+    Status shaped = Shape(access, type, r.value().body);
+    // The write happened; what the caller may not see is simply not returned.
+    if (!shaped.ok()) r.value().body.clear();
+  }
+  return r;
 }
 
 Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request, const Route& route,
@@ -570,44 +634,38 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
   const std::string_view body = request.body();
   const std::string_view if_match = request[bhttp::field::if_match];
   const bool compartment = !access.patient.empty();
-  // A compartment-restricted caller does not learn that a resource outside it was deleted.
-  auto hide_gone = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
-    if (compartment && !r.ok() && r.status().code() == StatusCode::kGone) {
-      return OutsideCompartment();
-    }
-    return r;
+  const bool restricted_view = compartment || access.view.hidden_labels != nullptr;
+  auto hide_gone = [&](Result<fhir::RestResult> r) { return HideGone(access, std::move(r)); };
+  auto reachable = [&](std::string_view type, std::string_view json) {
+    return Reachable(access, type, json);
   };
-  // Whether `json` (a stored version) is within reach: compartment and labels only.
-  auto reachable = [&](std::string_view json) -> Status {
-    Access probe_access;
-    probe_access.view.read_mask = &kEverything;
-    probe_access.view.compartment_patient = access.view.compartment_patient;
-    probe_access.view.hidden_labels = access.view.hidden_labels;
-    std::string copy(json);
-    return Shape(probe_access, route.type, copy);
+  // Older versions are reachable only while the resource is: a label or a move out of the
+  // compartment on the current version covers its history too.
+  auto current_reachable = [&](std::string_view type, std::string_view id) -> Status {
+    if (!restricted_view) return Status::Ok();
+    Result<fhir::RestResult> current = deps_.resources->Read(type, id);
+    if (current.ok()) return reachable(type, current.value().body);
+    if (current.status().code() == StatusCode::kGone) return Status::Ok();  // checked per version
+    return current.status();
   };
-  // A new resource body must stay inside the caller's compartment.
-  auto inside = [&](std::string_view json) -> Status {
-    if (!compartment) return Status::Ok();
-    policy::View only_compartment;
-    only_compartment.read_mask = &kEverything;
-    only_compartment.compartment_patient = access.patient;
-    std::string copy(json);
-    auto v = policy::ApplyView(route.type, copy, only_compartment);
-    if (!v.ok()) return Status::Ok();  // not JSON: the resource layer answers 400
-    if (v.value() != policy::Visibility::kVisible) {
-      return PermissionDenied(
-          "the resource would be outside the patient compartment of this "
-          "token");
-    }
-    return Status::Ok();
+  auto inside = [&](std::string_view json, bool creating) {
+    return Inside(access, route.type, json, creating);
   };
-  auto shape_result = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
-    if (r.ok() && !r.value().body.empty()) {
-      Status shaped = Shape(access, route.type, r.value().body);
-      // The write happened; what the caller may not see is simply not returned.
-      if (!shaped.ok()) r.value().body.clear();
+  auto shape_result = [&](Result<fhir::RestResult> r) {
+    return ShapeResult(access, route.type, std::move(r));
+  };
+  // Serves a stored version: the view first (so nothing outside the caller's reach opens a
+  // break-glass grant), then break-glass for the patients of the unshaped version.
+  auto serve = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
+    r = hide_gone(std::move(r));
+    if (!r.ok()) return r;
+    if (!d.break_glass) {
+      RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
+      return r;
     }
+    const std::string original = r.value().body;
+    RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
+    RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, original));
     return r;
   };
 
@@ -618,38 +676,56 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       return NotSupported("search is not supported yet");
     }
     case auth::Interaction::kRead:
+      return serve(deps_.resources->Read(route.type, route.id));
     case auth::Interaction::kVread: {
-      Result<fhir::RestResult> r = access.interaction == auth::Interaction::kRead
-                                       ? deps_.resources->Read(route.type, route.id)
-                                       : deps_.resources->Vread(route.type, route.id, route.vid);
-      r = hide_gone(std::move(r));
-      if (!r.ok()) return r;
-      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, r.value().body));
-      RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
-      return r;
+      Result<fhir::RestResult> r = deps_.resources->Vread(route.type, route.id, route.vid);
+      if (r.ok()) RETURN_IF_ERROR(current_reachable(route.type, route.id));
+      return serve(std::move(r));
     }
     case auth::Interaction::kHistoryInstance:
     case auth::Interaction::kHistoryType: {
       const bool instance = access.interaction == auth::Interaction::kHistoryInstance;
-      if (d.break_glass) {
-        if (!instance) {
-          return PermissionDenied(
-              "emergency access (break-glass) applies to one patient's "
-              "record: name the resource");
-        }
-        Result<fhir::RestResult> current = hide_gone(deps_.resources->Read(route.type, route.id));
-        if (!current.ok()) return current.status();
-        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, current.value().body));
+      if (d.break_glass && !instance) {
+        return PermissionDenied(
+            "emergency access (break-glass) applies to one patient's record: name the "
+            "resource");
       }
+      if (instance) RETURN_IF_ERROR(current_reachable(route.type, route.id));
       int kept = 0;
       Status first_drop = Status::Ok();
-      fhir::EntryFilter filter = [&](std::string_view type, std::string* text) -> Result<bool> {
+      // Type history: whether each resource's current version is reachable, once per id.
+      std::map<std::string, bool, std::less<>> current_ok;
+      fhir::EntryFilter filter = [&](std::string_view type, std::string_view id,
+                                     std::string* text) -> Result<bool> {
         if (text == nullptr) {  // a deletion: its content cannot be checked
           if (compartment) return false;
           ++kept;
           return true;
         }
+        if (!instance && restricted_view) {
+          auto it = current_ok.find(id);
+          if (it == current_ok.end()) {
+            Status s = current_reachable(type, id);
+            if (!s.ok() && s.code() != StatusCode::kNotFound &&
+                s.code() != StatusCode::kPermissionDenied) {
+              return s;
+            }
+            it = current_ok.emplace(std::string(id), s.ok()).first;
+          }
+          if (!it->second) return false;
+        }
+        const std::string original = d.break_glass ? *text : std::string();
         Status shaped = Shape(access, type, *text);
+        if (shaped.ok() && d.break_glass) {
+          // Each version's patients need their own grant (an older version may belong to
+          // someone else); a version whose grant cannot be had is left out.
+          shaped = BreakGlassFor(ctx, access, type, original);
+          if (!shaped.ok() && shaped.code() != StatusCode::kPermissionDenied &&
+              shaped.code() != StatusCode::kUnauthenticated) {
+            return shaped;
+          }
+          if (!shaped.ok()) shaped = PermissionDenied("break-glass");
+        }
         if (shaped.ok()) {
           ++kept;
           return true;
@@ -664,59 +740,118 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       Result<fhir::RestResult> r = deps_.resources->History(
           route.type, instance ? std::string_view(route.id) : std::string_view(), params, base_url_,
           &filter);
-      if (r.ok() && instance && kept == 0 && !first_drop.ok()) return first_drop;
+      if (r.ok() && instance && kept == 0) {
+        // Nothing of it is visible: answer as for a resource out of reach.
+        if (compartment) return OutsideCompartment();
+        if (!first_drop.ok()) {
+          return first_drop.message() == "break-glass"
+                     ? PermissionDenied(
+                           "emergency access (break-glass) could not be granted "
+                           "for this record's patients")
+                     : first_drop;
+        }
+      }
       return r;
     }
     case auth::Interaction::kCreate: {
       if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
-      RETURN_IF_ERROR(inside(body));
+      RETURN_IF_ERROR(inside(body, true));
       RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
       return shape_result(deps_.resources->Create(route.type, body, base_url_));
     }
     case auth::Interaction::kUpdate: {
-      Result<fhir::RestResult> stored = deps_.resources->Read(route.type, route.id);
-      std::string merged;
-      std::string expected(if_match);
-      if (stored.ok()) {
-        const std::string& old = stored.value().body;
-        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, old));
-        RETURN_IF_ERROR(reachable(old));
-        if (!d.read_mask->all) {
-          // Hidden elements are kept from the stored version (issue 4 §3), which must be
-          // the version replaced: without If-Match, the stored version becomes it.
-          ASSIGN_OR_RETURN(merged, policy::PreserveHidden(body, old, *d.read_mask));
-          if (expected.empty()) expected = stored.value().etag;
-        } else {
-          merged = std::string(body);
+      // The checks hold for the stored version they read, so that version is the one
+      // replaced (a concurrent write in between, which could add a label or change hidden
+      // elements, must not be overwritten unchecked). Without If-Match the client asked
+      // for last-writer-wins: a lost race is checked again against the newer version.
+      for (int attempt = 1;; ++attempt) {
+        Result<fhir::RestResult> r = UpdateOnce(ctx, route, access, body, if_match);
+        if (r.ok() || !if_match.empty() || attempt == kWriteAttempts ||
+            r.status().code() != StatusCode::kPreconditionFailed) {
+          return r;
         }
-        if (!d.write_mask->all) {
-          RETURN_IF_ERROR(policy::CheckWritableUpdate(merged, old, *d.write_mask));
-        }
-      } else if (stored.status().code() == StatusCode::kNotFound ||
-                 stored.status().code() == StatusCode::kGone) {
-        // Update as create (or a 404/405 from the resource layer).
-        if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
-        merged = std::string(body);
-      } else {
-        return stored.status();
       }
-      RETURN_IF_ERROR(inside(merged));
-      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, merged));
-      return shape_result(
-          deps_.resources->Update(route.type, route.id, merged, expected, base_url_));
     }
     case auth::Interaction::kDelete: {
-      Result<fhir::RestResult> stored = hide_gone(deps_.resources->Read(route.type, route.id));
-      if (stored.ok()) {
-        RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, stored.value().body));
-        RETURN_IF_ERROR(reachable(stored.value().body));
-      } else if (stored.status().code() != StatusCode::kGone) {
-        return stored.status();
+      for (int attempt = 1;; ++attempt) {
+        Result<fhir::RestResult> r = DeleteOnce(ctx, route, access, if_match);
+        if (r.ok() || !if_match.empty() || attempt == kWriteAttempts ||
+            r.status().code() != StatusCode::kPreconditionFailed) {
+          return r;
+        }
       }
-      return deps_.resources->Delete(route.type, route.id, if_match);
     }
   }
   return Internal("internal error");
+}
+
+Result<fhir::RestResult> Pipeline::UpdateOnce(Context& ctx, const Route& route,
+                                              const Access& access, std::string_view body,
+                                              std::string_view if_match) {
+  const policy::Decision& d = access.decision;
+  const bool compartment = !access.patient.empty();
+  Result<fhir::RestResult> stored = deps_.resources->Read(route.type, route.id);
+  std::string merged;
+  std::string expected(if_match);
+  if (stored.ok()) {
+    const std::string& old = stored.value().body;
+    RETURN_IF_ERROR(Reachable(access, route.type, old));
+    RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, old));
+    if (!d.read_mask->all) {
+      // Hidden elements are kept from the stored version (issue 4 §3).
+      ASSIGN_OR_RETURN(merged, policy::PreserveHidden(body, old, *d.read_mask));
+    } else {
+      merged = std::string(body);
+    }
+    if (!d.write_mask->all && !d.write_mask->Lists("meta")) {
+      // Labels, tags and profiles are not the writer's to change.
+      ASSIGN_OR_RETURN(merged, policy::KeepStoredMeta(merged, old));
+    }
+    if (!d.write_mask->all) {
+      RETURN_IF_ERROR(policy::CheckWritableUpdate(merged, old, *d.write_mask));
+    }
+    // The version checked above is the one replaced: a concurrent write in between
+    // (which could add a label or change hidden elements) makes this one fail (412).
+    if (expected.empty() || SameVersion(expected, stored.value().etag)) {
+      expected = stored.value().etag;
+    }
+  } else if (stored.status().code() == StatusCode::kNotFound ||
+             stored.status().code() == StatusCode::kGone) {
+    // Existence outside the compartment is not revealed, and no resource is created
+    // there by update.
+    if (compartment) return OutsideCompartment();
+    // Update as create (or recreating a deleted resource) is a create: it needs the
+    // create permission.
+    policy::Decision create = deps_.policy->Evaluate(
+        {access.principal.get(), route.type, auth::Interaction::kCreate, d.purpose});
+    if (!create.allowed) return PermissionDenied(create.denial);
+    if (!create.write_mask->all) {
+      RETURN_IF_ERROR(policy::CheckWritable(body, *create.write_mask));
+    }
+    merged = std::string(body);
+  } else {
+    return stored.status();
+  }
+  RETURN_IF_ERROR(Inside(access, route.type, merged, false));
+  RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, merged));
+  return ShapeResult(access, route.type,
+                     deps_.resources->Update(route.type, route.id, merged, expected, base_url_));
+}
+
+Result<fhir::RestResult> Pipeline::DeleteOnce(Context& ctx, const Route& route,
+                                              const Access& access, std::string_view if_match) {
+  Result<fhir::RestResult> stored = HideGone(access, deps_.resources->Read(route.type, route.id));
+  std::string expected(if_match);
+  if (stored.ok()) {
+    RETURN_IF_ERROR(Reachable(access, route.type, stored.value().body));
+    RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, stored.value().body));
+    if (expected.empty() || SameVersion(expected, stored.value().etag)) {
+      expected = stored.value().etag;
+    }
+  } else if (stored.status().code() != StatusCode::kGone) {
+    return stored.status();
+  }
+  return deps_.resources->Delete(route.type, route.id, expected);
 }
 
 net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const Route& route) {
@@ -743,9 +878,18 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
                         RenderMetrics());
   }
 
-  // GET /admin/break-glass: the grants, for review by the auditor (issue 4 §5).
-  if (!has_role("auditor")) {
-    return Deny(ctx, PermissionDenied("reviewing break-glass grants needs the auditor role"));
+  // GET /admin/break-glass: the grants, for review by the auditor (issue 4 §5). The list
+  // holds patient ids and reasons, so it is authorized like a search of the audit trail:
+  // role, scopes and purpose of use.
+  std::string_view purpose = principal.value()->purpose_of_use;
+  if (purpose.empty()) purpose = TrimOws(request["X-Purpose-Of-Use"]);
+  policy::Decision review = deps_.policy->Evaluate(
+      {principal.value().get(), "AuditEvent", auth::Interaction::kSearch, purpose});
+  ctx.purpose = review.purpose;
+  if (!review.allowed || review.patient_compartment || review.break_glass ||
+      !review.read_mask->all) {
+    return Deny(ctx, PermissionDenied("reviewing break-glass grants needs a role and scopes "
+                                      "that grant search on AuditEvent"));
   }
   int64_t since_ms = 0;
   int limit = 100;

@@ -75,6 +75,16 @@ class Pipeline {
   Status Shape(const Access& access, std::string_view type, std::string& json) const;
   Result<fhir::RestResult> Interact(Context& ctx, net::Request& request, const Route& route,
                                     const Access& access, const QueryParams& params);
+  Result<fhir::RestResult> UpdateOnce(Context& ctx, const Route& route, const Access& access,
+                                      std::string_view body, std::string_view if_match);
+  Result<fhir::RestResult> DeleteOnce(Context& ctx, const Route& route, const Access& access,
+                                      std::string_view if_match);
+  Result<fhir::RestResult> HideGone(const Access& access, Result<fhir::RestResult> r) const;
+  Status Reachable(const Access& access, std::string_view type, std::string_view json) const;
+  Status Inside(const Access& access, std::string_view type, std::string_view json,
+                bool creating) const;
+  Result<fhir::RestResult> ShapeResult(const Access& access, std::string_view type,
+                                       Result<fhir::RestResult> r) const;
   net::Response HandleAuthEndpoint(Context& ctx, net::Request& request, const Route& route,
                                    const net::ConnectionInfo& conn);
 

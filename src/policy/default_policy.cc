@@ -36,6 +36,8 @@ default_purpose = "HPAYMT"
 compartment = "none"
 hidden_labels = ["R", "V"]
 break_glass = false
+# No narrative (text) or notes (note, processNote) on any type, financial ones included.
+narrative = false
 
 [[roles.billing.grants]]
 types = ["Patient"]

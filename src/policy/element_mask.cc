@@ -23,6 +23,18 @@ bool IsChoiceVariant(std::string_view element, std::string_view choice) {
          IsUpper(element[base.size()]);
 }
 
+// Whether the sorted `names` name `element` or, for a choice variant, its "x[x]" name.
+bool Names(const std::vector<std::string>& names, std::string_view element) {
+  if (std::binary_search(names.begin(), names.end(), element,
+                         [](std::string_view a, std::string_view b) { return a < b; })) {
+    return true;
+  }
+  // Policies list a handful of elements, so a scan for choice names costs less than
+  // building candidate keys.
+  return std::any_of(names.begin(), names.end(),
+                     [element](const std::string& name) { return IsChoiceVariant(element, name); });
+}
+
 }  // namespace
 
 ElementMask ElementMask::Only(std::vector<std::string> names) {
@@ -40,14 +52,13 @@ bool ElementMask::Allows(std::string_view element) const {
   // element: it is visible exactly when the element is.
   if (!element.empty() && element.front() == '_') element.remove_prefix(1);
   if (element == "resourceType" || element == "id" || element == "meta") return true;
-  if (std::binary_search(elements.begin(), elements.end(), element,
-                         [](std::string_view a, std::string_view b) { return a < b; })) {
-    return true;
-  }
-  // Policies list a handful of elements, so a scan for choice names costs less than
-  // building candidate keys.
-  return std::any_of(elements.begin(), elements.end(),
-                     [element](const std::string& name) { return IsChoiceVariant(element, name); });
+  return Names(elements, element);
+}
+
+bool ElementMask::Lists(std::string_view element) const {
+  if (all) return true;
+  if (!element.empty() && element.front() == '_') element.remove_prefix(1);
+  return Names(elements, element);
 }
 
 }  // namespace phigate::policy

@@ -26,6 +26,10 @@ struct ElementMask {
   // True for resourceType/id/meta, for any element when `all`, for a listed name, and for
   // a choice-type variant of a listed "x[x]" name (valueQuantity for "value[x]").
   bool Allows(std::string_view element) const;
+  // True when the mask is unrestricted or names `element` itself (or, for a variant, its
+  // "x[x]" name), without Allows' always-visible resourceType/id/meta: whether a policy
+  // granted `meta` as data (CheckWritable), not merely as the identifying member.
+  bool Lists(std::string_view element) const;
 };
 
 }  // namespace phigate::policy

@@ -130,6 +130,46 @@ std::string MetaWithoutSubsetted(std::string_view meta_text, const json::object&
   return out;
 }
 
+// The members of `meta` that Minimum Necessary keeps in a resource it narrowed: the
+// version and time (needed for conditional updates and caching) and the security labels
+// (they decide who may see the resource at all, view.h). Everything else can describe the
+// hidden data (a "hiv-registry" profile, the source system of an HIV unit, tags and
+// extensions of the author's choosing), so it goes with it.
+bool IsMinimumMetaKey(std::string_view key) {
+  return key == "versionId" || key == "lastUpdated" || key == "security";
+}
+
+// `meta` reduced to its IsMinimumMetaKey members (their bytes kept, in their order) and a
+// tag list holding only SUBSETTED. `Member` is RawMember or fhir::MemberView; the two
+// produce the same bytes for the same (unescaped) names, which keeps MinimizeByScan and
+// the parsing path in step.
+template <typename Member>
+std::string MinimumMeta(const std::vector<Member>& meta_members) {
+  std::string out = "{";
+  for (const Member& member : meta_members) {
+    if (!IsMinimumMetaKey(member.key)) continue;
+    out += '"';
+    out += member.key;  // one of three plain names
+    out += "\":";
+    out += member.value;
+    out += ',';
+  }
+  out += "\"tag\":[";
+  out += kSubsettedTag;
+  out += "]}";
+  return out;
+}
+
+// A `meta` that holds nothing the client writes: only the server-assigned versionId and
+// lastUpdated (resource.html#Meta), which create and update replace anyway.
+bool IsVersionOnlyMeta(const json::value& meta) {
+  const json::object* object = meta.if_object();
+  if (object == nullptr) return false;
+  return std::all_of(object->begin(), object->end(), [](const json::key_value_pair& member) {
+    return member.key() == "versionId" || member.key() == "lastUpdated";
+  });
+}
+
 bool IsEchoableName(std::string_view name) {
   if (name.empty() || name.size() > kMaxEchoedNameLength) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -151,10 +191,16 @@ struct SubsetInput {
   bool has_type = false;
 };
 
+// What becomes of `meta` when a resource is narrowed.
+enum class MetaRule {
+  kAddSubsetted,  // the client's own narrowing (_elements, _summary): only SUBSETTED added
+  kMinimum,       // the role's mask (Minimum Necessary): MinimumMeta
+};
+
 // The resource with only the members `keep` accepts (plus the mandatory ones) and the
 // SUBSETTED tag. The caller has established that something is removed.
 std::string SubsetMembers(const SubsetInput& in, size_t text_size,
-                          const std::function<bool(std::string_view)>& keep) {
+                          const std::function<bool(std::string_view)>& keep, MetaRule meta_rule) {
   // Without a meta in the input, the new one goes where the server's canonical layout puts
   // it: after id, else after resourceType, else first.
   std::string_view meta_after;
@@ -174,7 +220,10 @@ std::string SubsetMembers(const SubsetInput& in, size_t text_size,
   for (const RawMember& member : *in.members) {
     if (!IsMandatory(member.key) && !keep(member.key)) continue;
     if (member.key == "meta") {
-      AppendMember(out, member.key, MetaWithSubsetted(member.value, *in.meta));
+      AppendMember(out, member.key,
+                   meta_rule == MetaRule::kMinimum
+                       ? MinimumMeta(fhir::TopLevelMembers(member.value))
+                       : MetaWithSubsetted(member.value, *in.meta));
     } else {
       AppendMember(out, member.key, member.value);
     }
@@ -185,14 +234,15 @@ std::string SubsetMembers(const SubsetInput& in, size_t text_size,
 }
 
 Result<std::string> SubsetScanned(const ScannedResource& resource, size_t text_size,
-                                  const std::function<bool(std::string_view)>& keep) {
+                                  const std::function<bool(std::string_view)>& keep,
+                                  MetaRule meta_rule) {
   ASSIGN_OR_RETURN(const json::object* meta, MetaObject(resource.object));
   SubsetInput in;
   in.members = &resource.members;
   in.meta = meta;
   in.has_id = resource.object.contains("id");
   in.has_type = resource.object.contains("resourceType");
-  return SubsetMembers(in, text_size, keep);
+  return SubsetMembers(in, text_size, keep, meta_rule);
 }
 
 // The read path's minimization without any parse (issue 4 §9: the element policy must
@@ -222,45 +272,22 @@ std::optional<std::string> MinimizeByScan(std::string_view text, const ElementMa
   }
   if (!hides_any) return std::string(text);
 
-  // The new meta: the stored one with SUBSETTED appended to meta.tag (or a tag list added).
+  // The new meta: MinimumMeta of the stored one. Its shape is checked as the parsing path
+  // checks it (an object, a tag list if any, no repeated or escaped names); anything else
+  // goes there, to be refused with the same error.
   std::string new_meta;
   if (meta == nullptr) {
     new_meta = "{\"tag\":[" + std::string(kSubsettedTag) + "]}";
   } else {
-    if (meta->value.find(kSubsettedCode) != std::string_view::npos) return std::nullopt;
     if (!fhir::ScanTopLevelMemberViews(meta->value, meta_members)) return std::nullopt;
-    new_meta.reserve(meta->value.size() + kSubsettedTag.size() + 16);
-    new_meta += '{';
-    bool has_tag = false;
-    for (const fhir::MemberView& m : meta_members) {
-      if (new_meta.size() > 1) new_meta += ',';
-      new_meta += '"';
-      new_meta += m.key;
-      new_meta += "\":";
-      if (m.key != "tag") {
-        new_meta += m.value;
-        continue;
+    for (size_t i = 0; i < meta_members.size(); ++i) {
+      const fhir::MemberView& m = meta_members[i];
+      for (size_t j = 0; j < i; ++j) {
+        if (meta_members[j].key == m.key) return std::nullopt;
       }
-      if (has_tag || m.value.size() < 2 || m.value.front() != '[' || m.value.back() != ']') {
-        return std::nullopt;
-      }
-      has_tag = true;
-      const std::string_view inner = m.value.substr(1, m.value.size() - 2);
-      new_meta += '[';
-      if (inner.find_first_not_of(" \t\r\n") != std::string_view::npos) {
-        new_meta += inner;  // the existing tags, byte for byte
-        new_meta += ',';
-      }
-      new_meta += kSubsettedTag;
-      new_meta += ']';
+      if (m.key == "tag" && (m.value.size() < 2 || m.value.front() != '[')) return std::nullopt;
     }
-    if (!has_tag) {
-      if (new_meta.size() > 1) new_meta += ',';
-      new_meta += "\"tag\":[";
-      new_meta += kSubsettedTag;
-      new_meta += ']';
-    }
-    new_meta += '}';
+    new_meta = MinimumMeta(meta_members);
   }
 
   // Layout as SubsetMembers: a new meta goes after id, else after resourceType, else first.
@@ -332,9 +359,10 @@ Result<std::string> internal::MinimizeResourceByParse(std::string_view resource_
                   [&mask](const RawMember& member) { return !mask.Allows(member.key); });
   if (!hides_any) return std::string(resource_json);
   // The narrative summarizes the whole resource, hidden parts included (narrative.html).
-  return SubsetScanned(resource, resource_json.size(), [&mask](std::string_view key) {
-    return key != "text" && key != "_text" && mask.Allows(key);
-  });
+  return SubsetScanned(
+      resource, resource_json.size(),
+      [&mask](std::string_view key) { return key != "text" && key != "_text" && mask.Allows(key); },
+      MetaRule::kMinimum);
 }
 
 Result<std::string> SubsetResource(std::string_view resource_json,
@@ -344,7 +372,7 @@ Result<std::string> SubsetResource(std::string_view resource_json,
       resource.members.begin(), resource.members.end(),
       [&keep](const RawMember& member) { return !IsMandatory(member.key) && !keep(member.key); });
   if (!removes_any) return std::string(resource_json);
-  return SubsetScanned(resource, resource_json.size(), keep);
+  return SubsetScanned(resource, resource_json.size(), keep, MetaRule::kAddSubsetted);
 }
 
 Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask) {
@@ -352,9 +380,55 @@ Status CheckWritable(std::string_view resource_json, const ElementMask& write_ma
   ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
   ASSIGN_OR_RETURN(const std::string type_name, EchoableType(resource.object));
   for (const RawMember& member : resource.members) {
+    if (member.key == "meta") {
+      // The server sets versionId and lastUpdated itself; anything else in meta (profile,
+      // source, tag, security, extension) is data the client writes, and Allows' mandatory
+      // `meta` does not extend to it.
+      const json::value* meta = resource.object.if_contains("meta");
+      if (!write_mask.Lists("meta") && (meta == nullptr || !IsVersionOnlyMeta(*meta))) {
+        return DeniedWrite(type_name, member.key);
+      }
+      continue;
+    }
     if (!write_mask.Allows(member.key)) return DeniedWrite(type_name, member.key);
   }
   return Status::Ok();
+}
+
+Result<std::string> KeepStoredMeta(std::string_view new_json, std::string_view stored_json) {
+  ASSIGN_OR_RETURN(ScannedResource incoming, Scan(new_json));
+  ASSIGN_OR_RETURN(ScannedResource stored, Scan(stored_json));
+  const auto stored_meta =
+      std::find_if(stored.members.begin(), stored.members.end(),
+                   [](const RawMember& member) { return member.key == "meta"; });
+  const bool has_stored_meta = stored_meta != stored.members.end();
+  if (!has_stored_meta && !incoming.object.contains("meta")) return std::string(new_json);
+
+  // Where the stored meta goes if the client sent none: the canonical layout (after id,
+  // else after resourceType, else first), as SubsetMembers places a new meta.
+  std::string_view meta_after;
+  if (!incoming.object.contains("meta")) {
+    if (incoming.object.contains("id")) {
+      meta_after = "id";
+    } else if (incoming.object.contains("resourceType")) {
+      meta_after = "resourceType";
+    }
+  }
+  std::string out;
+  out.reserve(new_json.size() + (has_stored_meta ? stored_meta->value.size() : 0) + 8);
+  out += '{';
+  const bool insert = has_stored_meta && !incoming.object.contains("meta");
+  if (insert && meta_after.empty()) AppendMember(out, "meta", stored_meta->value);
+  for (const RawMember& member : incoming.members) {
+    if (member.key == "meta") {
+      if (has_stored_meta) AppendMember(out, member.key, stored_meta->value);
+    } else {
+      AppendMember(out, member.key, member.value);
+    }
+    if (insert && member.key == meta_after) AppendMember(out, "meta", stored_meta->value);
+  }
+  out += '}';
+  return out;
 }
 
 Status CheckWritableUpdate(std::string_view new_json, std::string_view stored_json,

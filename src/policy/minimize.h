@@ -5,7 +5,7 @@
 //
 // They work on text, not on a re-serialized tree: stored resources keep the client's bytes
 // (fhir/json_text.h), so every member these functions do not touch is copied byte for
-// byte, and only `meta` is rewritten when a tag must change. A primitive's extension
+// byte, and only `meta` is rewritten (tagged, or cut to the minimum). A primitive's extension
 // sibling (`_birthDate`, json.html#primitive) follows its element.
 //
 // Errors: kInvalidArgument for text that is not a JSON object resource (the messages are
@@ -24,14 +24,20 @@
 namespace phigate::policy {
 
 // The resource without the top-level elements `mask` does not allow. When anything was
-// removed, the narrative (`text`) is removed as well (it would describe the hidden data)
-// and `meta.tag` carries the SUBSETTED code (search.html#elements), added once; `meta` is
-// created if absent. When nothing is removed the input is returned byte-identical.
+// removed, the narrative (`text`) is removed as well (it would describe the hidden data),
+// and `meta` is cut to the minimum: its `versionId`, `lastUpdated` and `security` (bytes
+// kept, in their order) and a `tag` of exactly [SUBSETTED] (search.html#elements); every
+// other tag, `profile`, `source`, `extension` and `id` of meta is dropped, since those can
+// name what was hidden (a "hiv-registry" profile, the source system of an HIV unit).
+// `meta` is created (after id) if absent. When nothing is removed the input is returned
+// byte-identical.
 Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask);
 
 // kPermissionDenied "writing <Type>.<element> is not permitted for this role" for the
 // first top-level element present that `write_mask` does not allow (the narrative counts
-// as the element `text`); ok otherwise.
+// as the element `text`); ok otherwise. A `meta` holding anything but versionId and
+// lastUpdated (which the server assigns) is a write of `meta`, denied unless the mask is
+// unrestricted or lists "meta" (ElementMask::Lists).
 Status CheckWritable(std::string_view resource_json, const ElementMask& write_mask);
 
 // For an update: writing means changing. kPermissionDenied, with CheckWritable's message,
@@ -45,6 +51,13 @@ Status CheckWritable(std::string_view resource_json, const ElementMask& write_ma
 // never reported as removed.
 Status CheckWritableUpdate(std::string_view new_json, std::string_view stored_json,
                            const ElementMask& write_mask);
+
+// For an update by a role whose write mask is restricted and does not list "meta": the new
+// resource with its `meta` member replaced by the stored one's (removed if the stored
+// resource has none; added after id, else after resourceType, if only the stored one has
+// one), so such a role cannot change profiles, tags, labels or source. Every other member
+// keeps its bytes; when neither has a meta, `new_json` is returned byte-identical.
+Result<std::string> KeepStoredMeta(std::string_view new_json, std::string_view stored_json);
 
 // For an update by a role whose `read_mask` hides elements: the client's resource, with
 // every element the role cannot see taken from `stored_json` instead (a client cannot

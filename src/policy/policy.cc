@@ -8,6 +8,7 @@
 #include <iterator>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <tuple>
@@ -175,6 +176,8 @@ struct Policy::Role {
   bool phi = true;
   bool break_glass = false;
   bool patient_compartment = false;
+  // false: no narrative or notes on any type (NarrativeFreeElements).
+  bool narrative = true;
   size_t default_purpose = kNoPurpose;
   std::bitset<128> purposes;
   // Interactions granted on a type not in `type_bits` (from `types = ["*"]` grants).
@@ -251,6 +254,41 @@ Status CheckElements(const fhir::TypeDef& type, const std::vector<std::string>& 
     }
   }
   return Status::Ok();
+}
+
+// The elements a role with `narrative = false` never sees or writes: the narrative and the
+// free-text notes, which describe the record in words no element policy can narrow
+// (issue 4, billing: "no ... notes or narrative").
+bool IsNarrativeElement(std::string_view name) {
+  return name == "text" || name == "note" || name == "processNote";
+}
+
+Status CheckNoNarrative(const std::vector<std::string>& names, const std::string& key) {
+  for (const std::string& name : names) {
+    if (IsNarrativeElement(name)) {
+      return LoadError(key, "element '" + name + "' is not allowed with narrative = false");
+    }
+  }
+  return Status::Ok();
+}
+
+// Every top-level element of `type` (choice elements as "x[x]") except the narrative
+// elements, or nullopt when the type has none of those. `meta` is always visible, and is
+// left out of the list so that writing it stays refused (ElementMask::Lists): labels,
+// tags and profiles are not changed by a role under an element policy.
+std::optional<std::vector<std::string>> NarrativeFreeElements(const fhir::TypeDef& type) {
+  std::vector<std::string> names;
+  bool removed = false;
+  names.reserve(type.elements.elements().size());
+  for (const fhir::ElementDef& element : type.elements.elements()) {
+    if (IsNarrativeElement(element.name)) {
+      removed = true;
+    } else if (element.name != "meta") {
+      names.push_back(element.choice ? element.name + "[x]" : element.name);
+    }
+  }
+  if (!removed) return std::nullopt;
+  return names;
 }
 
 struct Grant {
@@ -374,10 +412,10 @@ Result<Policy> Policy::Parse(std::string_view toml_text, std::string_view origin
             return LoadError(
                 sub, "unknown compartment '" + s->get() + "' (expected \"none\" or \"patient\")");
           }
-        } else if (k == "break_glass" || k == "phi") {
+        } else if (k == "break_glass" || k == "phi" || k == "narrative") {
           const auto* b = node.as_boolean();
           if (b == nullptr) return LoadError(sub, "must be a boolean");
-          (k == "phi" ? role.phi : role.break_glass) = b->get();
+          (k == "phi" ? role.phi : k == "narrative" ? role.narrative : role.break_glass) = b->get();
         } else if (k == "grants") {
           const toml::array* a = node.as_array();
           if (a == nullptr || !a->is_array_of_tables()) {
@@ -524,10 +562,12 @@ Result<Policy> Policy::Parse(std::string_view toml_text, std::string_view origin
               has_read = true;
               RETURN_IF_ERROR(StringArray(node, sub, read));
               RETURN_IF_ERROR(CheckElements(*type, read, sub));
+              if (!role.narrative) RETURN_IF_ERROR(CheckNoNarrative(read, sub));
             } else if (k == "write") {
               has_write = true;
               RETURN_IF_ERROR(StringArray(node, sub, write));
               RETURN_IF_ERROR(CheckElements(*type, write, sub));
+              if (!role.narrative) RETURN_IF_ERROR(CheckNoNarrative(write, sub));
             } else {
               return LoadError(sub, "unknown key");
             }
@@ -543,6 +583,30 @@ Result<Policy> Policy::Parse(std::string_view toml_text, std::string_view origin
           std::string type_str(type_name.str());
           role.read_masks.emplace(type_str, ElementMask::Only(std::move(read)));
           role.write_masks.emplace(type_str, ElementMask::Only(std::move(write)));
+        }
+      }
+      if (!role.narrative) {
+        // Every other type the role reaches gets a mask of all but the narrative and notes,
+        // computed here so that Evaluate stays a lookup: the types named in grants and, for
+        // a "*" grant, every R4 resource type (about 150 masks of a few dozen names).
+        auto add_narrative_free = [&role, &model](const std::string& type_name) {
+          if (role.read_masks.find(type_name) != role.read_masks.end()) return;
+          const fhir::TypeDef* type = model.FindResourceType(type_name);
+          if (type == nullptr || type->is_abstract) return;
+          std::optional<std::vector<std::string>> names = NarrativeFreeElements(*type);
+          if (!names) return;  // the type has no narrative or notes: nothing to hide
+          role.write_masks.emplace(type_name, ElementMask::Only(*names));
+          role.read_masks.emplace(type_name, ElementMask::Only(std::move(*names)));
+        };
+        for (const auto& [type_name, bits] : role.type_bits) {
+          if (bits != 0) add_narrative_free(type_name);
+        }
+        if (role.star_bits != 0) {
+          for (const std::string& type_name : model.ResourceTypes()) {
+            if (role.type_bits.find(type_name) == role.type_bits.end()) {
+              add_narrative_free(type_name);
+            }
+          }
         }
       }
       policy.by_name_.emplace(role.name, policy.roles_.size());

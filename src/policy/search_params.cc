@@ -69,6 +69,15 @@ Status Denied(std::string_view code, std::string_view type, std::string_view ele
               "." + std::string(element) + ", which this role may not see"};
 }
 
+// Parameters that search by other resources' content or by an expression the table cannot
+// map to elements: `_has` (reverse chaining, search.html#has) selects by what refers to
+// the resource and so discloses its links; `_filter` (search_filter.html) can name any
+// path; `_list` and `_query` (search.html#list, #query) run server-side selections. None
+// can be checked against an element mask, so a role with hidden elements may not use them.
+bool IsUncheckableParam(std::string_view code) {
+  return code == "_has" || code == "_filter" || code == "_list" || code == "_query";
+}
+
 // The first top-level element of `type` (definition order) that `mask` hides, or "".
 // Choice elements are checked by their [x] name, as masks list them.
 std::string FirstHiddenElement(const fhir::TypeDef& type, const ElementMask& mask) {
@@ -115,6 +124,12 @@ Status CheckSearchParams(std::string_view type, const QueryParams& params,
   if (read_mask.all) return Status::Ok();  // nothing hidden, nothing to reveal
   for (const auto& [name, value] : params) {
     const std::string_view code = ParameterCode(name);
+    if (IsUncheckableParam(code)) {
+      return {StatusCode::kPermissionDenied,
+              "searching with " + std::string(code) +
+                  " is not permitted for a role whose element policy hides elements of " +
+                  std::string(type)};
+    }
     if (code == "_sort") {
       // `_sort=a,-b` (search.html#_sort): ordering by a parameter discloses the order of
       // its values, so each key is checked like the parameter itself. _id and

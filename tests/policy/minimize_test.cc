@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <string>
 
@@ -86,13 +87,35 @@ TEST(MinimizeTest, ReminimizingAddsTheTagOnlyOnce) {
                        R"(]},"name":[{"family":"Doe","given":["Jane"]}]})");
 }
 
-TEST(MinimizeTest, ExtendsAnExistingTagArrayKeepingItsBytes) {
+TEST(MinimizeTest, CutsMetaToVersionTimeAndSecurityWithOnlyTheSubsettedTag) {
+  // Profile, source, tags and extensions can name what was hidden; the security labels
+  // keep their bytes (they decide who may see the resource).
   const std::string patient =
-      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","tag":[ {"system":"http://example.org/t", "code":"vip"} ],"security":[{"code":"R"}]},"gender":"male","telecom":[]})";
-  EXPECT_EQ(
-      Minimize(patient, ElementMask::Only({"gender"})),
-      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","tag":[ {"system":"http://example.org/t", "code":"vip"} ,)" +
-          std::string(kSubsetted) + R"(],"security":[{"code":"R"}]},"gender":"male"})");
+      R"({"resourceType":"Patient","id":"p1","meta":{"id":"m1","versionId":"1",)"
+      R"("tag":[ {"system":"http://example.org/t", "code":"vip"} ],)"
+      R"("security":[ {"code":"R"} ],"profile":["http://example.org/hiv-registry"],)"
+      R"("source":"http://example.org/hiv-unit","lastUpdated":"2026-01-02T03:04:05Z",)"
+      R"("extension":[{"url":"http://example.org/x","valueString":"hiv"}],)"
+      R"("_versionId":{"id":"v"}},"gender":"male","telecom":[]})";
+  EXPECT_EQ(Minimize(patient, ElementMask::Only({"gender"})),
+            R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1",)"
+            R"("security":[ {"code":"R"} ],"lastUpdated":"2026-01-02T03:04:05Z","tag":[)" +
+                std::string(kSubsetted) + R"(]},"gender":"male"})");
+  // Nothing hidden: meta is untouched like the rest.
+  EXPECT_EQ(Minimize(patient, ElementMask::Only({"gender", "telecom"})), patient);
+}
+
+TEST(MinimizeTest, ClientNarrowingKeepsMetaAndOnlyAddsTheTag) {
+  const std::string patient =
+      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","profile":["http://p"],)"
+      R"("tag":[{"code":"vip"}],"source":"s"},"gender":"male","telecom":[]})";
+  Result<std::string> subset =
+      SubsetResource(patient, [](std::string_view key) { return key == "gender"; });
+  ASSERT_TRUE(subset.ok()) << subset.status().message();
+  EXPECT_EQ(subset.value(),
+            R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1","profile":["http://p"],)"
+            R"("tag":[{"code":"vip"},)" +
+                std::string(kSubsetted) + R"(],"source":"s"},"gender":"male"})");
 }
 
 TEST(MinimizeTest, FillsAnEmptyTagArray) {
@@ -429,6 +452,20 @@ TEST(MinimizeScanTest, SameBytesAsTheParsingPathAndNothingHiddenLeaks) {
       R"({"resourceType":"Patient","gender":"male","_gender":{"extension":[]},"_birthDate":{"id":"x"}})",
       R"({"resourceType":"Patient","gender":"male","contact":[{"name":{"text":"}\"]{"}}]})",
       R"({"resourceType":"Patient","id":"p","extension":[{"url":"u","valueString":"a\\\"b"}],"gender":"f"})",
+      // meta variants: everything but versionId, lastUpdated and security goes.
+      R"({"resourceType":"Patient","id":"p","meta":{"source":"http://hiv-unit","versionId":"1"},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"profile":["http://hiv-registry"],"lastUpdated":"2026-01-01T00:00:00Z"},"gender":"m","photo":[]})",
+      R"({"resourceType":"Patient","meta":{"extension":[{"url":"u","valueString":"}"}],"security":[{"code":"V"}]},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"tag":[{"code":"hiv"}, {"code":"SUBSETTED"}]},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"security" : [ {"code":"R"} ] , "tag":[{"code":"x"}],"id":"m"},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"versionId":"1","_versionId":{"extension":[]},"lastUpdated":"2026-01-01T00:00:00Z","security":[],"tag":[],"profile":[],"source":"s"},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{},"photo":[]})",
+      // Shapes the scan leaves to the parsing path: escaped or repeated meta names, a tag
+      // or meta of another kind.
+      R"({"resourceType":"Patient","meta":{"versionI\u0064":"1","sourc\u0065":"s"},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"source":"a","source":"b"},"photo":[]})",
+      R"({"resourceType":"Patient","meta":{"tag":{}},"photo":[]})",
+      R"({"resourceType":"Patient","meta":[],"photo":[]})",
   };
   const std::vector<ElementMask> masks = {
       ElementMask::Only({"gender"}),
@@ -451,6 +488,18 @@ TEST(MinimizeScanTest, SameBytesAsTheParsingPathAndNothingHiddenLeaks) {
         EXPECT_TRUE(mask.Allows(key)) << key << " in " << fast.value();
         EXPECT_FALSE(removed && key == "text") << fast.value();
       }
+      // Once anything was removed, meta holds only versionId, lastUpdated, security and
+      // a tag list of exactly SUBSETTED.
+      if (removed) {
+        const boost::json::object& meta = parsed.as_object().at("meta").as_object();
+        for (const auto& member : meta) {
+          const std::string_view key = member.key();
+          EXPECT_TRUE(key == "versionId" || key == "lastUpdated" || key == "security" ||
+                      key == "tag")
+              << key << " in " << fast.value();
+        }
+        EXPECT_EQ(boost::json::serialize(meta.at("tag")), "[" + std::string(kSubsetted) + "]");
+      }
     }
   }
   // Duplicate member names are refused (by the parsing path the scan defers to).
@@ -458,6 +507,116 @@ TEST(MinimizeScanTest, SameBytesAsTheParsingPathAndNothingHiddenLeaks) {
       MinimizeResource(R"({"resourceType":"Patient","gender":"a","gender":"b","photo":[]})",
                        ElementMask::Only({"gender"}))
           .ok());
+}
+
+}  // namespace
+}  // namespace phigate::policy
+
+// Writing meta under an element policy: only versionId/lastUpdated pass unlisted, and an
+// update keeps the stored meta (issue 4 §3).
+namespace phigate::policy {
+namespace {
+
+TEST(ElementMaskTest, ListsOnlyWhatThePolicyNames) {
+  const ElementMask mask = ElementMask::Only({"value[x]", "status"});
+  EXPECT_FALSE(mask.Lists("meta"));
+  EXPECT_FALSE(mask.Lists("id"));
+  EXPECT_FALSE(mask.Lists("resourceType"));
+  EXPECT_TRUE(mask.Lists("status"));
+  EXPECT_TRUE(mask.Lists("_status"));
+  EXPECT_TRUE(mask.Lists("valueQuantity"));
+  EXPECT_FALSE(mask.Lists("value"));
+  EXPECT_FALSE(mask.Lists("code"));
+  EXPECT_TRUE(ElementMask::Only({"meta"}).Lists("meta"));
+  EXPECT_TRUE(ElementMask::Everything().Lists("meta"));
+  // Only one leading underscore marks an extension sibling.
+  EXPECT_FALSE(mask.Lists("__status"));
+  EXPECT_FALSE(mask.Allows("__status"));
+}
+
+TEST(CheckWritableMetaTest, VersionAndTimeAreNoWrite) {
+  const ElementMask mask = ElementMask::Only({"gender"});
+  EXPECT_TRUE(CheckWritable(R"({"resourceType":"Patient","meta":{"versionId":"1",)"
+                            R"("lastUpdated":"2026-01-01T00:00:00Z"},"gender":"male"})",
+                            mask)
+                  .ok());
+  EXPECT_TRUE(CheckWritable(R"({"resourceType":"Patient","meta":{},"gender":"male"})", mask).ok());
+}
+
+TEST(CheckWritableMetaTest, AnythingElseInMetaIsAWriteOfMeta) {
+  const ElementMask mask = ElementMask::Only({"gender"});
+  for (const std::string meta :
+       {R"({"profile":["http://example.org/hiv-registry"]})", R"({"versionId":"1","tag":[]})",
+        R"({"security":[{"code":"R"}]})", R"({"source":"s"})",
+        R"({"extension":[{"url":"u","valueString":"x"}]})", R"({"_versionId":{"id":"x"}})",
+        R"({"id":"m"})", R"([])", R"("x")"}) {
+    const Status status =
+        CheckWritable(R"({"resourceType":"Patient","meta":)" + meta + R"(,"gender":"male"})", mask);
+    EXPECT_EQ(status.code(), StatusCode::kPermissionDenied) << meta;
+    EXPECT_EQ(status.message(), "writing Patient.meta is not permitted for this role") << meta;
+    EXPECT_EQ(status.expression(), "Patient.meta") << meta;
+  }
+  // The first forbidden member in document order is the one reported.
+  const Status status =
+      CheckWritable(R"({"resourceType":"Patient","telecom":[],"meta":{"source":"s"}})", mask);
+  EXPECT_EQ(status.message(), "writing Patient.telecom is not permitted for this role");
+}
+
+TEST(CheckWritableMetaTest, AllowedWhenListedOrUnrestricted) {
+  const std::string patient =
+      R"({"resourceType":"Patient","meta":{"profile":["http://p"],"tag":[{"code":"t"}]},)"
+      R"("gender":"male"})";
+  EXPECT_TRUE(CheckWritable(patient, ElementMask::Only({"gender", "meta"})).ok());
+  EXPECT_TRUE(CheckWritable(patient, ElementMask::Everything()).ok());
+}
+
+std::string KeepMeta(std::string_view new_json, std::string_view stored_json) {
+  Result<std::string> result = KeepStoredMeta(new_json, stored_json);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  return result.ok() ? result.value() : std::string();
+}
+
+TEST(KeepStoredMetaTest, ReplacesTheClientsMetaWithTheStoredOne) {
+  EXPECT_EQ(KeepMeta(R"({"resourceType":"Patient","id":"p1","meta":{"profile":["http://x"]},)"
+                     R"("gender" : "male","telecom":[ ]})",
+                     R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"3", )"
+                     R"("security":[{"code":"R"}]},"gender":"female"})"),
+            R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"3", )"
+            R"("security":[{"code":"R"}]},"gender":"male","telecom":[ ]})");
+}
+
+TEST(KeepStoredMetaTest, RemovesMetaWhenTheStoredHasNone) {
+  EXPECT_EQ(KeepMeta(R"({"resourceType":"Patient","id":"p1","meta":{"tag":[{"code":"t"}]},)"
+                     R"("gender":"male"})",
+                     R"({"resourceType":"Patient","id":"p1","gender":"female"})"),
+            R"({"resourceType":"Patient","id":"p1","gender":"male"})");
+}
+
+TEST(KeepStoredMetaTest, AddsTheStoredMetaInTheCanonicalPlace) {
+  const std::string stored =
+      R"({"resourceType":"Patient","id":"p1","meta":{"security":[{"code":"V"}]},"gender":"f"})";
+  EXPECT_EQ(KeepMeta(R"({"gender":"male","resourceType":"Patient","id":"p1"})", stored),
+            R"({"gender":"male","resourceType":"Patient","id":"p1",)"
+            R"("meta":{"security":[{"code":"V"}]}})");
+  EXPECT_EQ(KeepMeta(R"({"resourceType":"Patient","gender":"male"})", stored),
+            R"({"resourceType":"Patient","meta":{"security":[{"code":"V"}]},"gender":"male"})");
+  EXPECT_EQ(KeepMeta(R"({"gender":"male"})", stored),
+            R"({"meta":{"security":[{"code":"V"}]},"gender":"male"})");
+}
+
+TEST(KeepStoredMetaTest, IdenticalBytesWhenNeitherHasMeta) {
+  const std::string spaced = R"( { "resourceType" : "Patient" , "gender":"male" } )";
+  EXPECT_EQ(KeepMeta(spaced, R"({"resourceType":"Patient"})"), spaced);
+}
+
+TEST(KeepStoredMetaTest, RejectsTextThatIsNotAResource) {
+  Result<std::string> result = KeepStoredMeta("{", R"({"resourceType":"Patient"})");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(result.status().message(), "malformed JSON");
+  result = KeepStoredMeta(R"({"resourceType":"Patient"})", "[1]");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(), "a resource must be a JSON object");
 }
 
 }  // namespace

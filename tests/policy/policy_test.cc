@@ -335,13 +335,124 @@ TEST(PolicyMaskTest, BillingPatientAndEncounter) {
   for (std::string_view n : {"diagnosis", "reasonCode", "hospitalization", "subject", "text"}) {
     EXPECT_FALSE(e.read_mask->Allows(n)) << n;
   }
-  // Financial resources are not restricted.
+  // Financial resources have no element policy, only narrative = false (below).
   Decision c = Eval(policy, billing, "Claim", Interaction::kUpdate);
   ASSERT_TRUE(c.allowed);
-  EXPECT_TRUE(c.read_mask->all);
-  EXPECT_TRUE(c.write_mask->all);
+  EXPECT_TRUE(c.read_mask->Allows("item"));
+  EXPECT_TRUE(c.write_mask->Allows("item"));
   // The allow path hands out the precomputed masks, the same each time.
   EXPECT_EQ(Eval(policy, billing, "Patient", Interaction::kVread).read_mask, d.read_mask);
+}
+
+TEST(PolicyMaskTest, BillingSeesNoNarrativeOrNotesOnFinancialResources) {
+  const Policy& policy = Policy::Default();
+  auth::Principal billing = MakePrincipal({"billing"});
+  // Claim has a narrative but no note in R4.
+  Decision claim = Eval(policy, billing, "Claim", Interaction::kRead);
+  ASSERT_TRUE(claim.allowed);
+  EXPECT_FALSE(claim.read_mask->all);
+  EXPECT_FALSE(claim.write_mask->all);
+  for (const ElementMask* mask : {claim.read_mask, claim.write_mask}) {
+    EXPECT_FALSE(mask->Allows("text"));
+    EXPECT_FALSE(mask->Allows("_text"));
+    for (std::string_view e : {"resourceType", "id", "meta", "identifier", "status", "patient",
+                               "item", "total", "extension", "contained", "insurance"}) {
+      EXPECT_TRUE(mask->Allows(e)) << e;
+    }
+  }
+  EXPECT_EQ(std::find(claim.read_mask->elements.begin(), claim.read_mask->elements.end(), "note"),
+            claim.read_mask->elements.end());
+  // Every element of Claim but text, and meta (always visible, never listed, so that
+  // billing cannot write it), choice elements by their [x] name.
+  EXPECT_EQ(claim.read_mask->elements.size(),
+            fhir::Model::R4().FindResourceType("Claim")->elements.elements().size() - 2);
+  EXPECT_TRUE(claim.read_mask->Allows("meta"));
+  EXPECT_FALSE(claim.write_mask->Lists("meta"));
+
+  Decision response = Eval(policy, billing, "ClaimResponse", Interaction::kSearch);
+  ASSERT_TRUE(response.allowed);
+  EXPECT_FALSE(response.read_mask->Allows("processNote"));
+  EXPECT_FALSE(response.read_mask->Allows("text"));
+  EXPECT_TRUE(response.read_mask->Allows("outcome"));
+  EXPECT_TRUE(response.read_mask->Allows("item"));
+
+  Decision invoice = Eval(policy, billing, "Invoice", Interaction::kCreate);
+  ASSERT_TRUE(invoice.allowed);
+  EXPECT_FALSE(invoice.write_mask->Allows("note"));
+  EXPECT_FALSE(invoice.write_mask->Allows("text"));
+  EXPECT_TRUE(invoice.write_mask->Allows("totalNet"));
+
+  Decision eob = Eval(policy, billing, "ExplanationOfBenefit", Interaction::kRead);
+  ASSERT_TRUE(eob.allowed);
+  EXPECT_FALSE(eob.read_mask->Allows("processNote"));
+  EXPECT_TRUE(eob.read_mask->Allows("benefitPeriod"));
+  for (std::string_view type : {"Coverage", "Account"}) {
+    Decision d = Eval(policy, billing, type, Interaction::kRead);
+    ASSERT_TRUE(d.allowed) << type;
+    EXPECT_FALSE(d.read_mask->Allows("text")) << type;
+    EXPECT_TRUE(d.read_mask->Allows("status")) << type;
+  }
+  // The explicit Patient policy keeps its own list (which has no narrative).
+  EXPECT_FALSE(Eval(policy, billing, "Patient", Interaction::kRead).read_mask->Allows("text"));
+  // Precomputed: the same mask every time.
+  EXPECT_EQ(Eval(policy, billing, "Claim", Interaction::kVread).read_mask, claim.read_mask);
+
+  // The clinician is unaffected.
+  auth::Principal clinician = MakePrincipal({"clinician"});
+  for (std::string_view type : {"Claim", "ClaimResponse", "Invoice", "Observation"}) {
+    Decision d = Eval(policy, clinician, type, Interaction::kRead);
+    ASSERT_TRUE(d.allowed) << type;
+    EXPECT_TRUE(d.read_mask->all) << type;
+    EXPECT_TRUE(d.write_mask->all) << type;
+  }
+}
+
+TEST(PolicyMaskTest, NarrativeFalseWithAStarGrant) {
+  constexpr std::string_view kToml = R"(
+[roles.patient]
+purposes = ["PATRQT"]
+default_purpose = "PATRQT"
+narrative = false
+[[roles.patient.grants]]
+types = ["*"]
+except = ["AuditEvent"]
+interactions = ["read"]
+[[roles.patient.grants]]
+types = ["AuditEvent"]
+interactions = ["search"]
+[roles.patient.elements.Patient]
+read = ["name", "gender"]
+
+[roles.clinician]
+purposes = ["PATRQT"]
+default_purpose = "PATRQT"
+[[roles.clinician.grants]]
+types = ["Observation"]
+interactions = ["read"]
+)";
+  Result<Policy> policy = Policy::Parse(kToml, "n.toml");
+  ASSERT_TRUE(policy.ok()) << policy.status().message();
+  auth::Principal p = MakePrincipal({"patient"});
+  Decision obs = Eval(*policy, p, "Observation", Interaction::kRead);
+  ASSERT_TRUE(obs.allowed);
+  EXPECT_FALSE(obs.read_mask->Allows("note"));
+  EXPECT_FALSE(obs.read_mask->Allows("text"));
+  EXPECT_TRUE(obs.read_mask->Allows("valueQuantity"));
+  EXPECT_TRUE(obs.read_mask->Allows("effectiveDateTime"));
+  EXPECT_FALSE(Eval(*policy, p, "Condition", Interaction::kRead).read_mask->Allows("note"));
+  Decision audit = Eval(*policy, p, "AuditEvent", Interaction::kSearch);
+  ASSERT_TRUE(audit.allowed);
+  EXPECT_FALSE(audit.read_mask->Allows("text"));
+  Decision patient = Eval(*policy, p, "Patient", Interaction::kRead);
+  EXPECT_TRUE(patient.read_mask->Allows("name"));
+  EXPECT_FALSE(patient.read_mask->Allows("birthDate"));
+  // Binary has no narrative: nothing to hide, so no restriction.
+  Decision binary = Eval(*policy, p, "Binary", Interaction::kRead);
+  ASSERT_TRUE(binary.allowed);
+  EXPECT_TRUE(binary.read_mask->all);
+  // Another allowing role without the restriction widens the union as usual.
+  auth::Principal both = MakePrincipal({"patient", "clinician"});
+  EXPECT_TRUE(Eval(*policy, both, "Observation", Interaction::kRead).read_mask->all);
 }
 
 TEST(PolicyMaskTest, ClinicianSeesEverything) {
@@ -460,6 +571,17 @@ TEST(PolicyParseTest, ErrorsNameTheKey) {
       {"[roles.admin]\nphi = false\n[[roles.admin.grants]]\ntypes = [\"*\"]\n"
        "interactions = [\"read\"]\n",
        "p.toml: roles.admin.grants: not allowed with phi = false"},
+      {head + "narrative = \"no\"\n", "p.toml: roles.billing.narrative: must be a boolean"},
+      {head + "narrative = false\n" + grant +
+           "[roles.billing.elements.Patient]\n"
+           "read = [\"name\", \"text\"]\n",
+       "p.toml: roles.billing.elements.Patient.read: element 'text' is not allowed with "
+       "narrative = false"},
+      {head + "narrative = false\n" +
+           "[[roles.billing.grants]]\ntypes = [\"Invoice\"]\ninteractions = [\"read\"]\n"
+           "[roles.billing.elements.Invoice]\nread = [\"status\"]\nwrite = [\"note\"]\n",
+       "p.toml: roles.billing.elements.Invoice.write: element 'note' is not allowed with "
+       "narrative = false"},
       {"[roles.admin]\nphi = false\nbreak_glass = true\n",
        "p.toml: roles.admin.break_glass: not allowed with phi = false"},
   };

@@ -255,6 +255,37 @@ TEST(CheckSearchParamsTest, EverythingPassesWithAnUnrestrictedMask) {
           .ok());
 }
 
+TEST(CheckSearchParamsTest, UncheckableParametersAreDeniedUnderAnElementPolicy) {
+  ExpectDenied(Check("Patient", {{"_has:Observation:patient:code", "1234-5"}}, BillingPatient()),
+               "searching with _has is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  ExpectDenied(Check("Patient", {{"_has", "x"}}, BillingPatient()),
+               "searching with _has is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  ExpectDenied(Check("Patient", {{"name", "x"}, {"_filter", "name eq x"}}, BillingPatient()),
+               "searching with _filter is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  ExpectDenied(Check("Patient", {{"_list", "l1"}}, BillingPatient()),
+               "searching with _list is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  ExpectDenied(Check("Patient", {{"_query:x", "q"}}, BillingPatient()),
+               "searching with _query is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  ExpectDenied(Check("Patient", {{"_list.x", "l1"}}, BillingPatient()),
+               "searching with _list is not permitted for a role whose element policy hides "
+               "elements of Patient");
+  // Names that merely start alike are other (here: unknown) parameters.
+  EXPECT_TRUE(Check("Patient", {{"_hasx", "x"}, {"_lists", "x"}}, BillingPatient()).ok());
+  // Nothing hidden, nothing to protect.
+  EXPECT_TRUE(Check("Patient",
+                    {{"_has:Observation:patient:code", "x"},
+                     {"_filter", "x"},
+                     {"_list", "x"},
+                     {"_query", "x"}},
+                    ElementMask::Everything())
+                  .ok());
+}
+
 TEST(CheckSearchParamsTest, EmptyParametersPass) {
   EXPECT_TRUE(Check("Patient", {}, BillingPatient()).ok());
 }
