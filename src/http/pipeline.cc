@@ -569,8 +569,10 @@ Status Pipeline::BreakGlassFor(Context& ctx, const Access& access, std::string_v
 namespace {
 
 // Writes checked against a stored version retry this often when another write wins the
-// race (only without If-Match: with it, the client chose the version).
-constexpr int kWriteAttempts = 5;
+// race (only without If-Match: with it, the client chose the version). Every lost race is
+// another request's successful write, so retries cannot livelock; the bound covers as
+// many concurrent writers of one resource.
+constexpr int kWriteAttempts = 32;
 
 // Whether an If-Match value names the version of `etag` (W/"3"; a strong "3" too).
 bool SameVersion(std::string_view if_match, std::string_view etag) {
