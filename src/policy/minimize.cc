@@ -270,6 +270,13 @@ std::optional<std::string> MinimizeByScan(std::string_view text, const ElementMa
     has_id = has_id || key == "id";
     has_type = has_type || key == "resourceType";
   }
+  if (!hides_any && meta != nullptr) {
+    // Parts of meta beyond the minimum (profiles, sources, tags) are hidden from a role
+    // under an element policy even when every element of the resource is visible.
+    if (!fhir::ScanTopLevelMemberViews(meta->value, meta_members)) return std::nullopt;
+    hides_any = std::any_of(meta_members.begin(), meta_members.end(),
+                            [](const fhir::MemberView& m) { return !IsMinimumMetaKey(m.key); });
+  }
   if (!hides_any) return std::string(text);
 
   // The new meta: MinimumMeta of the stored one. Its shape is checked as the parsing path
@@ -354,9 +361,16 @@ Result<std::string> internal::MinimizeResourceByParse(std::string_view resource_
                                                       const ElementMask& mask) {
   if (mask.all) return std::string(resource_json);
   ASSIGN_OR_RETURN(ScannedResource resource, Scan(resource_json));
-  const bool hides_any =
+  bool hides_any =
       std::any_of(resource.members.begin(), resource.members.end(),
                   [&mask](const RawMember& member) { return !mask.Allows(member.key); });
+  if (const json::value* meta = resource.object.if_contains("meta");
+      !hides_any && meta != nullptr && meta->is_object()) {
+    // As in MinimizeByScan: meta beyond the minimum is hidden too.
+    hides_any =
+        std::any_of(meta->as_object().begin(), meta->as_object().end(),
+                    [](const json::key_value_pair& m) { return !IsMinimumMetaKey(m.key()); });
+  }
   if (!hides_any) return std::string(resource_json);
   // The narrative summarizes the whole resource, hidden parts included (narrative.html).
   return SubsetScanned(

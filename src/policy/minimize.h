@@ -29,7 +29,9 @@ namespace phigate::policy {
 // kept, in their order) and a `tag` of exactly [SUBSETTED] (search.html#elements); every
 // other tag, `profile`, `source`, `extension` and `id` of meta is dropped, since those can
 // name what was hidden (a "hiv-registry" profile, the source system of an HIV unit).
-// `meta` is created (after id) if absent. When nothing is removed the input is returned
+// `meta` is created (after id) if absent. Under a restricting mask, meta parts beyond that
+// minimum count as hidden on their own: a resource whose elements are all visible is still
+// cut (and tagged) when its meta holds more. When nothing is removed the input is returned
 // byte-identical.
 Result<std::string> MinimizeResource(std::string_view resource_json, const ElementMask& mask);
 

@@ -101,8 +101,16 @@ TEST(MinimizeTest, CutsMetaToVersionTimeAndSecurityWithOnlyTheSubsettedTag) {
             R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1",)"
             R"("security":[ {"code":"R"} ],"lastUpdated":"2026-01-02T03:04:05Z","tag":[)" +
                 std::string(kSubsetted) + R"(]},"gender":"male"})");
-  // Nothing hidden: meta is untouched like the rest.
-  EXPECT_EQ(Minimize(patient, ElementMask::Only({"gender", "telecom"})), patient);
+  // Every element visible: meta beyond the minimum is still hidden, and the result tagged.
+  EXPECT_EQ(Minimize(patient, ElementMask::Only({"gender", "telecom"})),
+            R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1",)"
+            R"("security":[ {"code":"R"} ],"lastUpdated":"2026-01-02T03:04:05Z","tag":[)" +
+                std::string(kSubsetted) + R"(]},"gender":"male","telecom":[]})");
+  // A minimal meta and nothing hidden: the input, byte for byte.
+  const std::string plain =
+      R"({"resourceType":"Patient","id":"p1","meta":{"versionId":"1",)"
+      R"("lastUpdated":"2026-01-02T03:04:05Z","security":[]},"gender":"male"})";
+  EXPECT_EQ(Minimize(plain, ElementMask::Only({"gender"})), plain);
 }
 
 TEST(MinimizeTest, ClientNarrowingKeepsMetaAndOnlyAddsTheTag) {
