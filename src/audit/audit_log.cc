@@ -1,0 +1,623 @@
+// AuditLog: segments, hash chain, group commit and the fail-closed writer (see audit_log.h).
+#include "audit/audit_log.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "core/base64.h"
+#include "crypto/crypto.h"
+
+namespace phigate::audit {
+namespace {
+
+constexpr std::string_view kZeroHash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+constexpr std::string_view kSegmentPrefix = "segment-";
+constexpr std::string_view kSegmentSuffix = ".log";
+constexpr size_t kSegmentSeqDigits = 20;
+constexpr size_t kHashHexChars = 64;
+// Domain separation of the record hash: a hash of this log can never be mistaken for a
+// hash computed elsewhere over the same fields.
+constexpr std::string_view kHashDomain = "phigate-audit-1";
+// The one message every failed Append carries (issue 5 §2: the request fails closed).
+constexpr std::string_view kUnavailableMessage = "audit trail unavailable";
+
+// ---- Posix file seam ----
+
+std::string ErrnoText(std::string_view what) {
+  return std::string(what) + ": " + std::strerror(errno);
+}
+
+class PosixSegmentFile final : public SegmentFile {
+ public:
+  explicit PosixSegmentFile(int fd) : fd_(fd) {}
+  ~PosixSegmentFile() override { ::close(fd_); }
+  PosixSegmentFile(const PosixSegmentFile&) = delete;
+  PosixSegmentFile& operator=(const PosixSegmentFile&) = delete;
+
+  Status Append(std::string_view bytes) override {
+    while (!bytes.empty()) {
+      ssize_t n = ::write(fd_, bytes.data(), bytes.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Unavailable(ErrnoText("audit segment write failed"));
+      }
+      bytes.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+
+  Status Sync() override {
+    // fdatasync suffices: the size change it makes durable is metadata it covers.
+    if (::fdatasync(fd_) != 0) return Unavailable(ErrnoText("audit segment fsync failed"));
+    return Status::Ok();
+  }
+
+  Status Truncate(int64_t size) override {
+    while (::ftruncate(fd_, static_cast<off_t>(size)) != 0) {
+      if (errno != EINTR) return Unavailable(ErrnoText("audit segment truncate failed"));
+    }
+    return Status::Ok();
+  }
+
+  int64_t Size() const override {
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) return -1;
+    return static_cast<int64_t>(st.st_size);
+  }
+
+ private:
+  int fd_;
+};
+
+class PosixDirectoryImpl final : public Directory {
+ public:
+  explicit PosixDirectoryImpl(std::string path) : path_(std::move(path)) {}
+
+  Result<std::unique_ptr<SegmentFile>> OpenForAppend(const std::string& name) override {
+    int fd = ::open(Path(name).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return Unavailable(ErrnoText("cannot open audit segment"));
+    return std::unique_ptr<SegmentFile>(std::make_unique<PosixSegmentFile>(fd));
+  }
+
+  Result<std::vector<std::string>> List() override {
+    DIR* dir = ::opendir(path_.c_str());
+    if (dir == nullptr) return Unavailable(ErrnoText("cannot list audit directory"));
+    std::vector<std::string> names;
+    while (const dirent* entry = ::readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      names.push_back(std::move(name));
+    }
+    ::closedir(dir);
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  Result<std::string> ReadAll(const std::string& name) override {
+    int fd = ::open(Path(name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Unavailable(ErrnoText("cannot open audit segment"));
+    std::string out;
+    char buf[64 * 1024];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof(buf));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        Status status = Unavailable(ErrnoText("cannot read audit segment"));
+        ::close(fd);
+        return status;
+      }
+      if (n == 0) break;
+      out.append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return out;
+  }
+
+  Status SyncDirectory() override {
+    int fd = ::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return Unavailable(ErrnoText("cannot open audit directory"));
+    int rc = ::fsync(fd);
+    Status status = rc == 0 ? Status::Ok() : Unavailable(ErrnoText("audit directory fsync failed"));
+    ::close(fd);
+    return status;
+  }
+
+ private:
+  std::string Path(const std::string& name) const { return path_ + "/" + name; }
+  std::string path_;
+};
+
+// ---- Record format ----
+
+struct Record {
+  int64_t seq = 0;
+  int64_t time = 0;
+  std::string prev;
+  uint32_t kv = 0;
+  std::string ct;  // base64url text, as stored
+  std::string hash;
+};
+
+std::string RecordHash(int64_t seq, int64_t time, std::string_view prev, uint32_t kv,
+                       std::string_view ct) {
+  std::string input(kHashDomain);
+  input += '|';
+  input += std::to_string(seq);
+  input += '|';
+  input += std::to_string(time);
+  input += '|';
+  input += prev;
+  input += '|';
+  input += std::to_string(kv);
+  input += '|';
+  input += ct;
+  return HexEncode(crypto::Sha256(input));
+}
+
+// The line, with its trailing newline.
+std::string FormatRecord(const Record& r) {
+  std::string line = "{\"seq\":" + std::to_string(r.seq) + ",\"time\":" + std::to_string(r.time) +
+                     ",\"prev\":\"" + r.prev + "\",\"kv\":" + std::to_string(r.kv) + ",\"ct\":\"" +
+                     r.ct + "\",\"hash\":\"" + r.hash + "\"}\n";
+  return line;
+}
+
+// A strict parser of the one fixed line shape: a record that any other JSON spelling
+// would accept (spaces, escapes, reordered keys) is rejected as malformed, so each
+// record has exactly one byte representation.
+class LineParser {
+ public:
+  explicit LineParser(std::string_view line) : rest_(line) {}
+
+  bool Literal(std::string_view text) {
+    if (rest_.substr(0, text.size()) != text) return false;
+    rest_.remove_prefix(text.size());
+    return true;
+  }
+
+  // A non-negative decimal without leading zeros.
+  template <typename T>
+  bool Number(T* out) {
+    size_t n = 0;
+    while (n < rest_.size() && rest_[n] >= '0' && rest_[n] <= '9') ++n;
+    if (n == 0 || (n > 1 && rest_[0] == '0')) return false;
+    auto [ptr, ec] = std::from_chars(rest_.data(), rest_.data() + n, *out);
+    if (ec != std::errc() || ptr != rest_.data() + n) return false;
+    rest_.remove_prefix(n);
+    return true;
+  }
+
+  bool LowerHex(size_t count, std::string* out) {
+    if (rest_.size() < count) return false;
+    for (size_t i = 0; i < count; ++i) {
+      char c = rest_[i];
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    out->assign(rest_.substr(0, count));
+    rest_.remove_prefix(count);
+    return true;
+  }
+
+  bool Base64Url(std::string* out) {
+    size_t n = 0;
+    while (n < rest_.size()) {
+      char c = rest_[n];
+      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_';
+      if (!ok) break;
+      ++n;
+    }
+    if (n == 0) return false;
+    out->assign(rest_.substr(0, n));
+    rest_.remove_prefix(n);
+    return true;
+  }
+
+  bool AtEnd() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
+};
+
+// `line` without its newline.
+std::optional<Record> ParseRecord(std::string_view line) {
+  Record r;
+  LineParser p(line);
+  if (!p.Literal("{\"seq\":") || !p.Number(&r.seq) || r.seq < 1) return std::nullopt;
+  if (!p.Literal(",\"time\":") || !p.Number(&r.time)) return std::nullopt;
+  if (!p.Literal(",\"prev\":\"") || !p.LowerHex(kHashHexChars, &r.prev)) return std::nullopt;
+  if (!p.Literal("\",\"kv\":") || !p.Number(&r.kv)) return std::nullopt;
+  if (!p.Literal(",\"ct\":\"") || !p.Base64Url(&r.ct)) return std::nullopt;
+  if (!p.Literal("\",\"hash\":\"") || !p.LowerHex(kHashHexChars, &r.hash)) return std::nullopt;
+  if (!p.Literal("\"}") || !p.AtEnd()) return std::nullopt;
+  return r;
+}
+
+bool HashMatches(const Record& r) {
+  return RecordHash(r.seq, r.time, r.prev, r.kv, r.ct) == r.hash;
+}
+
+std::string Aad(int64_t seq) { return "audit/" + std::to_string(seq); }
+
+Result<std::string> OpenCiphertext(const Record& r, const crypto::Keyring& keyring) {
+  std::optional<std::string> sealed = Base64UrlDecode(r.ct);
+  if (!sealed) return Internal("cannot decrypt");
+  Result<std::string> plain = keyring.Open(crypto::KeyPurpose::kAudit, r.kv, *sealed, Aad(r.seq));
+  if (!plain.ok()) return Internal("cannot decrypt");
+  return plain;
+}
+
+std::string SegmentName(int64_t first_seq) {
+  std::string digits = std::to_string(first_seq);
+  return std::string(kSegmentPrefix) + std::string(kSegmentSeqDigits - digits.size(), '0') +
+         digits + std::string(kSegmentSuffix);
+}
+
+bool IsSegmentName(std::string_view name) {
+  if (name.size() != kSegmentPrefix.size() + kSegmentSeqDigits + kSegmentSuffix.size()) {
+    return false;
+  }
+  if (name.substr(0, kSegmentPrefix.size()) != kSegmentPrefix) return false;
+  if (name.substr(name.size() - kSegmentSuffix.size()) != kSegmentSuffix) return false;
+  std::string_view digits = name.substr(kSegmentPrefix.size(), kSegmentSeqDigits);
+  return std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Segment names in seq order (the zero-padded names sort numerically).
+Result<std::vector<std::string>> Segments(Directory& dir) {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, dir.List());
+  std::vector<std::string> segments;
+  for (std::string& name : names) {
+    if (IsSegmentName(name)) segments.push_back(std::move(name));
+  }
+  std::sort(segments.begin(), segments.end());
+  return segments;
+}
+
+// The last newline-terminated line of `text[0, end)`, without its newline, or nullopt.
+std::optional<std::string_view> LastCompleteLine(std::string_view text) {
+  size_t end = text.rfind('\n');
+  if (end == std::string_view::npos) return std::nullopt;
+  size_t start = end == 0 ? std::string_view::npos : text.rfind('\n', end - 1);
+  start = start == std::string_view::npos ? 0 : start + 1;
+  return text.substr(start, end - start);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Directory>> PosixDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Unavailable(ErrnoText("cannot create audit directory"));
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return Unavailable("audit path is not a directory");
+  }
+  return std::unique_ptr<Directory>(std::make_unique<PosixDirectoryImpl>(path));
+}
+
+// ---- The writer ----
+
+struct AuditLog::Impl {
+  // One Append's rendezvous with the writer; guarded by mu_.
+  struct Slot {
+    bool done = false;
+    bool abandoned = false;  // its Append gave up at the deadline: never acknowledge it
+    int64_t seq = 0;
+    Status status;
+  };
+  struct Pending {
+    std::string event;
+    std::shared_ptr<Slot> slot;
+  };
+  // What one batch would make durable, committed only once every Append of it still waits.
+  struct Outcome {
+    Status status;
+    size_t count = 0;  // batch entries this run consumed (the rest go back to the queue)
+    int64_t new_size = 0;
+    std::string new_hash;
+    bool wrote = false;
+  };
+
+  Impl(std::unique_ptr<Directory> d, const crypto::Keyring& k, const Clock& c, AuditLogOptions o)
+      : dir(std::move(d)), keyring(k), clock(c), options(o) {}
+
+  Status Recover();
+  void WriterLoop();
+  Outcome WriteBatch(std::vector<Pending>& batch);
+
+  std::unique_ptr<Directory> dir;
+  const crypto::Keyring& keyring;
+  const Clock& clock;
+  const AuditLogOptions options;
+
+  // Writer-thread state (also touched by Recover before the thread starts).
+  std::unique_ptr<SegmentFile> file;  // the current (last) segment, or null before the first
+  int64_t durable_size = 0;           // its length covered by the last successful fsync
+  int64_t next_seq = 1;               // of the next record, after the last durable one
+  std::string last_hash{kZeroHash};   // of the last durable record
+  bool dirty = false;                 // bytes past durable_size may exist: truncate first
+  bool dir_sync_pending = false;      // a new segment's directory entry is not durable yet
+
+  // mu guards queue, stop, every Slot and stats.
+  mutable std::mutex mu;
+  std::condition_variable work_cv;  // the writer waits for work
+  std::condition_variable done_cv;  // Appends wait for their slot
+  std::deque<Pending> queue;
+  bool stop = false;
+  AuditLogStats stats;
+  std::atomic<bool> healthy{true};
+  std::thread writer;
+};
+
+Status AuditLog::Impl::Recover() {
+  ASSIGN_OR_RETURN(std::vector<std::string> segments, Segments(*dir));
+  if (segments.empty()) return Status::Ok();  // the first batch creates segment 1
+
+  const std::string& last = segments.back();
+  ASSIGN_OR_RETURN(std::string text, dir->ReadAll(last));
+  size_t newline = text.rfind('\n');
+  int64_t complete = newline == std::string::npos ? 0 : static_cast<int64_t>(newline) + 1;
+
+  // The last complete record, searching back over segments left empty by a crash between
+  // creating a segment and writing to it.
+  std::optional<std::string_view> tail =
+      LastCompleteLine(std::string_view(text).substr(0, complete));
+  std::string earlier;
+  for (size_t i = segments.size() - 1; !tail && i > 0; --i) {
+    ASSIGN_OR_RETURN(earlier, dir->ReadAll(segments[i - 1]));
+    tail = LastCompleteLine(earlier);
+  }
+  if (tail) {
+    std::optional<Record> record = ParseRecord(*tail);
+    // A garbled complete line is not a crash artifact (those are partial): refuse to
+    // extend a chain whose end cannot be trusted.
+    if (!record || !HashMatches(*record)) return Internal("audit log tail is corrupt");
+    next_seq = record->seq + 1;
+    last_hash = record->hash;
+  }
+
+  ASSIGN_OR_RETURN(file, dir->OpenForAppend(last));
+  if (complete < static_cast<int64_t>(text.size())) {
+    // A crash mid-write: the partial line was never acknowledged (acks follow the fsync).
+    RETURN_IF_ERROR(file->Truncate(complete));
+    RETURN_IF_ERROR(file->Sync());
+  }
+  durable_size = complete;
+  return Status::Ok();
+}
+
+AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) {
+  Outcome out;
+  out.count = batch.size();  // a failure consumes the whole batch
+  if (dirty && file) {
+    // The failed batch's bytes must go before anything follows them, or the next record's
+    // prev would skip over records that are in the file.
+    out.status = file->Truncate(durable_size);
+    if (out.status.ok()) out.status = file->Sync();
+    if (!out.status.ok()) return out;
+  }
+  dirty = false;
+
+  int64_t used = file ? durable_size : 0;
+  bool rotate = file == nullptr;
+  std::string bytes;
+  std::string prev = last_hash;
+  size_t taken = 0;
+  for (Pending& p : batch) {
+    Record r;
+    r.seq = next_seq + static_cast<int64_t>(taken);
+    r.time = clock.NowMillis();
+    r.prev = prev;
+    Result<std::string> sealed =
+        keyring.Seal(crypto::KeyPurpose::kAudit, p.event, Aad(r.seq), &r.kv);
+    if (!sealed.ok()) {
+      out.status = sealed.status();
+      return out;
+    }
+    r.ct = Base64UrlEncode(*sealed);
+    r.hash = RecordHash(r.seq, r.time, r.prev, r.kv, r.ct);
+    std::string line = FormatRecord(r);
+    int64_t filled = used + static_cast<int64_t>(bytes.size());
+    if (filled > 0 && filled + static_cast<int64_t>(line.size()) > options.segment_bytes) {
+      if (!bytes.empty()) break;  // the rest waits for the next batch, in a new segment
+      rotate = true;
+      used = 0;
+    }
+    bytes += line;
+    prev = r.hash;
+    ++taken;
+  }
+
+  if (rotate) {
+    Result<std::unique_ptr<SegmentFile>> opened = dir->OpenForAppend(SegmentName(next_seq));
+    if (!opened.ok()) {
+      out.status = opened.status();
+      return out;
+    }
+    file = std::move(opened).value();
+    durable_size = 0;
+    dirty = file->Size() != 0;  // a leftover from a failed attempt
+    if (dirty) {
+      out.status = file->Truncate(0);
+      if (!out.status.ok()) return out;
+    }
+    dir_sync_pending = true;
+  }
+  if (dir_sync_pending) {
+    out.status = dir->SyncDirectory();
+    if (!out.status.ok()) return out;
+    dir_sync_pending = false;
+  }
+
+  out.wrote = true;
+  out.status = file->Append(bytes);
+  if (out.status.ok()) out.status = file->Sync();
+  if (!out.status.ok()) return out;
+  out.count = taken;
+  out.new_size = durable_size + static_cast<int64_t>(bytes.size());
+  out.new_hash = std::move(prev);
+  return out;
+}
+
+void AuditLog::Impl::WriterLoop() {
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    work_cv.wait(lock, [&] { return stop || !queue.empty(); });
+    if (queue.empty()) return;  // stop, and every pending Append completed
+
+    std::vector<Pending> batch;
+    while (!queue.empty() && batch.size() < static_cast<size_t>(options.max_batch)) {
+      Pending p = std::move(queue.front());
+      queue.pop_front();
+      if (p.slot->abandoned) continue;  // never written, so never acknowledged
+      batch.push_back(std::move(p));
+    }
+    if (batch.empty()) continue;
+
+    lock.unlock();
+    Outcome out = WriteBatch(batch);
+    lock.lock();
+
+    for (size_t i = batch.size(); i > out.count; --i) queue.push_front(std::move(batch[i - 1]));
+    batch.resize(out.count);
+
+    bool abandoned =
+        std::any_of(batch.begin(), batch.end(), [](const Pending& p) { return p.slot->abandoned; });
+    if (out.status.ok() && !abandoned) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        batch[i].slot->done = true;
+        batch[i].slot->seq = next_seq + static_cast<int64_t>(i);
+      }
+      next_seq += static_cast<int64_t>(batch.size());
+      last_hash = std::move(out.new_hash);
+      durable_size = out.new_size;
+      stats.records += batch.size();
+      ++stats.syncs;
+      healthy = true;
+    } else {
+      // A batch that missed an Append's deadline fails whole: the late Append was told
+      // kUnavailable, so its record must not stay in the chain (issue 5 §2).
+      if (out.wrote) dirty = true;
+      for (Pending& p : batch) {
+        p.slot->done = true;
+        p.slot->status = Unavailable(std::string(kUnavailableMessage));
+      }
+      ++stats.failed_batches;
+      healthy = false;
+    }
+    done_cv.notify_all();
+  }
+}
+
+AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
+                                                 const crypto::Keyring& keyring, const Clock& clock,
+                                                 AuditLogOptions options) {
+  if (dir == nullptr) return InvalidArgument("audit log needs a directory");
+  if (keyring.empty()) return InvalidArgument("audit log needs a keyring with a data key");
+  if (options.segment_bytes <= 0 || options.append_deadline_ms <= 0 || options.max_batch <= 0) {
+    return InvalidArgument("audit log options must be positive");
+  }
+  auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options);
+  RETURN_IF_ERROR(impl->Recover());
+  Impl* raw = impl.get();
+  impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
+}
+
+AuditLog::~AuditLog() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->work_cv.notify_one();
+  impl_->writer.join();
+}
+
+Result<int64_t> AuditLog::Append(std::string event_json) {
+  // The deadline runs on the steady clock: a stalled disk is a wall-time matter that the
+  // injectable (possibly fake) record clock must not hide.
+  auto deadline = std::chrono::steady_clock::now() +
+                  std::chrono::milliseconds(impl_->options.append_deadline_ms);
+  auto slot = std::make_shared<Impl::Slot>();
+  std::unique_lock<std::mutex> lock(impl_->mu);
+  impl_->queue.push_back({std::move(event_json), slot});
+  impl_->work_cv.notify_one();
+  if (!impl_->done_cv.wait_until(lock, deadline, [&] { return slot->done; })) {
+    slot->abandoned = true;
+    impl_->healthy = false;
+    return Unavailable(std::string(kUnavailableMessage));
+  }
+  if (!slot->status.ok()) return slot->status;
+  return slot->seq;
+}
+
+bool AuditLog::Healthy() const { return impl_->healthy.load(); }
+
+AuditLogStats AuditLog::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->stats;
+}
+
+// ---- Verification ----
+
+Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring) {
+  VerifyResult result;
+  auto fail = [&](int64_t seq, std::string problem) {
+    result.ok = false;
+    result.first_bad_seq = seq;
+    result.problem = std::move(problem);
+    return result;
+  };
+  ASSIGN_OR_RETURN(std::vector<std::string> segments, Segments(dir));
+  int64_t expected = 1;
+  std::string prev(kZeroHash);
+  for (const std::string& name : segments) {
+    ASSIGN_OR_RETURN(std::string text, dir.ReadAll(name));
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      size_t newline = rest.find('\n');
+      if (newline == std::string_view::npos) return fail(expected, "malformed record");
+      std::optional<Record> r = ParseRecord(rest.substr(0, newline));
+      rest.remove_prefix(newline + 1);
+      if (!r) return fail(expected, "malformed record");
+      if (r->seq > expected) return fail(expected, "sequence gap");
+      if (r->seq < expected) return fail(expected, "sequence repeat");
+      if (r->prev != prev) return fail(expected, "chain broken");
+      if (!HashMatches(*r)) return fail(expected, "hash mismatch");
+      if (!OpenCiphertext(*r, keyring).ok()) return fail(expected, "cannot decrypt");
+      prev = r->hash;
+      ++expected;
+      ++result.records;
+    }
+  }
+  return result;
+}
+
+Result<std::string> OpenRecord(std::string_view line, const crypto::Keyring& keyring) {
+  if (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  std::optional<Record> r = ParseRecord(line);
+  if (!r) return Internal("malformed record");
+  if (!HashMatches(*r)) return Internal("hash mismatch");
+  return OpenCiphertext(*r, keyring);
+}
+
+}  // namespace phigate::audit
