@@ -19,6 +19,7 @@
 #include <thread>
 #include <utility>
 
+#include "audit/checkpoints.h"
 #include "core/base64.h"
 #include "crypto/crypto.h"
 
@@ -335,17 +336,22 @@ struct AuditLog::Impl {
     bool wrote = false;
   };
 
-  Impl(std::unique_ptr<Directory> d, const crypto::Keyring& k, const Clock& c, AuditLogOptions o)
-      : dir(std::move(d)), keyring(k), clock(c), options(o) {}
+  Impl(std::unique_ptr<Directory> d, const crypto::Keyring& k, const Clock& c, AuditLogOptions o,
+       std::unique_ptr<CheckpointSigner> s)
+      : dir(std::move(d)), keyring(k), clock(c), options(o), signer(std::move(s)) {}
 
   Status Recover();
   void WriterLoop();
   Outcome WriteBatch(std::vector<Pending>& batch);
+  // Writes the checkpoint of the last durable record; `lock` (on mu) is released for the I/O.
+  void WriteCheckpoint(std::unique_lock<std::mutex>& lock);
 
   std::unique_ptr<Directory> dir;
   const crypto::Keyring& keyring;
   const Clock& clock;
   const AuditLogOptions options;
+  // Null: no checkpoints. Writer-thread only (and Open, before the thread starts).
+  std::unique_ptr<CheckpointSigner> signer;
 
   // Writer-thread state (also touched by Recover before the thread starts).
   std::unique_ptr<SegmentFile> file;  // the current (last) segment, or null before the first
@@ -354,6 +360,8 @@ struct AuditLog::Impl {
   std::string last_hash{kZeroHash};   // of the last durable record
   bool dirty = false;                 // bytes past durable_size may exist: truncate first
   bool dir_sync_pending = false;      // a new segment's directory entry is not durable yet
+  bool checkpoint_failing = false;    // the last checkpoint attempt failed: not healthy
+  bool batch_failing = false;         // the last batch failed: not healthy
 
   // mu guards queue, stop, every Slot and stats.
   mutable std::mutex mu;
@@ -476,11 +484,46 @@ AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) 
   return out;
 }
 
+void AuditLog::Impl::WriteCheckpoint(std::unique_lock<std::mutex>& lock) {
+  // next_seq and last_hash change only on this thread: safe to read without mu.
+  int64_t seq = next_seq - 1;
+  std::string hash = last_hash;
+  lock.unlock();
+  Status status = signer->Write(*dir, seq, hash, clock.NowMillis());
+  lock.lock();
+  if (status.ok()) {
+    ++stats.checkpoints;
+    checkpoint_failing = false;
+    healthy = !batch_failing;  // a checkpoint never hides a failed record write
+  } else {
+    ++stats.failed_checkpoints;
+    checkpoint_failing = true;
+    healthy = false;
+  }
+}
+
 void AuditLog::Impl::WriterLoop() {
   std::unique_lock<std::mutex> lock(mu);
+  auto has_work = [&] { return stop || !queue.empty(); };
   for (;;) {
-    work_cv.wait(lock, [&] { return stop || !queue.empty(); });
-    if (queue.empty()) return;  // stop, and every pending Append completed
+    if (signer != nullptr && signer->Pending(next_seq - 1)) {
+      // The time trigger (issue 5 §3): wake when every_ms may have elapsed. The wait is
+      // real time, the due check the injected clock, so a fake clock is re-checked
+      // periodically rather than missed.
+      // Capped so a huge every_ms never overflows the steady-clock deadline.
+      int64_t wait_ms = std::min<int64_t>(signer->MillisUntilDue(clock.NowMillis()), 60'000);
+      if (!work_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), has_work)) {
+        if (signer->Due(next_seq - 1, clock.NowMillis())) WriteCheckpoint(lock);
+        continue;
+      }
+    } else {
+      work_cv.wait(lock, has_work);
+    }
+    if (queue.empty()) {
+      // stop, and every pending Append completed: a last checkpoint covers the tail.
+      if (signer != nullptr && signer->Pending(next_seq - 1)) WriteCheckpoint(lock);
+      return;
+    }
 
     std::vector<Pending> batch;
     while (!queue.empty() && batch.size() < static_cast<size_t>(options.max_batch)) {
@@ -510,7 +553,8 @@ void AuditLog::Impl::WriterLoop() {
       durable_size = out.new_size;
       stats.records += batch.size();
       ++stats.syncs;
-      healthy = true;
+      batch_failing = false;
+      healthy = !checkpoint_failing;
     } else {
       // A batch that missed an Append's deadline fails whole: the late Append was told
       // kUnavailable, so its record must not stay in the chain (issue 5 §2).
@@ -520,9 +564,16 @@ void AuditLog::Impl::WriterLoop() {
         p.slot->status = Unavailable(std::string(kUnavailableMessage));
       }
       ++stats.failed_batches;
+      batch_failing = true;
       healthy = false;
     }
     done_cv.notify_all();
+    // After the acknowledgments: a checkpoint covers only records already durable and
+    // committed, and its fsync never delays their Appends.
+    if (out.status.ok() && !abandoned && signer != nullptr &&
+        signer->Due(next_seq - 1, clock.NowMillis())) {
+      WriteCheckpoint(lock);
+    }
   }
 }
 
@@ -531,13 +582,23 @@ AuditLog::AuditLog(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
                                                  const crypto::Keyring& keyring, const Clock& clock,
                                                  AuditLogOptions options) {
+  return Open(std::move(dir), keyring, clock, options, nullptr);
+}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
+                                                 const crypto::Keyring& keyring, const Clock& clock,
+                                                 AuditLogOptions options,
+                                                 std::unique_ptr<CheckpointSigner> signer) {
   if (dir == nullptr) return InvalidArgument("audit log needs a directory");
   if (keyring.empty()) return InvalidArgument("audit log needs a keyring with a data key");
   if (options.segment_bytes <= 0 || options.append_deadline_ms <= 0 || options.max_batch <= 0) {
     return InvalidArgument("audit log options must be positive");
   }
-  auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options);
+  auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options, std::move(signer));
   RETURN_IF_ERROR(impl->Recover());
+  if (impl->signer != nullptr) {
+    RETURN_IF_ERROR(impl->signer->Recover(*impl->dir, impl->next_seq - 1, clock.NowMillis()));
+  }
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
@@ -580,6 +641,11 @@ AuditLogStats AuditLog::stats() const {
 // ---- Verification ----
 
 Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring) {
+  return VerifyChain(dir, keyring, [](int64_t, std::string_view) {});
+}
+
+Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
+                                 const std::function<void(int64_t, std::string_view)>& on_record) {
   VerifyResult result;
   auto fail = [&](int64_t seq, std::string problem) {
     result.ok = false;
@@ -604,6 +670,7 @@ Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring)
       if (r->prev != prev) return fail(expected, "chain broken");
       if (!HashMatches(*r)) return fail(expected, "hash mismatch");
       if (!OpenCiphertext(*r, keyring).ok()) return fail(expected, "cannot decrypt");
+      on_record(r->seq, r->hash);
       prev = r->hash;
       ++expected;
       ++result.records;

@@ -34,10 +34,18 @@
 // The file seam: every file operation goes through Directory / SegmentFile so tests inject
 // write failures, fsync failures and stalls (PosixDirectory is the real one).
 //
+// Signed checkpoints (checkpoints.h, issue 5 §3): when Open is given a CheckpointSigner,
+// the writer, after acknowledging a durable batch, appends a signed checkpoint when one is
+// due; it also wakes while idle for the time trigger, and writes a last one at shutdown.
+// A failed checkpoint write never fails the Appends of the batch (their records are
+// already durable and acknowledged): it makes Healthy() false until a later checkpoint
+// succeeds, and is retried after every batch and every `every_ms` while idle.
+//
 // Thread-safety: Append and Healthy may be called from any thread; one writer thread.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -48,6 +56,8 @@
 #include "crypto/keyring.h"
 
 namespace phigate::audit {
+
+class CheckpointSigner;  // checkpoints.h
 
 class SegmentFile {
  public:
@@ -81,6 +91,8 @@ struct AuditLogStats {
   uint64_t records = 0;  // acknowledged (durable) records
   uint64_t syncs = 0;    // successful fsyncs of batches
   uint64_t failed_batches = 0;
+  uint64_t checkpoints = 0;  // checkpoints written (durably) since Open
+  uint64_t failed_checkpoints = 0;
 };
 
 class AuditLog {
@@ -88,6 +100,11 @@ class AuditLog {
   static Result<std::unique_ptr<AuditLog>> Open(std::unique_ptr<Directory> dir,
                                                 const crypto::Keyring& keyring, const Clock& clock,
                                                 AuditLogOptions options = {});
+  // With signed checkpoints (`signer` may be null: none).
+  static Result<std::unique_ptr<AuditLog>> Open(std::unique_ptr<Directory> dir,
+                                                const crypto::Keyring& keyring, const Clock& clock,
+                                                AuditLogOptions options,
+                                                std::unique_ptr<CheckpointSigner> signer);
   ~AuditLog();  // completes pending Appends (durably, or with kUnavailable), joins the writer
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
@@ -117,6 +134,9 @@ struct VerifyResult {
                               // "sequence gap", "cannot decrypt", "malformed record"
 };
 Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring);
+// The same, calling `on_record(seq, hash)` for each record that verified (in seq order).
+Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
+                                 const std::function<void(int64_t, std::string_view)>& on_record);
 
 // The plaintext event of one record line (for export and tests); errors as VerifyChain's
 // problems.

@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,50 @@ struct CheckpointOptions {
   int64_t every_ms = 1000;
 };
 
+// The checkpoint state of one AuditLog: hand it to AuditLog::Open, which calls Recover
+// and then, from its writer thread only, the rest.
+class CheckpointSigner {
+ public:
+  static constexpr std::string_view kFileName = "checkpoints.log";
+
+  // kInvalidArgument unless `key` is Ed25519 and both options are positive.
+  static Result<std::unique_ptr<CheckpointSigner>> Create(crypto::PrivateKey key,
+                                                          CheckpointOptions options);
+
+  // Reads the last checkpoint of checkpoints.log in `dir` (its signature chains the next
+  // one) after truncating a partial last line (a crash mid-write: never fsynced). Records
+  // up to `last_seq` exist; kInternal if the last checkpoint is garbled or names a later
+  // record (the trail lost records a checkpoint covered: refuse to extend it).
+  Status Recover(Directory& dir, int64_t last_seq, int64_t now_ms);
+
+  // Records after the last checkpoint exist (`last_seq` is the last durable record).
+  bool Pending(int64_t last_seq) const { return last_seq > checkpointed_seq_; }
+  // A checkpoint is due: pending, and every_records reached, every_ms elapsed since the
+  // last one, or the last attempt failed.
+  bool Due(int64_t last_seq, int64_t now_ms) const;
+  // Milliseconds until the time trigger (the writer's idle wait; at least 1).
+  int64_t MillisUntilDue(int64_t now_ms) const;
+
+  // Appends and fsyncs the checkpoint of the durable record (seq, hash). On failure the
+  // state is unchanged, the next write first truncates what this one left, and Due stays
+  // true so it is retried.
+  Status Write(Directory& dir, int64_t seq, std::string_view hash, int64_t now_ms);
+
+ private:
+  CheckpointSigner(crypto::PrivateKey key, CheckpointOptions options);
+  Status OpenFile(Directory& dir);
+
+  crypto::PrivateKey key_;
+  const CheckpointOptions options_;
+  std::unique_ptr<SegmentFile> file_;
+  int64_t durable_size_ = 0;
+  bool dirty_ = false;  // bytes past durable_size_ may exist
+  bool failed_ = false;
+  int64_t checkpointed_seq_ = 0;
+  int64_t checkpointed_ms_ = 0;  // time of the last checkpoint (or of Recover)
+  std::string prev_sig_;         // base64url signature of the last checkpoint
+};
+
 // Loads <path> (Ed25519 PKCS#8 PEM, 0600), creating it if absent.
 Result<crypto::PrivateKey> LoadOrCreateAuditSigningKey(const std::string& path);
 
@@ -47,6 +92,14 @@ std::string CheckpointLine(const crypto::PrivateKey& key, int64_t seq, std::stri
 
 // VerifyChain plus the checkpoints in `checkpoints_text` (the content of checkpoints.log,
 // or of a copy kept elsewhere), verified with `key` (the audit signing key's public half).
+// The records are checked first (a damaged record is reported as VerifyChain reports it),
+// then the checkpoints in file order, each: "malformed checkpoint" (first_bad_seq: the
+// seq after the previous good checkpoint; a final partial line counts), "bad checkpoint
+// signature", "checkpoint chain broken" (prev_sig is not the previous line's sig: a
+// removed, inserted or reordered checkpoint), "checkpoint out of order", "records missing
+// before a checkpoint", "checkpoint hash mismatch". Removing the newest checkpoints of
+// the live file is not detectable from the file alone: that is what the copy kept
+// elsewhere is for.
 Result<VerifyResult> VerifyWithCheckpoints(Directory& dir, const crypto::Keyring& keyring,
                                            std::string_view checkpoints_text,
                                            const crypto::PublicKey& key);
