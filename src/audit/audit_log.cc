@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "audit/checkpoints.h"
+#include "audit/line_parser.h"
 #include "core/base64.h"
 #include "crypto/crypto.h"
 
@@ -179,63 +180,6 @@ std::string FormatRecord(const Record& r) {
   return line;
 }
 
-// A strict parser of the one fixed line shape: a record that any other JSON spelling
-// would accept (spaces, escapes, reordered keys) is rejected as malformed, so each
-// record has exactly one byte representation.
-class LineParser {
- public:
-  explicit LineParser(std::string_view line) : rest_(line) {}
-
-  bool Literal(std::string_view text) {
-    if (rest_.substr(0, text.size()) != text) return false;
-    rest_.remove_prefix(text.size());
-    return true;
-  }
-
-  // A non-negative decimal without leading zeros.
-  template <typename T>
-  bool Number(T* out) {
-    size_t n = 0;
-    while (n < rest_.size() && rest_[n] >= '0' && rest_[n] <= '9') ++n;
-    if (n == 0 || (n > 1 && rest_[0] == '0')) return false;
-    auto [ptr, ec] = std::from_chars(rest_.data(), rest_.data() + n, *out);
-    if (ec != std::errc() || ptr != rest_.data() + n) return false;
-    rest_.remove_prefix(n);
-    return true;
-  }
-
-  bool LowerHex(size_t count, std::string* out) {
-    if (rest_.size() < count) return false;
-    for (size_t i = 0; i < count; ++i) {
-      char c = rest_[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    }
-    out->assign(rest_.substr(0, count));
-    rest_.remove_prefix(count);
-    return true;
-  }
-
-  bool Base64Url(std::string* out) {
-    size_t n = 0;
-    while (n < rest_.size()) {
-      char c = rest_[n];
-      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
-      if (!ok) break;
-      ++n;
-    }
-    if (n == 0) return false;
-    out->assign(rest_.substr(0, n));
-    rest_.remove_prefix(n);
-    return true;
-  }
-
-  bool AtEnd() const { return rest_.empty(); }
-
- private:
-  std::string_view rest_;
-};
-
 // `line` without its newline.
 std::optional<Record> ParseRecord(std::string_view line) {
   Record r;
@@ -244,7 +188,7 @@ std::optional<Record> ParseRecord(std::string_view line) {
   if (!p.Literal(",\"time\":") || !p.Number(&r.time)) return std::nullopt;
   if (!p.Literal(",\"prev\":\"") || !p.LowerHex(kHashHexChars, &r.prev)) return std::nullopt;
   if (!p.Literal("\",\"kv\":") || !p.Number(&r.kv)) return std::nullopt;
-  if (!p.Literal(",\"ct\":\"") || !p.Base64Url(&r.ct)) return std::nullopt;
+  if (!p.Literal(",\"ct\":\"") || !p.Base64Url(&r.ct, /*allow_empty=*/false)) return std::nullopt;
   if (!p.Literal("\",\"hash\":\"") || !p.LowerHex(kHashHexChars, &r.hash)) return std::nullopt;
   if (!p.Literal("\"}") || !p.AtEnd()) return std::nullopt;
   return r;

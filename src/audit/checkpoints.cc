@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "audit/line_parser.h"
 #include "core/base64.h"
 #include "crypto/key_file.h"
 
@@ -44,65 +45,17 @@ struct Checkpoint {
   std::string sig;
 };
 
-// A strict parser of the one line shape CheckpointLine writes (like the record parser:
-// one byte representation per checkpoint).
-class Parser {
- public:
-  explicit Parser(std::string_view line) : rest_(line) {}
-
-  bool Literal(std::string_view text) {
-    if (rest_.substr(0, text.size()) != text) return false;
-    rest_.remove_prefix(text.size());
-    return true;
-  }
-  bool Number(int64_t* out) {
-    size_t n = 0;
-    while (n < rest_.size() && rest_[n] >= '0' && rest_[n] <= '9') ++n;
-    if (n == 0 || (n > 1 && rest_[0] == '0')) return false;
-    auto [ptr, ec] = std::from_chars(rest_.data(), rest_.data() + n, *out);
-    if (ec != std::errc() || ptr != rest_.data() + n) return false;
-    rest_.remove_prefix(n);
-    return true;
-  }
-  bool LowerHex(size_t count, std::string* out) {
-    if (rest_.size() < count) return false;
-    for (size_t i = 0; i < count; ++i) {
-      char c = rest_[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    }
-    out->assign(rest_.substr(0, count));
-    rest_.remove_prefix(count);
-    return true;
-  }
-  // Possibly empty.
-  bool Base64Url(std::string* out) {
-    size_t n = 0;
-    while (n < rest_.size()) {
-      char c = rest_[n];
-      bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                c == '-' || c == '_';
-      if (!ok) break;
-      ++n;
-    }
-    out->assign(rest_.substr(0, n));
-    rest_.remove_prefix(n);
-    return true;
-  }
-  bool AtEnd() const { return rest_.empty(); }
-
- private:
-  std::string_view rest_;
-};
-
 // `line` without its newline.
 std::optional<Checkpoint> ParseCheckpoint(std::string_view line) {
   Checkpoint c;
-  Parser p(line);
+  LineParser p(line);
   if (!p.Literal("{\"seq\":") || !p.Number(&c.seq) || c.seq < 1) return std::nullopt;
   if (!p.Literal(",\"hash\":\"") || !p.LowerHex(kHashHexChars, &c.hash)) return std::nullopt;
   if (!p.Literal("\",\"time\":") || !p.Number(&c.time)) return std::nullopt;
-  if (!p.Literal(",\"prev_sig\":\"") || !p.Base64Url(&c.prev_sig)) return std::nullopt;
-  if (!p.Literal("\",\"sig\":\"") || !p.Base64Url(&c.sig) || c.sig.empty()) return std::nullopt;
+  if (!p.Literal(",\"prev_sig\":\"") || !p.Base64Url(&c.prev_sig, /*allow_empty=*/true))
+    return std::nullopt;
+  if (!p.Literal("\",\"sig\":\"") || !p.Base64Url(&c.sig, /*allow_empty=*/false))
+    return std::nullopt;
   if (!p.Literal("\"}") || !p.AtEnd()) return std::nullopt;
   return c;
 }
