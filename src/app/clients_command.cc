@@ -1,8 +1,9 @@
+#include <algorithm>
 #include <boost/json.hpp>
-#include <chrono>
 #include <cstdint>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -138,30 +139,16 @@ constexpr int64_t kDayMs = 24LL * 60 * 60 * 1000;
 constexpr size_t kMaxCounterpartyChars = 200;
 
 // A calendar date YYYY-MM-DD (exactly that form; a real date, 1970 or later) as days since
-// the Unix epoch. UsageError naming `option` otherwise.
+// the Unix epoch: core's ParseDateUtc decides; this only words the UsageError for `option`.
 int64_t ParseDay(const std::string& text, const char* option) {
-  const std::string invalid =
-      std::string("clients baa: ") + option + " must be a date YYYY-MM-DD, e.g. 2027-01-31";
-  if (text.size() != 10 || text[4] != '-' || text[7] != '-') throw UsageError(invalid);
-  auto number = [&](size_t from, size_t count) {
-    int value = 0;
-    for (size_t i = from; i < from + count; ++i) {
-      if (text[i] < '0' || text[i] > '9') throw UsageError(invalid);
-      value = value * 10 + (text[i] - '0');
-    }
-    return value;
-  };
-  const std::chrono::year_month_day date{std::chrono::year(number(0, 4)),
-                                         std::chrono::month(static_cast<unsigned>(number(5, 2))),
-                                         std::chrono::day(static_cast<unsigned>(number(8, 2)))};
-  // ok() checks the month and the day against that month's length (leap years included).
-  if (!date.ok()) {
-    throw UsageError(std::string("clients baa: ") + option + " is not a calendar date");
-  }
-  if (date.year() < std::chrono::year(1970)) {
-    throw UsageError(std::string("clients baa: ") + option + " must not be before 1970");
-  }
-  return std::chrono::sys_days(date).time_since_epoch().count();
+  if (std::optional<int64_t> ms = ParseDateUtc(text)) return *ms / kDayMs;
+  const std::string prefix = std::string("clients baa: ") + option;
+  const bool shaped = text.size() == 10 && text[4] == '-' && text[7] == '-' &&
+                      std::all_of(text.begin(), text.end(),
+                                  [](char c) { return c == '-' || (c >= '0' && c <= '9'); });
+  if (!shaped) throw UsageError(prefix + " must be a date YYYY-MM-DD, e.g. 2027-01-31");
+  if (text < "1970") throw UsageError(prefix + " must not be before 1970");
+  throw UsageError(prefix + " is not a calendar date");
 }
 
 // "YYYY-MM-DD" of the UTC day containing `ms`.
