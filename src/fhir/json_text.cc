@@ -54,40 +54,30 @@ size_t SkipValue(std::string_view s, size_t i) {
 
 std::vector<RawMember> TopLevelMembers(std::string_view text) {
   std::vector<RawMember> members;
-  ScanTopLevelMembers(text, members);
+  if (!ScanTopLevelMembers(text, members)) members.clear();
   return members;
 }
 
-bool ScanTopLevelMembers(std::string_view text, std::vector<RawMember>& members) {
-  members.clear();
+namespace {
+
+// The one scanner of a top-level object: calls on_member(raw_key, value) for each member,
+// raw_key being the name with its quotes exactly as in the text; stops (false) when
+// on_member does. True only if the whole text is one object and nothing follows it.
+template <typename OnMember>
+bool ScanObject(std::string_view text, OnMember&& on_member) {
   size_t i = SkipSpace(text, 0);
   if (i >= text.size() || text[i] != '{') return false;
   i = SkipSpace(text, i + 1);
   while (i < text.size() && text[i] == '"') {
     const size_t key_end = SkipString(text, i);
-    std::string_view raw_key = text.substr(i, key_end - i);
-    std::string key;
-    if (raw_key.find('\\') == std::string_view::npos) {
-      key = std::string(raw_key.substr(1, raw_key.size() - 2));
-    } else {
-      // An escaped name: let the JSON parser decode it (the text is known to be valid).
-      boost::system::error_code ec;
-      boost::json::value v = boost::json::parse(raw_key, ec);
-      if (ec || !v.is_string()) {
-        members.clear();
-        return false;
-      }
-      key = std::string(v.as_string());
-    }
+    if (key_end > text.size() || key_end - i < 2) return false;
+    const std::string_view raw_key = text.substr(i, key_end - i);
     i = SkipSpace(text, key_end);
-    if (i >= text.size() || text[i] != ':') {
-      members.clear();
-      return false;
-    }
+    if (i >= text.size() || text[i] != ':') return false;
     i = SkipSpace(text, i + 1);
     const size_t value_end = SkipValue(text, i);
     if (value_end == i) return false;  // no value
-    members.push_back({std::move(key), text.substr(i, value_end - i)});
+    if (!on_member(raw_key, text.substr(i, value_end - i))) return false;
     i = SkipSpace(text, value_end);
     if (i < text.size() && text[i] == ',') {
       i = SkipSpace(text, i + 1);
@@ -100,32 +90,34 @@ bool ScanTopLevelMembers(std::string_view text, std::vector<RawMember>& members)
   return SkipSpace(text, i + 1) == text.size();
 }
 
+}  // namespace
+
+bool ScanTopLevelMembers(std::string_view text, std::vector<RawMember>& members) {
+  members.clear();
+  return ScanObject(text, [&members](std::string_view raw_key, std::string_view value) {
+    std::string key;
+    if (raw_key.find('\\') == std::string_view::npos) {
+      key = std::string(raw_key.substr(1, raw_key.size() - 2));
+    } else {
+      // An escaped name: let the JSON parser decode it.
+      boost::system::error_code ec;
+      boost::json::value v = boost::json::parse(raw_key, ec);
+      if (ec || !v.is_string()) return false;
+      key = std::string(v.as_string());
+    }
+    members.push_back({std::move(key), value});
+    return true;
+  });
+}
+
 bool ScanTopLevelMemberViews(std::string_view text, std::vector<MemberView>& members) {
   members.clear();
-  size_t i = SkipSpace(text, 0);
-  if (i >= text.size() || text[i] != '{') return false;
-  i = SkipSpace(text, i + 1);
-  while (i < text.size() && text[i] == '"') {
-    const size_t key_end = SkipString(text, i);
-    if (key_end > text.size() || key_end - i < 2) return false;
-    const std::string_view key = text.substr(i + 1, key_end - i - 2);
+  return ScanObject(text, [&members](std::string_view raw_key, std::string_view value) {
+    const std::string_view key = raw_key.substr(1, raw_key.size() - 2);
     if (key.find('\\') != std::string_view::npos) return false;
-    i = SkipSpace(text, key_end);
-    if (i >= text.size() || text[i] != ':') return false;
-    i = SkipSpace(text, i + 1);
-    const size_t value_end = SkipValue(text, i);
-    if (value_end == i) return false;
-    members.push_back({key, text.substr(i, value_end - i)});
-    i = SkipSpace(text, value_end);
-    if (i < text.size() && text[i] == ',') {
-      i = SkipSpace(text, i + 1);
-      if (i >= text.size() || text[i] != '"') return false;
-    } else {
-      break;
-    }
-  }
-  if (i >= text.size() || text[i] != '}') return false;
-  return SkipSpace(text, i + 1) == text.size();
+    members.push_back({key, value});
+    return true;
+  });
 }
 
 void AppendMinified(std::string& out, std::string_view s) {
