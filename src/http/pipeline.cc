@@ -637,37 +637,24 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
   const std::string_view if_match = request[bhttp::field::if_match];
   const bool compartment = !access.patient.empty();
   const bool restricted_view = compartment || access.view.hidden_labels != nullptr;
-  auto hide_gone = [&](Result<fhir::RestResult> r) { return HideGone(access, std::move(r)); };
-  auto reachable = [&](std::string_view type, std::string_view json) {
-    return Reachable(access, type, json);
-  };
   // Older versions are reachable only while the resource is: a label or a move out of the
   // compartment on the current version covers its history too.
   auto current_reachable = [&](std::string_view type, std::string_view id) -> Status {
     if (!restricted_view) return Status::Ok();
     Result<fhir::RestResult> current = deps_.resources->Read(type, id);
-    if (current.ok()) return reachable(type, current.value().body);
+    if (current.ok()) return Reachable(access, type, current.value().body);
     if (current.status().code() == StatusCode::kGone) return Status::Ok();  // checked per version
     return current.status();
-  };
-  auto inside = [&](std::string_view json, bool creating) {
-    return Inside(access, route.type, json, creating);
-  };
-  auto shape_result = [&](Result<fhir::RestResult> r) {
-    return ShapeResult(access, route.type, std::move(r));
   };
   // Serves a stored version: the view first (so nothing outside the caller's reach opens a
   // break-glass grant), then break-glass for the patients of the unshaped version.
   auto serve = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
-    r = hide_gone(std::move(r));
+    r = HideGone(access, std::move(r));
     if (!r.ok()) return r;
-    if (!d.break_glass) {
-      RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
-      return r;
-    }
-    const std::string original = r.value().body;
+    // Copied only under break-glass: the read path pays nothing for it.
+    const std::string original = d.break_glass ? r.value().body : std::string();
     RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
-    RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, original));
+    if (d.break_glass) RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, original));
     return r;
   };
 
@@ -757,9 +744,9 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
     }
     case auth::Interaction::kCreate: {
       if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
-      RETURN_IF_ERROR(inside(body, true));
+      RETURN_IF_ERROR(Inside(access, route.type, body, true));
       RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
-      return shape_result(deps_.resources->Create(route.type, body, base_url_));
+      return ShapeResult(access, route.type, deps_.resources->Create(route.type, body, base_url_));
     }
     case auth::Interaction::kUpdate: {
       // The checks hold for the stored version they read, so that version is the one
