@@ -1,6 +1,5 @@
 #include "policy/baa_gate.h"
 
-#include <optional>
 #include <utility>
 
 #include "core/log.h"
@@ -29,20 +28,22 @@ BaaGate::BaaGate(storage::Store& store, const Clock& clock, int64_t cache_ms)
 
 Status BaaGate::Check(std::string_view client_id) const {
   const int64_t now_ms = clock_.NowMillis();
-  const std::string key(client_id);
-  std::optional<Entry> entry;
   {
+    // The hot path (every FHIR request): a fresh first-party entry answers without a copy
+    // or an allocation.
     std::lock_guard lock(mu_);
-    auto it = cache_.find(key);
+    auto it = cache_.find(client_id);
     // A third-party entry is never reused: its BAA may have been revoked by another
     // process a moment ago. `now >= fetched` treats a clock stepped backwards as stale.
     if (it != cache_.end() && !it->second.third_party && now_ms >= it->second.fetched_ms &&
         now_ms - it->second.fetched_ms < cache_ms_) {
-      entry = it->second;
+      return Status::Ok();
     }
   }
-  if (!entry) {
-    // Outside the lock: a store read may wait on the database.
+  // Outside the lock: a store read may wait on the database.
+  const std::string key(client_id);
+  Entry entry;
+  {
     Result<std::optional<storage::ClientRecord>> client = store_.GetClient(key);
     if (!client.ok()) {
       // Fail closed: without the record we cannot tell whether PHI may go to this client.
@@ -50,27 +51,25 @@ Status BaaGate::Check(std::string_view client_id) const {
           {{"client_id", client_id}, {"code", static_cast<int>(client.status().code())}});
       return Unavailable("storage unavailable");
     }
-    Entry fresh;
-    fresh.fetched_ms = now_ms;
+    entry.fetched_ms = now_ms;
     if (client->has_value()) {
       const storage::ClientRecord& record = **client;
-      fresh.registered = true;
-      fresh.third_party = record.third_party;
-      fresh.baa.counterparty = record.baa_counterparty;
-      fresh.baa.signed_ms = record.baa_signed_ms;
-      fresh.baa.expires_ms = record.baa_expires_ms;
-      fresh.baa.status = record.baa_status;
+      entry.registered = true;
+      entry.third_party = record.third_party;
+      entry.baa.counterparty = record.baa_counterparty;
+      entry.baa.signed_ms = record.baa_signed_ms;
+      entry.baa.expires_ms = record.baa_expires_ms;
+      entry.baa.status = record.baa_status;
     }
     std::lock_guard lock(mu_);
     if (cache_.size() >= kMaxCachedClients && !cache_.contains(key)) cache_.clear();
-    cache_[key] = fresh;
-    entry = std::move(fresh);
+    cache_[key] = entry;
   }
 
   // Unregistered (an external provider's app) and first-party clients belong to the
   // covered entity itself: no agreement is needed.
-  if (!entry->registered || !entry->third_party) return Status::Ok();
-  const storage::BaaRecord& baa = entry->baa;
+  if (!entry.registered || !entry.third_party) return Status::Ok();
+  const storage::BaaRecord& baa = entry.baa;
   if (baa.status == "revoked") return Refused("its agreement was revoked");
   if (baa.status != "active") return Refused("this third-party client has none");
   // Evaluated on every request against the clock, so expiry needs no restart.

@@ -26,6 +26,7 @@
 
 #include "core/clock.h"
 #include "core/status.h"
+#include "fhir/model.h"
 #include "storage/store.h"
 
 namespace phigate::policy {
@@ -47,7 +48,7 @@ class BaaGate {
   const Clock& clock_;
   int64_t cache_ms_;
   mutable std::mutex mu_;
-  mutable std::unordered_map<std::string, Entry> cache_;  // guarded by mu_
+  mutable fhir::StringMap<Entry> cache_;  // guarded by mu_
 };
 
 }  // namespace phigate::policy
