@@ -14,7 +14,7 @@ run: build
 	./build/phigate serve
 
 build-test: setup
-	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPHIGATE_SANITIZE=ON -DPHIGATE_BUILD_TESTS=ON
+	cmake -S . -B build-test -G Ninja -DCMAKE_BUILD_TYPE=Debug -DPHIGATE_SANITIZE=ON -DPHIGATE_BUILD_TESTS=ON -DPHIGATE_TEST_HOOKS=ON
 	cmake --build build-test -j $(JOBS)
 
 test: build-test

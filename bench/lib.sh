@@ -61,3 +61,28 @@ wrk_run() {  # server_pid threads connections duration_s url [wrk args...]
   echo "$out" | awk -v t="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="$n" \
     '/Requests\/sec/ {printf "%s %.1f\n", $2, t / hz * 1e6 / n}'
 }
+
+# Runs wrk once with latency statistics and prints "REQ_PER_S P99_MS". Fails like wrk_run
+# on answers other than 2xx.
+wrk_run_p99() {  # threads connections duration_s url [wrk args...]
+  local threads=$1 conns=$2 duration=$3 url=$4 out
+  shift 4
+  out=$(wrk -t"$threads" -c"$conns" -d"${duration}s" --latency "$@" "$url")
+  if echo "$out" | grep -q 'Non-2xx'; then
+    echo "wrk: answers other than 2xx from $url:" >&2
+    echo "$out" >&2
+    return 1
+  fi
+  echo "$out" | grep 'Socket errors' >&2 || true
+  echo "$out" | awk '
+    /Requests\/sec/ {rps = $2}
+    $1 == "99%" {v = $2; ms = v + 0
+      if (v ~ /us$/) ms = ms / 1000; else if (v ~ /ms$/) ms = ms; else if (v ~ /s$/) ms = ms * 1000
+      p99 = ms}
+    END {printf "%s %.3f\n", rps, p99}'
+}
+
+# The value of a counter in a Prometheus text page.
+metric_value() {  # name < page
+  awk -v n="$1" '$1 == n {print $2}'
+}

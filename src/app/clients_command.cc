@@ -9,14 +9,18 @@
 #include <string_view>
 #include <vector>
 
+#include "app/audit_trail.h"
 #include "app/commands.h"
 #include "app/data_dir.h"
+#include "audit/event.h"
 #include "auth/client_auth.h"
 #include "auth/client_registry.h"
 #include "auth/jwk.h"
 #include "auth/security_events.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/security_audit.h"
+#include "http/status_mapping.h"
 #include "storage/store.h"
 
 namespace phigate::app {
@@ -43,7 +47,9 @@ constexpr const char* kClientsHelp =
     "baa records a third-party client's BAA (HIPAA 45 CFR 164.504(e)) and marks the client\n"
     "third party: it receives PHI only from the start of the --signed day through the end\n"
     "of the --expires day (UTC), until --revoke. All work while the server runs on the\n"
-    "same data dir; a revocation takes effect on the server's next request.\n"
+    "same data dir; a revocation takes effect on the server's next request. Each command\n"
+    "writes one administrative record to the audit trail; if that record cannot be written\n"
+    "the command exits 1 and says so.\n"
     "\n"
     "  --name NAME         a label for the client (printable ASCII)\n"
     "  --scope SCOPES      space-separated SMART scopes, e.g. \"system/*.cruds\" or\n"
@@ -121,13 +127,58 @@ std::set<std::string> With(std::set<std::string> extra) {
   return extra;
 }
 
-// The whole data dir is initialized (keys included) so that a later `serve` finds it
-// complete, exactly as if the server had created it.
-DataDir Open(const ParsedArgs& parsed) {
-  Config config = LoadEffectiveConfig(parsed);
-  config.Finalize();
+// The effective config, the data dir and its audit trail. The whole data dir is
+// initialized (keys included) so that a later `serve` finds it complete, exactly as if
+// the server had created it.
+struct Opened {
+  Config config;
+  DataDir dir;
+  AuditTrail trail;
+};
+
+Opened Open(const ParsedArgs& parsed) {
+  Opened out;
+  out.config = LoadEffectiveConfig(parsed);
+  out.config.Finalize();
   SetLogLevel(LogLevel::kWarn);
-  return OpenDataDir(config, DataDirUse::kCommand);
+  out.dir = OpenDataDir(out.config, DataDirUse::kCommand);
+  out.trail = OpenAuditTrail(out.config, *out.dir.keyring, SystemClock::Instance(),
+                             AuditTrailUse::kCommand);
+  return out;
+}
+
+// The command's administrative record (issue 5 §1): `subtype` "clients.<subcommand>", the
+// client acted on, a fixed PHI-free `detail`.
+audit::Event CommandEvent(std::string subtype, char action, std::string client_id,
+                          std::string detail) {
+  audit::Event event;
+  event.subtype = std::move(subtype);
+  event.action = action;
+  event.client_id = std::move(client_id);
+  event.detail = std::move(detail);
+  return event;
+}
+
+// Records `event` with the outcome of `status` (a failed attempt is recorded too, with its
+// OperationOutcome code). Throws StartupError if the record cannot be made durable.
+void Record(Opened& opened, audit::Event event, const Status& status) {
+  if (!status.ok()) {
+    event.outcome_code = http::MapStatus(status.code()).issue_code;
+    event.detail += " (failed)";
+  }
+  RecordCommand(opened.trail, SystemClock::Instance(), std::move(event));
+}
+
+// The client-administration security event of a command, as one detail of its record.
+void EmitSecurityEvent(Opened& opened, auth::SecurityEventType type, const std::string& client_id,
+                       const std::string& reason) {
+  http::AuditingSecurityEventSink events(*opened.trail.sink, SystemClock::Instance(), "cli");
+  auth::SecurityEvent event;
+  event.type = type;
+  event.client_id = client_id;
+  event.address = "cli";
+  event.reason = reason;
+  events.Record(event);
 }
 
 int Fail(const std::string& subcommand, const Status& status) {
@@ -244,13 +295,32 @@ int Add(const std::vector<std::string>& args) {
     if (registration.jwks.empty()) throw UsageError("clients add: --jwks-file is empty");
   }
 
-  DataDir dir = Open(parsed);
+  Opened opened = Open(parsed);
   if (registration.roles.empty() && registration.redirect_uris.empty()) {
     // Not an error (such a client can still be used for tests of denial), but a likely slip.
     std::cerr << "phigate: clients add: note: no --roles, so this client's own tokens reach "
                  "no PHI (deny by default)\n";
   }
-  auto created = auth::CreateClient(*dir.store, registration, SystemClock::Instance());
+  // Fixed words and the client's own settings: never its name (free text).
+  audit::Event record = CommandEvent(
+      "clients.add", 'C', "",
+      std::string("client added; roles ") +
+          (registration.roles.empty() ? "none" : registration.roles) + "; third party " +
+          YesNo(registration.third_party) + "; scope " + registration.scope);
+  auto created = [&] {
+    http::SecurityEventScope scope(&record.security);
+    auto result = auth::CreateClient(*opened.dir.store, registration, SystemClock::Instance());
+    if (result.ok()) {
+      EmitSecurityEvent(opened, auth::SecurityEventType::kClientCreated, result->client_id,
+                        result->auth_method);
+    }
+    return result;
+  }();
+  if (created.ok()) {
+    record.client_id = created->client_id;
+    record.detail += "; " + created->auth_method;
+  }
+  Record(opened, std::move(record), created.status());
   if (!created.ok()) {
     if (created.status().code() == StatusCode::kInvalidArgument) {
       throw UsageError("clients add: " + created.status().message());
@@ -258,13 +328,6 @@ int Add(const std::vector<std::string>& args) {
     std::cerr << "phigate: clients add: " << created.status().message() << "\n";
     return 1;
   }
-  auth::LogSecurityEventSink events;
-  auth::SecurityEvent event;
-  event.type = auth::SecurityEventType::kClientCreated;
-  event.client_id = created->client_id;
-  event.address = "cli";
-  event.reason = created->auth_method;
-  events.Record(event);
 
   const bool has_secret = !created->client_secret.empty();
   if (parsed.Has("json")) {
@@ -292,8 +355,10 @@ int List(const std::vector<std::string>& args) {
     std::cout << kClientsHelp;
     return 0;
   }
-  DataDir dir = Open(parsed);
-  Result<std::vector<storage::ClientRecord>> clients = dir.store->ListClients();
+  Opened opened = Open(parsed);
+  Result<std::vector<storage::ClientRecord>> clients = opened.dir.store->ListClients();
+  // A read of the client registry, recorded before anything is shown (fail closed).
+  Record(opened, CommandEvent("clients.list", 'R', "", "clients listed"), clients.status());
   if (!clients.ok()) return Fail("list", clients.status());
   const int64_t now_ms = SystemClock::Instance().NowMillis();
   if (parsed.Has("json")) {
@@ -387,22 +452,32 @@ int Baa(const std::vector<std::string>& args) {
     third_party = true;
   }
 
-  DataDir dir = Open(parsed);
-  Status set = dir.store->SetClientBaa(client_id, baa, third_party);
+  Opened opened = Open(parsed);
+  // The dates are the agreement's, not PHI; the counterparty (a legal name) goes in its own
+  // field, which exists only inside the encrypted record.
+  audit::Event record =
+      CommandEvent("clients.baa", 'U', client_id,
+                   baa.status == "active"
+                       ? "business associate agreement recorded, in effect " +
+                             FormatDay(baa.signed_ms) + " through " + FormatLastDay(baa.expires_ms)
+                       : std::string("business associate agreement revoked"));
+  record.baa_counterparty = baa.counterparty;
+  Status set = [&] {
+    http::SecurityEventScope scope(&record.security);
+    Status result = opened.dir.store->SetClientBaa(client_id, baa, third_party);
+    // Ids and fixed words only: never the counterparty.
+    if (result.ok()) {
+      EmitSecurityEvent(opened, auth::SecurityEventType::kClientBaaChanged, client_id, baa.status);
+    }
+    return result;
+  }();
+  Record(opened, std::move(record), set);
   if (!set.ok()) {
     if (set.code() == StatusCode::kInvalidArgument) {
       throw UsageError("clients baa: " + set.message());
     }
     return Fail("baa", set);
   }
-  // Ids and fixed words only: never the counterparty.
-  auth::LogSecurityEventSink events;
-  auth::SecurityEvent event;
-  event.type = auth::SecurityEventType::kClientBaaChanged;
-  event.client_id = client_id;
-  event.address = "cli";
-  event.reason = baa.status;
-  events.Record(event);
   std::cout << "client_id=" << client_id << "\n"
             << "baa_status=" << baa.status << "\n";
   if (baa.status == "active") {

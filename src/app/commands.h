@@ -14,6 +14,8 @@ int ServeCommand(const std::vector<std::string>& args);
 int ClientsCommand(const std::vector<std::string>& args);
 // users add | list | disable | reset-mfa (built-in authorization server accounts).
 int UsersCommand(const std::vector<std::string>& args);
+// audit verify | export | purge (the audit trail of issue 5).
+int AuditCommand(const std::vector<std::string>& args);
 
 // --config, --data-dir and --listen, applied in that order over the defaults.
 Config LoadEffectiveConfig(const ParsedArgs& parsed);

@@ -1,4 +1,5 @@
-// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients (add, list, baa), users.
+// phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients (add, list, baa), users,
+// audit (verify, export, purge).
 // Exit codes: 0 ok, 2 usage error, 1 runtime error.
 #include <cstdio>
 #include <iostream>
@@ -24,6 +25,9 @@ constexpr const char* kMainHelp =
     "  clients list  list clients with their roles and business associate agreements\n"
     "  clients baa   record or revoke a client's business associate agreement\n"
     "  users         add, list, disable, reset-mfa: people who log in (password + TOTP)\n"
+    "  audit verify  check the audit trail's hash chain and signed checkpoints\n"
+    "  audit export  stream decrypted audit records (JSON lines or syslog) to a SIEM\n"
+    "  audit purge   delete audit segments older than the retention period\n"
     "\n"
     "Options:\n"
     "  --help        show this help (also: phigate <command> --help)\n"
@@ -55,6 +59,9 @@ int main(int argc, char** argv) {
     }
     if (command == "users") {
       return phigate::app::UsersCommand({args.begin() + 1, args.end()});
+    }
+    if (command == "audit") {
+      return phigate::app::AuditCommand({args.begin() + 1, args.end()});
     }
     throw phigate::app::UsageError("unknown command '" + command + "'");
   } catch (const phigate::app::UsageError& e) {

@@ -5,6 +5,7 @@
 #include <sstream>
 #include <thread>
 
+#include "app/audit_trail.h"
 #include "app/commands.h"
 #include "app/data_dir.h"
 #include "auth/accounts.h"
@@ -20,6 +21,7 @@
 #include "fhir/model.h"
 #include "fhir/resource_service.h"
 #include "http/pipeline.h"
+#include "http/security_audit.h"
 #include "net/https_client.h"
 #include "net/https_server.h"
 #include "policy/baa_gate.h"
@@ -76,6 +78,16 @@ int ServeCommand(const std::vector<std::string>& args) {
 
   DataDir dir = OpenDataDir(config, DataDirUse::kServe);
   const fhir::Model& model = fhir::Model::R4();
+  const SystemClock& clock = SystemClock::Instance();
+  // The audit trail (issue 5) opens before anything listens: it recovers a torn tail and
+  // checks its checkpoints, and a trail that cannot be opened stops start-up.
+  AuditTrail trail = OpenAuditTrail(config, *dir.keyring, clock, AuditTrailUse::kServe);
+#ifdef PHIGATE_BENCH_NO_AUDIT
+  audit::NullAuditSink null_sink;
+  audit::AuditSink& audit_sink = null_sink;
+#else
+  audit::AuditSink& audit_sink = *trail.sink;
+#endif
 
   net::ServerOptions options;
   options.host = host;
@@ -131,10 +143,9 @@ int ServeCommand(const std::vector<std::string>& args) {
     config.Finalize();
   }
 
-  const SystemClock& clock = SystemClock::Instance();
   fhir::ResourceService resources(*dir.store, *dir.keyring, model, clock, config.fhir,
                                   config.limits.json_depth);
-  auth::LogSecurityEventSink events;
+  http::AuditingSecurityEventSink events(audit_sink, clock, "local");
   auth::SessionGuard guard(*dir.store, clock);
   if (Status loaded = guard.Load(); !loaded.ok()) {
     throw StartupError("cannot load revoked tokens: " + loaded.message());
@@ -186,7 +197,21 @@ int ServeCommand(const std::vector<std::string>& args) {
   deps.policy = &access_policy;
   deps.baa = &baa;
   deps.break_glass = &break_glass;
+  deps.audit = &audit_sink;
+  deps.audit_reader = trail.reader.get();
+  deps.keyring = dir.keyring.get();
   pipeline = std::make_unique<http::Pipeline>(deps);
+
+  audit::Event start;
+  start.kind = audit::EventKind::kSystem;
+  start.subtype = "start";
+  start.action = 'E';
+  start.time_ms = clock.NowMillis();
+  start.address = "local";
+  start.detail = std::string("phigate ") + PHIGATE_VERSION;
+  if (auto recorded = audit_sink.Record(start); !recorded.ok()) {
+    throw StartupError("the audit trail cannot record: " + recorded.status().message());
+  }
 
   std::cout
       << "phigate " << PHIGATE_VERSION << " serving FHIR R4 at " << config.auth.issuer << "/fhir\n"
@@ -200,8 +225,18 @@ int ServeCommand(const std::vector<std::string>& args) {
   std::cerr << "WARNING: benchmark build without authentication (PHIGATE_BENCH_NO_AUTH): "
                "every /fhir request is served as a fully privileged client. Never deploy.\n";
 #endif
+#ifdef PHIGATE_BENCH_NO_AUDIT
+  std::cerr << "WARNING: benchmark build without the audit trail (PHIGATE_BENCH_NO_AUDIT): "
+               "requests are not recorded. Never deploy.\n";
+#endif
   Log(LogLevel::kInfo, "server_started", {{"port", static_cast<int>(server.port())}});
   server.Run();
+  audit::Event stop = start;
+  stop.subtype = "stop";
+  stop.time_ms = clock.NowMillis();
+  if (auto recorded = audit_sink.Record(stop); !recorded.ok()) {
+    Log(LogLevel::kError, "audit.stop_not_recorded");
+  }
   Log(LogLevel::kInfo, "server_stopped");
   return 0;
 }

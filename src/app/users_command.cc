@@ -3,14 +3,20 @@
 #include <iostream>
 #include <set>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
+#include "app/audit_trail.h"
 #include "app/commands.h"
 #include "app/data_dir.h"
+#include "audit/event.h"
 #include "auth/accounts.h"
 #include "auth/roles.h"
-#include "auth/security_events.h"
+#include "core/clock.h"
 #include "core/log.h"
+#include "http/security_audit.h"
+#include "http/status_mapping.h"
 
 namespace phigate::app {
 
@@ -25,6 +31,8 @@ constexpr const char* kUsersHelp =
     "\n"
     "Manages the people who log in to the built-in authorization server, always with a\n"
     "password and a TOTP authenticator. Works while the server runs on the same data dir.\n"
+    "Each command writes one administrative record to the audit trail (user ids, never\n"
+    "usernames); if that record cannot be written the command exits 1 and says so.\n"
     "\n"
     "  add        creates a user and prints user_id=... and enrollment_url=...: a one-time\n"
     "             link, valid for auth.enrollment_ttl_s (24 h), where the person sets a\n"
@@ -67,16 +75,60 @@ Opened Open(const ParsedArgs& parsed) {
   return out;
 }
 
-// The opened data dir and the Accounts on it, as every subcommand uses them.
+// The opened data dir, its audit trail and the Accounts on it, as every subcommand uses
+// them. The Accounts' security events go to the trail: inside Audited (below) they join the
+// command's one record; anything emitted outside it would be recorded on its own.
 struct OpenedAccounts {
   explicit OpenedAccounts(const ParsedArgs& parsed)
       : opened(Open(parsed)),
+        trail(OpenAuditTrail(opened.config, *opened.dir.keyring, SystemClock::Instance(),
+                             AuditTrailUse::kCommand)),
+        events(*trail.sink, SystemClock::Instance(), "cli"),
         accounts(*opened.dir.store, *opened.dir.keyring, SystemClock::Instance(),
                  opened.config.auth, events) {}
   Opened opened;
-  auth::LogSecurityEventSink events;
+  AuditTrail trail;
+  http::AuditingSecurityEventSink events;
   auth::Accounts accounts;
 };
+
+// The command's administrative record (issue 5 §1): `subtype` "users.<subcommand>", the
+// fixed PHI-free `detail`, never a username.
+audit::Event CommandEvent(std::string subtype, char action, std::string detail) {
+  audit::Event event;
+  event.subtype = std::move(subtype);
+  event.action = action;
+  event.detail = std::move(detail);
+  return event;
+}
+
+// Runs `action` (the change) collecting the security events it emits into `event`, then
+// records `event` with the action's outcome (a failed attempt is recorded too, with
+// its OperationOutcome code). Throws StartupError if the record cannot be made durable.
+template <typename Action>
+auto Audited(OpenedAccounts& data, audit::Event& event, Action&& action) {
+  auto result = [&] {
+    http::SecurityEventScope scope(&event.security);
+    return action();
+  }();
+  Status status;
+  if constexpr (std::is_same_v<decltype(result), Status>) {
+    status = result;
+  } else {
+    status = result.status();
+  }
+  // The account acted on: its id as the security events name it (Disable and ResetMfa
+  // take a username, which stays out of the record).
+  for (const audit::SecurityDetail& detail : event.security) {
+    if (event.user_id.empty()) event.user_id = detail.user_id;
+  }
+  if (!status.ok()) {
+    event.outcome_code = http::MapStatus(status.code()).issue_code;
+    event.detail += " (failed)";
+  }
+  RecordCommand(data.trail, SystemClock::Instance(), std::move(event));
+  return result;
+}
 
 // "users disable U": the username is the one positional argument.
 std::string TakeUsername(const std::vector<std::string>& args, const std::string& subcommand) {
@@ -109,8 +161,12 @@ int Add(const std::vector<std::string>& args) {
   if (!fhir_user.ok()) throw UsageError("users add: " + fhir_user.message());
 
   OpenedAccounts data(parsed);
-  Result<auth::NewUser> added =
-      data.accounts.AddUser(username.value(), roles.value(), parsed.Get("fhir-user"));
+  std::string role_list;
+  for (const std::string& role : roles.value()) role_list += (role_list.empty() ? "" : ",") + role;
+  audit::Event event = CommandEvent("users.add", 'C', "user added with roles " + role_list);
+  Result<auth::NewUser> added = Audited(data, event, [&] {
+    return data.accounts.AddUser(username.value(), roles.value(), parsed.Get("fhir-user"));
+  });
   if (!added.ok()) {
     if (added.status().code() == StatusCode::kInvalidArgument) {
       throw UsageError("users add: " + added.status().message());
@@ -130,7 +186,10 @@ int List(const std::vector<std::string>& args) {
     return 0;
   }
   OpenedAccounts data(parsed);
-  Result<std::vector<auth::UserSummary>> users = data.accounts.ListUsers();
+  // A read of the accounts, recorded before anything is shown (fail closed).
+  audit::Event event = CommandEvent("users.list", 'R', "users listed");
+  Result<std::vector<auth::UserSummary>> users =
+      Audited(data, event, [&] { return data.accounts.ListUsers(); });
   if (!users.ok()) return Fail("list", users.status());
   if (parsed.Has("json")) {
     boost::json::array out;
@@ -157,8 +216,7 @@ int List(const std::vector<std::string>& args) {
 // then the common options; `action` runs on the opened data dir's accounts. --help (first
 // or among the options) prints the help and opens nothing.
 int OnOneUser(const std::vector<std::string>& args, const std::string& subcommand,
-              const std::function<int(auth::Accounts& accounts, const std::string& username,
-                                      const Config& config)>& action) {
+              const std::function<int(OpenedAccounts& data, const std::string& username)>& action) {
   if (args.size() >= 2 && args[1] == "--help") {
     std::cout << kUsersHelp;
     return 0;
@@ -170,28 +228,32 @@ int OnOneUser(const std::vector<std::string>& args, const std::string& subcomman
     return 0;
   }
   OpenedAccounts data(parsed);
-  return action(data.accounts, username, data.opened.config);
+  return action(data, username);
 }
 
 int Disable(const std::vector<std::string>& args) {
-  return OnOneUser(args, "disable",
-                   [](auth::Accounts& accounts, const std::string& username, const Config&) {
-                     Status disabled = accounts.Disable(username);
-                     if (!disabled.ok()) return Fail("disable", disabled);
-                     std::cout << "disabled " << username << "\n";
-                     return 0;
-                   });
+  return OnOneUser(args, "disable", [](OpenedAccounts& data, const std::string& username) {
+    audit::Event event =
+        CommandEvent("users.disable", 'U', "user disabled; sessions and tokens revoked");
+    Status disabled = Audited(data, event, [&] { return data.accounts.Disable(username); });
+    if (!disabled.ok()) return Fail("disable", disabled);
+    std::cout << "disabled " << username << "\n";
+    return 0;
+  });
 }
 
 int ResetMfa(const std::vector<std::string>& args) {
-  return OnOneUser(args, "reset-mfa",
-                   [](auth::Accounts& accounts, const std::string& username, const Config& config) {
-                     Result<std::string> token = accounts.ResetMfa(username);
-                     if (!token.ok()) return Fail("reset-mfa", token.status());
-                     std::cout << "enrollment_url="
-                               << auth::EnrollmentUrl(config.auth.issuer, token.value()) << "\n";
-                     return 0;
-                   });
+  return OnOneUser(args, "reset-mfa", [](OpenedAccounts& data, const std::string& username) {
+    audit::Event event = CommandEvent(
+        "users.reset-mfa", 'U',
+        "password and authenticator removed; sessions revoked; enrollment link issued");
+    Result<std::string> token =
+        Audited(data, event, [&] { return data.accounts.ResetMfa(username); });
+    if (!token.ok()) return Fail("reset-mfa", token.status());
+    std::cout << "enrollment_url="
+              << auth::EnrollmentUrl(data.opened.config.auth.issuer, token.value()) << "\n";
+    return 0;
+  });
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -38,6 +39,8 @@ constexpr size_t kHashHexChars = 64;
 constexpr std::string_view kHashDomain = "phigate-audit-1";
 // The one message every failed Append carries (issue 5 §2: the request fails closed).
 constexpr std::string_view kUnavailableMessage = "audit trail unavailable";
+// The writers' lock file (Directory::Lock); never a segment name.
+constexpr std::string_view kLockFileName = "lock";
 
 // ---- Posix file seam ----
 
@@ -90,6 +93,55 @@ class PosixSegmentFile final : public SegmentFile {
 class PosixDirectoryImpl final : public Directory {
  public:
   explicit PosixDirectoryImpl(std::string path) : path_(std::move(path)) {}
+  ~PosixDirectoryImpl() override {
+    // Closing the last descriptor of the open file description releases the flock.
+    if (lock_fd_ >= 0) ::close(lock_fd_);
+  }
+  PosixDirectoryImpl(const PosixDirectoryImpl&) = delete;
+  PosixDirectoryImpl& operator=(const PosixDirectoryImpl&) = delete;
+
+  Status Lock(int64_t timeout_ms) override {
+    if (locked_) return Status::Ok();
+    if (lock_fd_ < 0) {
+      lock_fd_ =
+          ::open(Path(std::string(kLockFileName)).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+      if (lock_fd_ < 0) return Unavailable(ErrnoText("cannot open audit lock file"));
+    }
+    // Non-blocking attempts until the deadline: a writer stalled on a failing disk holds
+    // the lock, and a waiting one must fail closed in bounded time, not hang.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    auto pause = std::chrono::microseconds(50);
+    for (;;) {
+      if (::flock(lock_fd_, LOCK_EX | LOCK_NB) == 0) break;
+      if (errno == EINTR) continue;
+      if (errno != EWOULDBLOCK) return Unavailable(ErrnoText("cannot lock the audit trail"));
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return Unavailable("audit trail locked by another writer");
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min<std::chrono::microseconds>(pause * 2, std::chrono::milliseconds(5));
+    }
+    locked_ = true;
+    return Status::Ok();
+  }
+
+  void Unlock() override {
+    if (!locked_) return;
+    ::flock(lock_fd_, LOCK_UN);
+    locked_ = false;
+  }
+
+  bool Exists(const std::string& name) override {
+    struct stat st {};
+    return ::stat(Path(name).c_str(), &st) == 0 || errno != ENOENT;
+  }
+
+  Status Remove(const std::string& name) override {
+    if (::unlink(Path(name).c_str()) != 0 && errno != ENOENT) {
+      return Unavailable(ErrnoText("cannot remove audit segment"));
+    }
+    return Status::Ok();
+  }
 
   Result<std::unique_ptr<SegmentFile>> OpenForAppend(const std::string& name) override {
     int fd = ::open(Path(name).c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -143,21 +195,32 @@ class PosixDirectoryImpl final : public Directory {
  private:
   std::string Path(const std::string& name) const { return path_ + "/" + name; }
   std::string path_;
+  int lock_fd_ = -1;  // "<dir>/lock", opened at the first Lock
+  bool locked_ = false;
 };
 
 // ---- Record format ----
 
+constexpr size_t kTagHexChars = 32;
+
+// One parsed record line; the views point into the line.
 struct Record {
   int64_t seq = 0;
   int64_t time = 0;
-  std::string prev;
+  std::string_view prev;
   uint32_t kv = 0;
-  std::string ct;  // base64url text, as stored
-  std::string hash;
+  std::vector<std::string_view> tags;
+  std::string_view ct;  // base64url text, as stored
+  std::string_view hash;
 };
 
+bool IsTag(std::string_view tag) {
+  return tag.size() == kTagHexChars && LineParser::IsLowerHex(tag);
+}
+
+template <typename Tags>
 std::string RecordHash(int64_t seq, int64_t time, std::string_view prev, uint32_t kv,
-                       std::string_view ct) {
+                       const Tags& tags, std::string_view ct) {
   std::string input(kHashDomain);
   input += '|';
   input += std::to_string(seq);
@@ -168,15 +231,34 @@ std::string RecordHash(int64_t seq, int64_t time, std::string_view prev, uint32_
   input += '|';
   input += std::to_string(kv);
   input += '|';
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (i > 0) input += ',';
+    input += tags[i];
+  }
+  input += '|';
   input += ct;
   return HexEncode(crypto::Sha256(input));
 }
 
 // The line, with its trailing newline.
-std::string FormatRecord(const Record& r) {
-  std::string line = "{\"seq\":" + std::to_string(r.seq) + ",\"time\":" + std::to_string(r.time) +
-                     ",\"prev\":\"" + r.prev + "\",\"kv\":" + std::to_string(r.kv) + ",\"ct\":\"" +
-                     r.ct + "\",\"hash\":\"" + r.hash + "\"}\n";
+std::string FormatRecord(int64_t seq, int64_t time, std::string_view prev, uint32_t kv,
+                         const std::vector<std::string>& tags, std::string_view ct,
+                         std::string_view hash) {
+  std::string line =
+      "{\"seq\":" + std::to_string(seq) + ",\"time\":" + std::to_string(time) + ",\"prev\":\"";
+  line += prev;
+  line += "\",\"kv\":" + std::to_string(kv) + ",\"ix\":[";
+  for (size_t i = 0; i < tags.size(); ++i) {
+    if (i > 0) line += ',';
+    line += '"';
+    line += tags[i];
+    line += '"';
+  }
+  line += "],\"ct\":\"";
+  line += ct;
+  line += "\",\"hash\":\"";
+  line += hash;
+  line += "\"}\n";
   return line;
 }
 
@@ -188,6 +270,7 @@ std::optional<Record> ParseRecord(std::string_view line) {
   if (!p.Literal(",\"time\":") || !p.Number(&r.time)) return std::nullopt;
   if (!p.Literal(",\"prev\":\"") || !p.LowerHex(kHashHexChars, &r.prev)) return std::nullopt;
   if (!p.Literal("\",\"kv\":") || !p.Number(&r.kv)) return std::nullopt;
+  if (!p.Literal(",\"ix\":") || !p.LowerHexArray(kTagHexChars, &r.tags)) return std::nullopt;
   if (!p.Literal(",\"ct\":\"") || !p.Base64Url(&r.ct, /*allow_empty=*/false)) return std::nullopt;
   if (!p.Literal("\",\"hash\":\"") || !p.LowerHex(kHashHexChars, &r.hash)) return std::nullopt;
   if (!p.Literal("\"}") || !p.AtEnd()) return std::nullopt;
@@ -195,7 +278,7 @@ std::optional<Record> ParseRecord(std::string_view line) {
 }
 
 bool HashMatches(const Record& r) {
-  return RecordHash(r.seq, r.time, r.prev, r.kv, r.ct) == r.hash;
+  return RecordHash(r.seq, r.time, r.prev, r.kv, r.tags, r.ct) == r.hash;
 }
 
 std::string Aad(int64_t seq) { return "audit/" + std::to_string(seq); }
@@ -246,6 +329,42 @@ std::optional<std::string_view> LastCompleteLine(std::string_view text) {
 
 }  // namespace
 
+int64_t SegmentFirstSeq(std::string_view name) {
+  int64_t seq = 0;
+  if (!IsSegmentName(name)) return 0;
+  std::string_view digits = name.substr(kSegmentPrefix.size(), kSegmentSeqDigits);
+  std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  return seq;
+}
+
+Result<std::vector<std::string>> SegmentNames(Directory& dir) { return Segments(dir); }
+
+Result<SegmentSummary> SummarizeSegment(Directory& dir, const std::string& name) {
+  SegmentSummary summary;
+  summary.name = name;
+  summary.first_seq = SegmentFirstSeq(name);
+  ASSIGN_OR_RETURN(std::string text, dir.ReadAll(name));
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    size_t newline = rest.find('\n');
+    if (newline == std::string_view::npos) return Internal("malformed audit record");
+    std::optional<Record> r = ParseRecord(rest.substr(0, newline));
+    rest.remove_prefix(newline + 1);
+    if (!r) return Internal("malformed audit record");
+    ++summary.records;
+    summary.last_seq = r->seq;
+    summary.newest_ms = std::max(summary.newest_ms, r->time);
+    summary.last_hash.assign(r->hash);
+  }
+  return summary;
+}
+
+bool Directory::Exists(const std::string& name) {
+  Result<std::vector<std::string>> names = List();
+  if (!names.ok()) return true;
+  return std::find(names->begin(), names->end(), name) != names->end();
+}
+
 Result<std::unique_ptr<Directory>> PosixDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
     return Unavailable(ErrnoText("cannot create audit directory"));
@@ -269,6 +388,7 @@ struct AuditLog::Impl {
   };
   struct Pending {
     std::string event;
+    std::vector<std::string> tags;
     std::shared_ptr<Slot> slot;
   };
   // What one batch would make durable, committed only once every Append of it still waits.
@@ -285,9 +405,18 @@ struct AuditLog::Impl {
       : dir(std::move(d)), keyring(k), clock(c), options(o), signer(std::move(s)) {}
 
   Status Recover();
+  // Takes the writers' lock and brings the tail state up to date with the files: drops
+  // this writer's own residue, re-reads the tail if another writer changed it.
+  Status AcquireTail();
+  bool TailChanged() const;
+  // After a failed batch: truncates its bytes now (once), so the lock can be released.
+  void TruncateResidue();
+  // Releases the writers' lock unless bytes that are not durable remain in a file.
+  void ReleaseTail();
   void WriterLoop();
   Outcome WriteBatch(std::vector<Pending>& batch);
-  // Writes the checkpoint of the last durable record; `lock` (on mu) is released for the I/O.
+  // Writes the checkpoint of the last durable record (after re-reading the tail: another
+  // writer may have added records or checkpoints); `lock` (on mu) is released for the I/O.
   void WriteCheckpoint(std::unique_lock<std::mutex>& lock);
 
   std::unique_ptr<Directory> dir;
@@ -303,6 +432,7 @@ struct AuditLog::Impl {
   int64_t next_seq = 1;               // of the next record, after the last durable one
   std::string last_hash{kZeroHash};   // of the last durable record
   bool dirty = false;                 // bytes past durable_size may exist: truncate first
+  bool locked = false;                // this writer holds Directory::Lock
   bool dir_sync_pending = false;      // a new segment's directory entry is not durable yet
   bool checkpoint_failing = false;    // the last checkpoint attempt failed: not healthy
   bool batch_failing = false;         // the last batch failed: not healthy
@@ -319,6 +449,11 @@ struct AuditLog::Impl {
 };
 
 Status AuditLog::Impl::Recover() {
+  file.reset();
+  durable_size = 0;
+  next_seq = 1;
+  last_hash = kZeroHash;
+  dir_sync_pending = false;
   ASSIGN_OR_RETURN(std::vector<std::string> segments, Segments(*dir));
   if (segments.empty()) return Status::Ok();  // the first batch creates segment 1
 
@@ -342,7 +477,7 @@ Status AuditLog::Impl::Recover() {
     // extend a chain whose end cannot be trusted.
     if (!record || !HashMatches(*record)) return Internal("audit log tail is corrupt");
     next_seq = record->seq + 1;
-    last_hash = record->hash;
+    last_hash.assign(record->hash);
   }
 
   ASSIGN_OR_RETURN(file, dir->OpenForAppend(last));
@@ -355,17 +490,46 @@ Status AuditLog::Impl::Recover() {
   return Status::Ok();
 }
 
+bool AuditLog::Impl::TailChanged() const {
+  if (file == nullptr) return true;  // nothing written yet, or a failed re-read
+  // Another writer either appended to this segment, or started the next one, which is
+  // named after the first record it holds: next_seq. (fstat + stat: the hot path's cost.)
+  return file->Size() != durable_size || dir->Exists(SegmentName(next_seq));
+}
+
+Status AuditLog::Impl::AcquireTail() {
+  if (!locked) {
+    RETURN_IF_ERROR(dir->Lock(options.append_deadline_ms));
+    locked = true;
+  }
+  if (dirty && file) {
+    // The failed batch's bytes must go before anything follows them, or the next record's
+    // prev would skip over records that are in the file. This writer has held the lock
+    // since they were written: no other writer's records follow them.
+    RETURN_IF_ERROR(file->Truncate(durable_size));
+    RETURN_IF_ERROR(file->Sync());
+  }
+  dirty = false;
+  if (TailChanged()) RETURN_IF_ERROR(Recover());
+  return Status::Ok();
+}
+
+void AuditLog::Impl::TruncateResidue() {
+  if (!dirty || file == nullptr) return;
+  if (file->Truncate(durable_size).ok() && file->Sync().ok()) dirty = false;
+}
+
+void AuditLog::Impl::ReleaseTail() {
+  if (!locked || dirty || (signer != nullptr && signer->HoldsResidue())) return;
+  dir->Unlock();
+  locked = false;
+}
+
 AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) {
   Outcome out;
   out.count = batch.size();  // a failure consumes the whole batch
-  if (dirty && file) {
-    // The failed batch's bytes must go before anything follows them, or the next record's
-    // prev would skip over records that are in the file.
-    out.status = file->Truncate(durable_size);
-    if (out.status.ok()) out.status = file->Sync();
-    if (!out.status.ok()) return out;
-  }
-  dirty = false;
+  out.status = AcquireTail();
+  if (!out.status.ok()) return out;
 
   int64_t used = file ? durable_size : 0;
   bool rotate = file == nullptr;
@@ -373,19 +537,17 @@ AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) 
   std::string prev = last_hash;
   size_t taken = 0;
   for (Pending& p : batch) {
-    Record r;
-    r.seq = next_seq + static_cast<int64_t>(taken);
-    r.time = clock.NowMillis();
-    r.prev = prev;
-    Result<std::string> sealed =
-        keyring.Seal(crypto::KeyPurpose::kAudit, p.event, Aad(r.seq), &r.kv);
+    const int64_t seq = next_seq + static_cast<int64_t>(taken);
+    const int64_t time = clock.NowMillis();
+    uint32_t kv = 0;
+    Result<std::string> sealed = keyring.Seal(crypto::KeyPurpose::kAudit, p.event, Aad(seq), &kv);
     if (!sealed.ok()) {
       out.status = sealed.status();
       return out;
     }
-    r.ct = Base64UrlEncode(*sealed);
-    r.hash = RecordHash(r.seq, r.time, r.prev, r.kv, r.ct);
-    std::string line = FormatRecord(r);
+    const std::string ct = Base64UrlEncode(*sealed);
+    std::string hash = RecordHash(seq, time, prev, kv, p.tags, ct);
+    std::string line = FormatRecord(seq, time, prev, kv, p.tags, ct, hash);
     int64_t filled = used + static_cast<int64_t>(bytes.size());
     if (filled > 0 && filled + static_cast<int64_t>(line.size()) > options.segment_bytes) {
       if (!bytes.empty()) break;  // the rest waits for the next batch, in a new segment
@@ -393,7 +555,7 @@ AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) 
       used = 0;
     }
     bytes += line;
-    prev = r.hash;
+    prev = std::move(hash);
     ++taken;
   }
 
@@ -429,14 +591,20 @@ AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) 
 }
 
 void AuditLog::Impl::WriteCheckpoint(std::unique_lock<std::mutex>& lock) {
-  // next_seq and last_hash change only on this thread: safe to read without mu.
-  int64_t seq = next_seq - 1;
-  std::string hash = last_hash;
+  // next_seq and last_hash change only on this thread: safe to use without mu.
   lock.unlock();
-  Status status = signer->Write(*dir, seq, hash, clock.NowMillis());
+  bool wrote = false;
+  Status status = AcquireTail();
+  if (status.ok()) status = signer->Refresh(*dir, next_seq - 1);
+  // Another writer's checkpoint may already cover the tail.
+  if (status.ok() && signer->Pending(next_seq - 1)) {
+    status = signer->Write(*dir, next_seq - 1, last_hash, clock.NowMillis());
+    wrote = status.ok();
+  }
+  ReleaseTail();
   lock.lock();
   if (status.ok()) {
-    ++stats.checkpoints;
+    if (wrote) ++stats.checkpoints;
     checkpoint_failing = false;
     healthy = !batch_failing;  // a checkpoint never hides a failed record write
   } else {
@@ -464,8 +632,9 @@ void AuditLog::Impl::WriterLoop() {
       work_cv.wait(lock, has_work);
     }
     if (queue.empty()) {
-      // stop, and every pending Append completed: a last checkpoint covers the tail.
-      if (signer != nullptr && signer->Pending(next_seq - 1)) WriteCheckpoint(lock);
+      // stop, and every pending Append completed: a last checkpoint covers the tail,
+      // including records other writers added since (WriteCheckpoint re-reads it).
+      if (signer != nullptr) WriteCheckpoint(lock);
       return;
     }
 
@@ -502,7 +671,14 @@ void AuditLog::Impl::WriterLoop() {
     } else {
       // A batch that missed an Append's deadline fails whole: the late Append was told
       // kUnavailable, so its record must not stay in the chain (issue 5 §2).
-      if (out.wrote) dirty = true;
+      if (out.wrote) {
+        dirty = true;
+        // Now, before the Appends learn of the failure, so that the lock is released
+        // without leaving unacknowledged records for another writer to chain onto.
+        lock.unlock();
+        TruncateResidue();
+        lock.lock();
+      }
       for (Pending& p : batch) {
         p.slot->done = true;
         p.slot->status = Unavailable(std::string(kUnavailableMessage));
@@ -513,10 +689,15 @@ void AuditLog::Impl::WriterLoop() {
     }
     done_cv.notify_all();
     // After the acknowledgments: a checkpoint covers only records already durable and
-    // committed, and its fsync never delays their Appends.
+    // committed, and its fsync never delays their Appends. It keeps the lock this batch
+    // took (one lock per batch and checkpoint).
     if (out.status.ok() && !abandoned && signer != nullptr &&
         signer->Due(next_seq - 1, clock.NowMillis())) {
       WriteCheckpoint(lock);
+    } else {
+      lock.unlock();
+      ReleaseTail();
+      lock.lock();
     }
   }
 }
@@ -539,10 +720,14 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
     return InvalidArgument("audit log options must be positive");
   }
   auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options, std::move(signer));
-  RETURN_IF_ERROR(impl->Recover());
-  if (impl->signer != nullptr) {
-    RETURN_IF_ERROR(impl->signer->Recover(*impl->dir, impl->next_seq - 1, clock.NowMillis()));
+  // Under the writers' lock: recovery truncates, and reads a tail other writers extend.
+  RETURN_IF_ERROR(impl->dir->Lock(options.append_deadline_ms));
+  Status recovered = impl->Recover();
+  if (recovered.ok() && impl->signer != nullptr) {
+    recovered = impl->signer->Recover(*impl->dir, impl->next_seq - 1, clock.NowMillis());
   }
+  impl->dir->Unlock();
+  RETURN_IF_ERROR(recovered);
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
@@ -557,14 +742,20 @@ AuditLog::~AuditLog() {
   impl_->writer.join();
 }
 
-Result<int64_t> AuditLog::Append(std::string event_json) {
+Result<int64_t> AuditLog::Append(std::string event_json, std::vector<std::string> tags) {
+  // The tags are stored in the clear: only the fixed HMAC shape may get there, never a
+  // value that could be PHI.
+  if (!std::all_of(tags.begin(), tags.end(), IsTag)) {
+    return InvalidArgument("audit tag must be " + std::to_string(kTagHexChars) +
+                           " lower-case hex characters");
+  }
   // The deadline runs on the steady clock: a stalled disk is a wall-time matter that the
   // injectable (possibly fake) record clock must not hide.
   auto deadline = std::chrono::steady_clock::now() +
                   std::chrono::milliseconds(impl_->options.append_deadline_ms);
   auto slot = std::make_shared<Impl::Slot>();
   std::unique_lock<std::mutex> lock(impl_->mu);
-  impl_->queue.push_back({std::move(event_json), slot});
+  impl_->queue.push_back({std::move(event_json), std::move(tags), slot});
   impl_->work_cv.notify_one();
   if (!impl_->done_cv.wait_until(lock, deadline, [&] { return slot->done; })) {
     slot->abandoned = true;
@@ -590,6 +781,12 @@ Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring)
 
 Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
                                  const std::function<void(int64_t, std::string_view)>& on_record) {
+  return VerifyChainFrom(dir, keyring, ChainStart{}, on_record);
+}
+
+Result<VerifyResult> VerifyChainFrom(
+    Directory& dir, const crypto::Keyring& keyring, const ChainStart& start,
+    const std::function<void(int64_t, std::string_view)>& on_record) {
   VerifyResult result;
   auto fail = [&](int64_t seq, std::string problem) {
     result.ok = false;
@@ -598,10 +795,14 @@ Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
     return result;
   };
   ASSIGN_OR_RETURN(std::vector<std::string> segments, Segments(dir));
-  int64_t expected = 1;
-  std::string prev(kZeroHash);
-  for (const std::string& name : segments) {
-    ASSIGN_OR_RETURN(std::string text, dir.ReadAll(name));
+  int64_t expected = start.after_seq + 1;
+  std::string prev = start.hash.empty() ? std::string(kZeroHash) : start.hash;
+  bool first = true;
+  for (size_t i = 0; i < segments.size(); ++i) {
+    // Purged records whose segments are still there: the purge's checkpoint is durable,
+    // its removal of them was interrupted.
+    if (i + 1 < segments.size() && SegmentFirstSeq(segments[i + 1]) <= expected) continue;
+    ASSIGN_OR_RETURN(std::string text, dir.ReadAll(segments[i]));
     std::string_view rest = text;
     while (!rest.empty()) {
       size_t newline = rest.find('\n');
@@ -609,6 +810,15 @@ Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
       std::optional<Record> r = ParseRecord(rest.substr(0, newline));
       rest.remove_prefix(newline + 1);
       if (!r) return fail(expected, "malformed record");
+      if (first && r->seq > expected) {
+        // The first segments are gone: only signed purge checkpoints can vouch for that.
+        if (start.checkpoints_known) return fail(expected, "records missing at the start");
+        if (start.after_seq == 0) {
+          return fail(r->seq, "records before seq " + std::to_string(r->seq) +
+                                  " were purged or removed: verify with the checkpoints");
+        }
+      }
+      first = false;
       if (r->seq > expected) return fail(expected, "sequence gap");
       if (r->seq < expected) return fail(expected, "sequence repeat");
       if (r->prev != prev) return fail(expected, "chain broken");
@@ -621,6 +831,41 @@ Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
     }
   }
   return result;
+}
+
+// ---- Reading ----
+
+Status ForEachRecord(Directory& dir, int64_t from_seq,
+                     const std::function<bool(const StoredRecord&)>& visit) {
+  ASSIGN_OR_RETURN(std::vector<std::string> segments, Segments(dir));
+  for (size_t i = 0; i < segments.size(); ++i) {
+    // Segment i holds the records before segment i + 1's first seq (its name): when that
+    // is at or before from_seq, none of them is wanted and the file is not read.
+    if (i + 1 < segments.size() && SegmentFirstSeq(segments[i + 1]) <= from_seq) continue;
+    ASSIGN_OR_RETURN(std::string text, dir.ReadAll(segments[i]));
+    const bool last = i + 1 == segments.size();
+    std::string_view rest = text;
+    while (!rest.empty()) {
+      size_t newline = rest.find('\n');
+      // Only the current segment may end in a line still being written.
+      if (newline == std::string_view::npos) {
+        if (last) break;
+        return Internal("malformed audit record");
+      }
+      std::string_view line = rest.substr(0, newline);
+      rest.remove_prefix(newline + 1);
+      std::optional<Record> r = ParseRecord(line);
+      if (!r) return Internal("malformed audit record");
+      if (r->seq < from_seq) continue;
+      StoredRecord stored;
+      stored.seq = r->seq;
+      stored.time_ms = r->time;
+      stored.tags = std::move(r->tags);
+      stored.line = line;
+      if (!visit(stored)) return Status::Ok();
+    }
+  }
+  return Status::Ok();
 }
 
 Result<std::string> OpenRecord(std::string_view line, const crypto::Keyring& keyring) {

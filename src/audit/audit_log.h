@@ -4,14 +4,18 @@
 //
 // On disk (under <data_dir>/audit, directory 0700, files 0600): append-only segment files
 // "segment-<first seq, 20 digits>.log", one record per line (JSON, ASCII only):
-//   {"seq":N,"time":MS,"prev":"<hex>","kv":K,"ct":"<base64url>","hash":"<hex>"}
+//   {"seq":N,"time":MS,"prev":"<hex>","kv":K,"ix":["<hex>",...],"ct":"<base64url>",
+//    "hash":"<hex>"}
 //   - seq: 1, 2, 3, ... across all segments, without gaps;
 //   - time: UTC milliseconds when the record was sealed;
 //   - prev: the previous record's hash (64 hex zeros for seq 1);
-//   - kv, ct: the keyring version and the AES-256-GCM ciphertext (nonce || ct || tag) of
-//     the event under the keyring's audit subkey (KeyPurpose::kAudit), AAD "audit/<seq>";
-//   - hash: hex SHA-256 of "phigate-audit-1|<seq>|<time>|<prev>|<kv>|<ct>", so it covers
-//     every field and the chain.
+//   - kv: the keyring version of the ciphertext;
+//   - ix: the record's lookup tags (event.h: keyed HMACs, 32 lower-case hex characters
+//     each, in the clear so readers find records without decrypting them), [] for none;
+//   - ct: the AES-256-GCM ciphertext (nonce || ct || tag) of the event under the keyring's
+//     audit subkey (KeyPurpose::kAudit), AAD "audit/<seq>";
+//   - hash: hex SHA-256 of "phigate-audit-1|<seq>|<time>|<prev>|<kv>|<ix>|<ct>" (<ix>: the
+//     tags joined by ','), so it covers every field and the chain.
 // A new segment starts when the current one would pass `segment_bytes`.
 //
 // Durability and group commit: Append() hands its event to one writer thread and waits.
@@ -30,6 +34,22 @@
 // Recovery at Open: the last segment's records are read back; a final partial line (a
 // crash mid-write: never acknowledged, since acknowledgment follows the fsync) is
 // truncated off; seq and the chain continue from the last complete record.
+//
+// Several processes (the server, and CLI commands that write administrative records
+// while it runs: `phigate users add`, `clients baa`, `audit purge`) share one chain.
+// Every write (a batch, a checkpoint, a purge, the recovery truncation at Open) happens
+// under Directory::Lock, after re-reading the tail (as at Open) if another writer changed
+// it since this one last held the lock. The check costs two syscalls per batch: the
+// current segment's size (did someone append to it?) and whether the segment named after
+// the next seq exists (did someone start a new one? any segment created after ours must
+// be that one or follow it). The checkpoint signer likewise re-reads checkpoints.log when
+// its size is not the one it last wrote. A writer never releases the lock while bytes it
+// could not make durable are in a file: after a failed write it truncates them at once
+// and, if that fails too, keeps the lock until a later attempt succeeds, so another
+// writer never chains onto records that were never acknowledged (nor has its own records
+// truncated). A crashed writer's partial line is truncated by the next one. A CLI process
+// simply Opens an AuditLog, Appends and destroys it; the lock wait is bounded by
+// `append_deadline_ms`.
 //
 // The file seam: every file operation goes through Directory / SegmentFile so tests inject
 // write failures, fsync failures and stalls (PosixDirectory is the real one).
@@ -76,6 +96,26 @@ class Directory {
   virtual Result<std::vector<std::string>> List() = 0;  // file names, sorted
   virtual Result<std::string> ReadAll(const std::string& name) = 0;
   virtual Status SyncDirectory() = 0;  // makes a new file's directory entry durable
+
+  // The writers' lock (see "Several processes" above): an exclusive lock that excludes
+  // every other Directory object on the same path, in this process or another (the
+  // Posix one: flock of "<dir>/lock", 0600). Not a lock between threads sharing this
+  // object. kUnavailable if not acquired within `timeout_ms`. Locking while locked is a
+  // no-op. The defaults lock nothing: a wrapper must forward both to the real directory.
+  virtual Status Lock(int64_t timeout_ms) {
+    (void)timeout_ms;
+    return Status::Ok();
+  }
+  virtual void Unlock() {}
+  // Whether `name` exists (an error counts as existing: the caller then looks closer).
+  // The default lists the directory; a wrapper should forward it.
+  virtual bool Exists(const std::string& name);
+  // Deletes `name` (purge); the caller syncs the directory afterwards. The default
+  // cannot: a wrapper must forward it.
+  virtual Status Remove(const std::string& name) {
+    (void)name;
+    return NotSupported("audit directory cannot remove files");
+  }
 };
 
 // The directory `path` (created 0700 if absent).
@@ -109,9 +149,11 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // Seals `event_json` (may hold PHI: it is only ever stored encrypted) as the next record
-  // and returns its seq once durable. kUnavailable as described above.
-  Result<int64_t> Append(std::string event_json);
+  // Seals `event_json` (may hold PHI: it is only ever stored encrypted) as the next record,
+  // with its lookup `tags` (event.h: hex HMACs, stored in the clear in "ix"), and returns
+  // its seq once durable. kUnavailable as described above; kInvalidArgument if a tag is
+  // not 32 lower-case hex characters.
+  Result<int64_t> Append(std::string event_json, std::vector<std::string> tags = {});
 
   bool Healthy() const;
   AuditLogStats stats() const;
@@ -122,21 +164,78 @@ class AuditLog {
   std::unique_ptr<Impl> impl_;
 };
 
+// What one signed purge checkpoint (checkpoints.h, Purge) says was purged.
+struct PurgeInfo {
+  int64_t through_seq = 0;  // records 1..through_seq are gone
+  std::string hash;         // the chain hash of record through_seq
+  int64_t before_ms = 0;    // the purge's cut-off: every purged record is older
+  int64_t time_ms = 0;      // when the purge ran
+  int64_t segments = 0;     // segments and records this purge removed
+  int64_t records = 0;
+};
+
 // Walks every segment in order and checks each record: its line parses, seq continues
 // without gap or repeat, prev equals the previous hash, hash matches the fields, and the
-// ciphertext opens under the keyring (AAD "audit/<seq>").
+// ciphertext opens under the keyring (AAD "audit/<seq>"). A trail whose first record is
+// not seq 1 (purged, or its first segments deleted) fails here with "records before seq S
+// were purged or removed: verify with the checkpoints" (first_bad_seq S):
+// VerifyWithCheckpoints (checkpoints.h) tells a signed purge from a deletion.
 struct VerifyResult {
   bool ok = true;
-  int64_t records = 0;        // records that verified
-  int64_t first_bad_seq = 0;  // when !ok: the seq where verification failed (the seq the
-                              // record should have had, for a missing or garbled line)
-  std::string problem;        // when !ok: what is wrong, e.g. "hash mismatch", "chain broken",
-                              // "sequence gap", "cannot decrypt", "malformed record"
+  int64_t records = 0;            // records that verified
+  int64_t first_bad_seq = 0;      // when !ok: the seq where verification failed (the seq the
+                                  // record should have had, for a missing or garbled line)
+  std::string problem;            // when !ok: what is wrong, e.g. "hash mismatch", "chain broken",
+                                  // "sequence gap", "cannot decrypt", "malformed record"
+  std::vector<PurgeInfo> purges;  // VerifyWithCheckpoints: the signed purges, in order
 };
 Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring);
 // The same, calling `on_record(seq, hash)` for each record that verified (in seq order).
 Result<VerifyResult> VerifyChain(Directory& dir, const crypto::Keyring& keyring,
                                  const std::function<void(int64_t, std::string_view)>& on_record);
+
+// Where the chain walk starts (VerifyWithCheckpoints after a purge): records up to
+// `after_seq` were purged and record after_seq + 1 chains to `hash`. Segments that end at
+// or before after_seq are not read (a purge interrupted after its checkpoint leaves them).
+// `checkpoints_known`: missing first records are reported as "records missing at the
+// start" (first_bad_seq: the first missing seq), as no signed purge explains them.
+struct ChainStart {
+  int64_t after_seq = 0;
+  std::string hash;  // empty: 64 hex zeros
+  bool checkpoints_known = false;
+};
+Result<VerifyResult> VerifyChainFrom(
+    Directory& dir, const crypto::Keyring& keyring, const ChainStart& start,
+    const std::function<void(int64_t, std::string_view)>& on_record);
+
+// One segment, read whole and parsed but not verified (Purge).
+struct SegmentSummary {
+  std::string name;
+  int64_t first_seq = 0;  // from the name
+  int64_t records = 0;    // complete record lines
+  int64_t last_seq = 0;   // 0 when empty
+  int64_t newest_ms = 0;  // the largest record time
+  std::string last_hash;  // of record last_seq
+};
+// The segment names in seq order, and the first seq a segment's name gives.
+Result<std::vector<std::string>> SegmentNames(Directory& dir);
+int64_t SegmentFirstSeq(std::string_view name);
+// kInternal "malformed audit record" for a garbled or partial line.
+Result<SegmentSummary> SummarizeSegment(Directory& dir, const std::string& name);
+
+// One record line as stored, parsed but not verified (the readers: search, export).
+struct StoredRecord {
+  int64_t seq = 0;
+  int64_t time_ms = 0;
+  std::vector<std::string_view> tags;  // the "ix" tags
+  std::string_view line;               // the whole line, for OpenRecord
+};
+// Calls `visit` for every complete record line, in seq order, skipping records before
+// `from_seq` (whole segments that end before it are not read); stops when visit returns
+// false. A final partial line (being written) is skipped. A malformed line: kInternal
+// "malformed audit record" (run `phigate audit verify`).
+Status ForEachRecord(Directory& dir, int64_t from_seq,
+                     const std::function<bool(const StoredRecord&)>& visit);
 
 // The plaintext event of one record line (for export and tests); errors as VerifyChain's
 // problems.

@@ -63,14 +63,25 @@ class CheckpointSigner {
   // Milliseconds until the time trigger (the writer's idle wait; at least 1).
   int64_t MillisUntilDue(int64_t now_ms) const;
 
+  // Under the writers' lock (audit_log.h "Several processes"), before Write: drops this
+  // signer's own unsynced bytes, and re-reads the last checkpoint if another writer
+  // appended to checkpoints.log since (one fstat when nobody did). Errors as Recover's.
+  Status Refresh(Directory& dir, int64_t last_seq);
+
   // Appends and fsyncs the checkpoint of the durable record (seq, hash). On failure the
-  // state is unchanged, the next write first truncates what this one left, and Due stays
-  // true so it is retried.
+  // state is unchanged, the bytes it left are truncated at once if possible (else by the
+  // next Refresh or Write), and Due stays true so it is retried.
   Status Write(Directory& dir, int64_t seq, std::string_view hash, int64_t now_ms);
+
+  // Bytes this signer could not make durable may remain in checkpoints.log: the writer
+  // keeps the lock until they are gone.
+  bool HoldsResidue() const { return dirty_; }
 
  private:
   CheckpointSigner(crypto::PrivateKey key, CheckpointOptions options);
   Status OpenFile(Directory& dir);
+  // Reads checkpoints.log's last checkpoint into the state, truncating a partial line.
+  Status ReadTail(Directory& dir, int64_t last_seq, int64_t now_ms);
 
   crypto::PrivateKey key_;
   const CheckpointOptions options_;
@@ -90,6 +101,29 @@ Result<crypto::PrivateKey> LoadOrCreateAuditSigningKey(const std::string& path);
 std::string CheckpointLine(const crypto::PrivateKey& key, int64_t seq, std::string_view hash,
                            int64_t time_ms, std::string_view prev_sig);
 
+// Purge (issue 5 §3 "Retention"): under the writers' lock, removes every whole segment
+// whose records are all older than `before_ms`, oldest first (a prefix of the chain) and
+// never the last (current) segment. Before removing anything it appends to
+// checkpoints.log, chained like a checkpoint (prev_sig = the last line's sig) and fsynced,
+// a signed purge checkpoint, signed over "phigate-audit-purge-1|S|hash|before|time|
+// segments|records|prev_sig":
+//   {"purge":S,"hash":"<hex>","before":MS,"time":MS,"segments":N,"records":R,
+//    "prev_sig":"<base64url>","sig":"<base64url>"}
+// (S: the last purged seq, hash: its chain hash). Only once that line is durable are the
+// segments removed (then the directory fsynced); a crash in between leaves segments the
+// line covers, which verification skips and the next Purge removes. Nothing to purge: no
+// line, a zero result. Refusing to purge records younger than the retention is the
+// caller's (the CLI's) job. `key` must be the audit signing key.
+struct PurgeResult {
+  int64_t segments = 0;   // segments removed
+  int64_t records = 0;    // records removed
+  int64_t first_seq = 0;  // the seq range removed (0, 0 when nothing)
+  int64_t last_seq = 0;
+};
+inline constexpr int64_t kPurgeLockTimeoutMs = 10'000;
+Result<PurgeResult> Purge(Directory& dir, const crypto::PrivateKey& key, int64_t before_ms,
+                          int64_t now_ms);
+
 // VerifyChain plus the checkpoints in `checkpoints_text` (the content of checkpoints.log,
 // or of a copy kept elsewhere), verified with `key` (the audit signing key's public half).
 // The records are checked first (a damaged record is reported as VerifyChain reports it),
@@ -97,7 +131,12 @@ std::string CheckpointLine(const crypto::PrivateKey& key, int64_t seq, std::stri
 // seq after the previous good checkpoint; a final partial line counts), "bad checkpoint
 // signature", "checkpoint chain broken" (prev_sig is not the previous line's sig: a
 // removed, inserted or reordered checkpoint), "checkpoint out of order", "records missing
-// before a checkpoint", "checkpoint hash mismatch". Removing the newest checkpoints of
+// before a checkpoint", "checkpoint hash mismatch". Purge lines are checked the same way
+// (signature, chain; first_bad_seq their S) and listed in `purges`; the records are walked
+// from after the last purge (its S + 1, chaining to its hash), so a purged trail verifies,
+// while first records missing without a purge line fail "records missing at the start"
+// (first_bad_seq 1). Checkpoints of purged records are checked for signature and chain
+// only. Removing the newest checkpoints of
 // the live file is not detectable from the file alone: that is what the copy kept
 // elsewhere is for.
 Result<VerifyResult> VerifyWithCheckpoints(Directory& dir, const crypto::Keyring& keyring,

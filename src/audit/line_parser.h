@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace phigate::audit {
 
@@ -35,20 +36,22 @@ class LineParser {
     return true;
   }
 
-  // Exactly `count` lower-case hex digits.
-  bool LowerHex(size_t count, std::string* out) {
-    if (rest_.size() < count) return false;
-    for (size_t i = 0; i < count; ++i) {
-      const char c = rest_[i];
-      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-    }
-    out->assign(rest_.substr(0, count));
+  // Exactly `count` lower-case hex digits. The string_view overloads point into the line.
+  bool LowerHex(size_t count, std::string_view* out) {
+    if (rest_.size() < count || !IsLowerHex(rest_.substr(0, count))) return false;
+    *out = rest_.substr(0, count);
     rest_.remove_prefix(count);
+    return true;
+  }
+  bool LowerHex(size_t count, std::string* out) {
+    std::string_view view;
+    if (!LowerHex(count, &view)) return false;
+    out->assign(view);
     return true;
   }
 
   // A run of base64url characters (RFC 4648 §5, no padding).
-  bool Base64Url(std::string* out, bool allow_empty) {
+  bool Base64Url(std::string_view* out, bool allow_empty) {
     size_t n = 0;
     while (n < rest_.size()) {
       const char c = rest_[n];
@@ -58,8 +61,34 @@ class LineParser {
       ++n;
     }
     if (n == 0 && !allow_empty) return false;
-    out->assign(rest_.substr(0, n));
+    *out = rest_.substr(0, n);
     rest_.remove_prefix(n);
+    return true;
+  }
+  bool Base64Url(std::string* out, bool allow_empty) {
+    std::string_view view;
+    if (!Base64Url(&view, allow_empty)) return false;
+    out->assign(view);
+    return true;
+  }
+
+  // A JSON array of strings of exactly `count` lower-case hex digits each, "[]" when empty.
+  bool LowerHexArray(size_t count, std::vector<std::string_view>* out) {
+    out->clear();
+    if (!Literal("[")) return false;
+    if (Literal("]")) return true;
+    do {
+      std::string_view item;
+      if (!Literal("\"") || !LowerHex(count, &item) || !Literal("\"")) return false;
+      out->push_back(item);
+    } while (Literal(","));
+    return Literal("]");
+  }
+
+  static bool IsLowerHex(std::string_view text) {
+    for (const char c : text) {
+      if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
     return true;
   }
 

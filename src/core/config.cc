@@ -105,6 +105,7 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"tls.hsts_max_age_s", Int(c.tls.hsts_max_age_s, 86'400, 2 * 31'536'000)},
       {"keys.kek_file", Str(c.keys.kek_file)},
       {"keys.signing_key_file", Str(c.keys.signing_key_file)},
+      {"keys.audit_signing_key_file", Str(c.keys.audit_signing_key_file)},
       {"auth.issuer", Str(c.auth.issuer)},
       {"auth.audience", Str(c.auth.audience)},
       {"auth.system_token_lifetime_s", Int(c.auth.system_token_lifetime_s, 30, 900)},
@@ -134,6 +135,12 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"break_glass.webhook_url", Str(c.break_glass.webhook_url)},
       {"break_glass.webhook_ca_file", Str(c.break_glass.webhook_ca_file)},
       {"break_glass.webhook_timeout_ms", Int(c.break_glass.webhook_timeout_ms, 100, 60'000)},
+      {"audit.checkpoint_every_records", Int(c.audit.checkpoint_every_records, 1, 1'000'000)},
+      {"audit.checkpoint_every_ms", Int(c.audit.checkpoint_every_ms, 10, 3'600'000)},
+      {"audit.append_deadline_ms", Int(c.audit.append_deadline_ms, 50, 60'000)},
+      {"audit.segment_bytes", Int(c.audit.segment_bytes, 4096, int64_t{1} << 34)},
+      {"audit.retention_days", Int(c.audit.retention_days, 0, 36'525)},
+      {"audit.max_page", Int(c.audit.max_page, 1, 10'000)},
       {"log.level", OneOf(c.log.level, {"debug", "info", "warn", "error"})},
   };
 }
@@ -277,6 +284,9 @@ void Config::Finalize() {
   if (tls.private_key_file.empty()) tls.private_key_file = data_dir + "/tls/key.pem";
   if (keys.kek_file.empty()) keys.kek_file = data_dir + "/keys/kek";
   if (keys.signing_key_file.empty()) keys.signing_key_file = data_dir + "/keys/token-signing.pem";
+  if (keys.audit_signing_key_file.empty()) {
+    keys.audit_signing_key_file = data_dir + "/keys/audit-signing.pem";
+  }
   if (auth.issuer.empty()) {
     std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     if (h == "0.0.0.0" || h == "[::]") h = "localhost";

@@ -45,6 +45,8 @@ struct TlsConfig {
 struct KeysConfig {
   std::string kek_file;          // default <data_dir>/keys/kek (32 random bytes, 0600)
   std::string signing_key_file;  // default <data_dir>/keys/token-signing.pem (0600)
+  // The audit trail's checkpoint key (Ed25519, its own key; issue 5 §3).
+  std::string audit_signing_key_file;  // default <data_dir>/keys/audit-signing.pem (0600)
 };
 
 // An external OpenID provider whose access tokens phigate accepts ([[auth.oidc]]).
@@ -114,6 +116,17 @@ struct BreakGlassConfig {
   int64_t webhook_timeout_ms = 5000;
 };
 
+// [audit] (issue 5, docs/audit.md).
+struct AuditConfig {
+  int64_t checkpoint_every_records = 1000;  // a signed checkpoint every N records ...
+  int64_t checkpoint_every_ms = 1000;       // ... or T milliseconds, whichever comes first
+  int64_t append_deadline_ms = 2000;        // a record not durable by then fails (503)
+  int64_t segment_bytes = 64 * 1024 * 1024;  // a new segment file beyond this size
+  // HIPAA §164.316(b)(2)(i): documentation is kept six years; `audit purge` refuses younger.
+  int64_t retention_days = 2191;
+  int64_t max_page = 1000;  // the largest _count of GET /fhir/AuditEvent
+};
+
 struct LogConfig {
   std::string level = "info";  // debug, info, warn, error
 };
@@ -129,6 +142,7 @@ struct Config {
   StorageConfig storage;
   PolicyConfig policy;
   BreakGlassConfig break_glass;
+  AuditConfig audit;
   LogConfig log;
 
   // Fills the defaults that derive from other values (paths under data_dir, issuer from

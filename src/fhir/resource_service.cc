@@ -101,7 +101,8 @@ Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::str
                                                  std::string_view body,
                                                  const json::object& resource,
                                                  int64_t expected_version, int status,
-                                                 std::string_view base_url) {
+                                                 std::string_view base_url,
+                                                 const WriteGuard& guard) {
   const int64_t version = expected_version + 1;
   const int64_t now = clock_.NowMillis();
 
@@ -159,7 +160,9 @@ Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::str
                               &record.key_version);
   if (!sealed.ok()) return Internal("the resource could not be stored");
   record.ciphertext = std::move(sealed).value();
-  auto appended = store_.AppendVersion(record, expected_version);
+  storage::BeforeCommit before_commit;
+  if (guard) before_commit = [&] { return guard(id, version, status); };
+  auto appended = store_.AppendVersion(record, expected_version, before_commit);
   if (!appended.ok()) return appended.status();
 
   RestResult result;
@@ -173,11 +176,11 @@ Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::str
 }
 
 Result<RestResult> ResourceService::Create(std::string_view type, std::string_view body,
-                                           std::string_view base_url) {
+                                           std::string_view base_url, const WriteGuard& guard) {
   ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
   // http.html#create: the server ignores a client-supplied id and assigns its own.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto r = WriteVersion(type, NewId(), body, parsed.as_object(), 0, 201, base_url);
+    auto r = WriteVersion(type, NewId(), body, parsed.as_object(), 0, 201, base_url, guard);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
   }
   return Internal("could not assign a resource id");
@@ -224,7 +227,7 @@ Result<std::optional<int64_t>> ResourceService::ParseIfMatch(std::string_view if
 
 Result<RestResult> ResourceService::Update(std::string_view type, std::string_view id,
                                            std::string_view body, std::string_view if_match,
-                                           std::string_view base_url) {
+                                           std::string_view base_url, const WriteGuard& guard) {
   if (!IsValidId(id)) return InvalidArgument("invalid resource id in the URL");
   ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
   const auto& obj = parsed.as_object();
@@ -246,7 +249,7 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
       return VersionMismatch();
     }
     int status = current && !current->deleted ? 200 : 201;
-    auto r = WriteVersion(type, id, body, obj, current_version, status, base_url);
+    auto r = WriteVersion(type, id, body, obj, current_version, status, base_url, guard);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
     if (wanted) {
       return VersionMismatch();
@@ -256,7 +259,7 @@ Result<RestResult> ResourceService::Update(std::string_view type, std::string_vi
 }
 
 Result<RestResult> ResourceService::Delete(std::string_view type, std::string_view id,
-                                           std::string_view if_match) {
+                                           std::string_view if_match, const WriteGuard& guard) {
   if (!IsValidId(id)) return ResourceNotFound();
   ASSIGN_OR_RETURN(const std::optional<int64_t> wanted, ParseIfMatch(if_match));
   for (int attempt = 0; attempt < kUpdateRetries; ++attempt) {
@@ -279,7 +282,9 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
     tombstone.version = current->version + 1;
     tombstone.last_updated_ms = clock_.NowMillis();
     tombstone.deleted = true;
-    auto appended = store_.AppendVersion(tombstone, current->version);
+    storage::BeforeCommit before_commit;
+    if (guard) before_commit = [&] { return guard(id, tombstone.version, 204); };
+    auto appended = store_.AppendVersion(tombstone, current->version, before_commit);
     if (appended.ok()) {
       result.etag = WeakEtag(tombstone.version);
       result.last_modified = FormatHttpDate(tombstone.last_updated_ms);

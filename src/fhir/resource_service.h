@@ -42,6 +42,11 @@ struct RestResult {
 using EntryFilter =
     std::function<Result<bool>(std::string_view type, std::string_view id, std::string* text)>;
 
+// Called inside the write's transaction, after the version checks, just before COMMIT,
+// with the id, the new version and the status the interaction will answer (201, 200,
+// 204). A failure rolls the write back and is returned (the audit stage: issue 5 §2).
+using WriteGuard = std::function<Status(std::string_view id, int64_t version, int status)>;
+
 class ResourceService {
  public:
   // `max_json_depth` bounds the nesting of request bodies (limits.json_depth).
@@ -52,16 +57,19 @@ class ResourceService {
   // `body` is the request's JSON text: it is parsed and validated here, and every element
   // but id and meta is stored exactly as sent (see json_text.h).
   Result<RestResult> Create(std::string_view type, std::string_view body,
-                            std::string_view base_url);
+                            std::string_view base_url, const WriteGuard& guard = {});
   // GET [base]/[type]/[id]: 404 if never existed, 410 if deleted.
   Result<RestResult> Read(std::string_view type, std::string_view id);
   // GET [base]/[type]/[id]/_history/[vid].
   Result<RestResult> Vread(std::string_view type, std::string_view id, std::string_view vid);
   // PUT [base]/[type]/[id]; `if_match` is the raw If-Match header or empty.
   Result<RestResult> Update(std::string_view type, std::string_view id, std::string_view body,
-                            std::string_view if_match, std::string_view base_url);
+                            std::string_view if_match, std::string_view base_url,
+                            const WriteGuard& guard = {});
   // DELETE [base]/[type]/[id]: writes a versioned tombstone.
-  Result<RestResult> Delete(std::string_view type, std::string_view id, std::string_view if_match);
+  // A delete that writes no version (absent or already deleted) does not call `guard`.
+  Result<RestResult> Delete(std::string_view type, std::string_view id, std::string_view if_match,
+                            const WriteGuard& guard = {});
   // GET [base]/[type]/[id]/_history or [base]/[type]/_history, newest first, paged by
   // _count with a `next` link. `id` empty = type history. `self_url` is the request URL.
   // `filter` (may be null) shapes or drops each entry; a page keeps its paging position
@@ -78,7 +86,7 @@ class ResourceService {
   Result<boost::json::value> ParseResource(std::string_view type, std::string_view body) const;
   Result<RestResult> WriteVersion(std::string_view type, std::string_view id, std::string_view body,
                                   const boost::json::object& resource, int64_t expected_version,
-                                  int status, std::string_view base_url);
+                                  int status, std::string_view base_url, const WriteGuard& guard);
   // The version an If-Match header asks for; nullopt when the header is absent.
   static Result<std::optional<int64_t>> ParseIfMatch(std::string_view if_match);
 

@@ -7,6 +7,7 @@
 #include <exception>
 #include <map>
 
+#include "audit/query.h"
 #include "auth/jwks.h"
 #include "auth/scope.h"
 #include "core/ascii.h"
@@ -18,6 +19,7 @@
 #include "fhir/json_pretty.h"
 #include "fhir/operation_outcome.h"
 #include "http/router.h"
+#include "http/security_audit.h"
 #include "http/status_mapping.h"
 #include "policy/minimize.h"
 #include "policy/search_params.h"
@@ -30,6 +32,10 @@ namespace {
 
 constexpr std::string_view kFhirJson = "application/fhir+json; charset=utf-8";
 constexpr std::string_view kJson = "application/json; charset=utf-8";
+constexpr std::string_view kAuditUnavailable =
+    "the audit trail is unavailable: no data was returned; retry later";
+// A user agent is kept (encrypted) in the audit record up to this length.
+constexpr size_t kMaxAuditedUserAgent = 256;
 const policy::ElementMask kEverything = policy::ElementMask::Everything();
 
 bool IsWellFormedRequestId(std::string_view id) {
@@ -108,11 +114,94 @@ struct Pipeline::Context {
   std::string client_id;
   bool pretty = false;
   unsigned version = 11;
-  // The authorization outcome, for the access log (and the audit stage of issue 5).
+  // The authorization outcome, for the access log and the audit record.
   std::string purpose;
   std::string break_glass_grant;
   std::string denial;
+  // The audit record (issue 5), filled along the pipeline.
+  audit::Event event;
+  bool audit = true;     // this request is recorded (all but probes and public documents)
+  bool audited = false;  // its record is durable already (a change's, in its transaction)
 };
+
+namespace {
+
+char ActionOf(auth::Interaction interaction) {
+  switch (interaction) {
+    case auth::Interaction::kCreate:
+      return 'C';
+    case auth::Interaction::kUpdate:
+      return 'U';
+    case auth::Interaction::kDelete:
+      return 'D';
+    default:
+      return 'R';
+  }
+}
+
+// The http://hl7.org/fhir/restful-interaction code.
+std::string_view SubtypeOf(auth::Interaction interaction) {
+  switch (interaction) {
+    case auth::Interaction::kRead:
+      return "read";
+    case auth::Interaction::kVread:
+      return "vread";
+    case auth::Interaction::kUpdate:
+      return "update";
+    case auth::Interaction::kDelete:
+      return "delete";
+    case auth::Interaction::kHistoryInstance:
+      return "history-instance";
+    case auth::Interaction::kHistoryType:
+      return "history-type";
+    case auth::Interaction::kCreate:
+      return "create";
+    case auth::Interaction::kSearch:
+      return "search-type";
+  }
+  return "operation";
+}
+
+// The OperationOutcome issue code (or OAuth error code) of an error body, for the record.
+std::string ErrorCodeOf(std::string_view body) {
+  for (std::string_view key : {std::string_view(R"("code":")"), std::string_view(R"("error":")")}) {
+    size_t at = body.find(key);
+    if (at == std::string_view::npos) continue;
+    std::string_view rest = body.substr(at + key.size());
+    size_t end = 0;
+    while (end < rest.size() && end < 40 &&
+           ((rest[end] >= 'a' && rest[end] <= 'z') || rest[end] == '-' || rest[end] == '_')) {
+      ++end;
+    }
+    if (end < rest.size() && rest[end] == '"') return std::string(rest.substr(0, end));
+  }
+  return {};
+}
+
+void NoteWho(audit::Event& event, const auth::Principal& principal) {
+  if (principal.kind == auth::PrincipalKind::kPerson) event.user_id = principal.subject;
+  event.client_id = principal.client_id;
+  event.roles = principal.roles;
+}
+
+// Adds the patients whose compartments `json` (a resource of `type`) belongs to.
+void NotePatients(audit::Event& event, std::string_view type, std::string_view json) {
+  for (std::string& p : policy::CompartmentPatients(type, json)) {
+    if (std::find(event.patients.begin(), event.patients.end(), p) == event.patients.end()) {
+      event.patients.push_back(std::move(p));
+    }
+  }
+}
+
+int64_t VersionOfEtag(std::string_view etag) {
+  if (etag.starts_with("W/")) etag.remove_prefix(2);
+  if (etag.size() < 3) return 0;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(etag.data() + 1, etag.data() + etag.size() - 1, v);
+  return ec == std::errc() && end == etag.data() + etag.size() - 1 ? v : 0;
+}
+
+}  // namespace
 
 // One FHIR request's authorization: who, the policy decision, and the view every resource
 // leaving the server goes through.
@@ -207,16 +296,33 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   ctx.request_id =
       IsWellFormedRequestId(incoming_id) ? std::string(incoming_id) : crypto::RandomToken(12);
 
-  // 2. Dispatch; the one boundary where an escaped exception becomes a 500.
+  ctx.event.time_ms = deps_.clock->NowMillis();
+  ctx.event.request_id = ctx.request_id;
+  ctx.event.method = request.method() == bhttp::verb::unknown
+                         ? std::string("OTHER")
+                         : std::string(request.method_string());
+  ctx.event.address = conn.remote_address;
+  ctx.event.user_agent =
+      std::string(request[bhttp::field::user_agent].substr(0, kMaxAuditedUserAgent));
+
+  // 2. Dispatch; the one boundary where an escaped exception becomes a 500. Security
+  // events of authentication emitted meanwhile join this request's audit record.
   net::Response res;
-  try {
-    res = Dispatch(ctx, request, conn);
-  } catch (const std::exception&) {
-    Log(LogLevel::kError, "handler_exception", {{"request_id", ctx.request_id}});
-    res = ErrorResponse(ctx.version, Internal("internal error"));
+  {
+    SecurityEventScope security_events(&ctx.event.security);
+    try {
+      res = Dispatch(ctx, request, conn);
+    } catch (const std::exception&) {
+      Log(LogLevel::kError, "handler_exception", {{"request_id", ctx.request_id}});
+      res = ErrorResponse(ctx.version, Internal("internal error"));
+    }
   }
 
-  // 3. Headers every response carries (issue 2 §3).
+  // 3. Audit (issue 5 §2): nothing leaves before its record is durable; if the trail cannot
+  // take it, the answer is a 503 without PHI.
+  if (ctx.audit) res = Audit(ctx, std::move(res));
+
+  // 4. Headers every response carries (issue 2 §3).
   res.set(bhttp::field::strict_transport_security, hsts_);
   res.set("X-Content-Type-Options", "nosniff");
   res.set(bhttp::field::cache_control, "no-store");
@@ -232,7 +338,7 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
   // A HEAD response keeps the Content-Length of the GET it mirrors but carries no body.
   if (request.method() == bhttp::verb::head) res.body().clear();
 
-  // 4. PHI-free access log: the route template, never the concrete path or query.
+  // 5. PHI-free access log: the route template, never the concrete path or query.
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
                           std::chrono::steady_clock::now() - started)
                           .count();
@@ -258,6 +364,39 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
   if (!routed.ok()) return ErrorResponse(ctx.version, routed.status());
   Route& route = routed.value();
   ctx.route = route.name;
+  switch (route.kind) {
+    // Probes and public documents carry nothing about anyone: not recorded.
+    case RouteKind::kHealthz:
+    case RouteKind::kReadyz:
+    case RouteKind::kJwks:
+    case RouteKind::kOpenIdConfiguration:
+    case RouteKind::kSmartConfiguration:
+    case RouteKind::kMetadata:
+      ctx.audit = false;
+      break;
+    case RouteKind::kToken:
+    case RouteKind::kRevoke:
+    case RouteKind::kIntrospect:
+    case RouteKind::kAuthorize:
+    case RouteKind::kLogin:
+    case RouteKind::kLoginOtp:
+    case RouteKind::kEnroll:
+    case RouteKind::kEnrollConfirm:
+      ctx.event.kind = audit::EventKind::kAuthentication;
+      ctx.event.subtype = std::string_view(route.name).substr(std::string_view("/oauth2/").size());
+      break;
+    case RouteKind::kMetrics:
+    case RouteKind::kAdminBreakGlass:
+      ctx.event.kind = audit::EventKind::kAdministration;
+      ctx.event.subtype = route.kind == RouteKind::kMetrics ? "metrics" : "break-glass-review";
+      ctx.event.action = 'R';
+      break;
+    default:
+      ctx.event.resource_type = route.type;
+      ctx.event.resource_id = route.id;
+      ctx.event.subtype = "operation";
+      break;
+  }
 
   // RFC 9110 §9.3.2: HEAD is GET without the body (Handle drops it), wherever GET is.
   const std::string_view method = request.method() == bhttp::verb::head
@@ -274,7 +413,7 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
     case RouteKind::kHealthz:
       return MakeResponse(ctx.version, bhttp::status::ok, kJson, R"({"status":"ok"})");
     case RouteKind::kReadyz:
-      if (deps_.store->Healthy()) {
+      if (deps_.store->Healthy() && AuditReady()) {
         return MakeResponse(ctx.version, bhttp::status::ok, kJson, R"({"status":"ready"})");
       }
       return MakeResponse(ctx.version, bhttp::status::service_unavailable, kJson,
@@ -374,9 +513,38 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   if (route.kind == RouteKind::kMetadata) {
     return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, capability_json_);
   }
+  // The audit trail is written by the server alone (issue 5 §3): no interaction changes it.
+  if (route.type == "AuditEvent") {
+    const bool write = request.method() == bhttp::verb::post ||
+                       request.method() == bhttp::verb::put ||
+                       request.method() == bhttp::verb::delete_ ||
+                       request.method() == bhttp::verb::patch;
+    if (write && (route.kind == RouteKind::kFhirType || route.kind == RouteKind::kFhirInstance)) {
+      net::Response res = ErrorResponse(
+          ctx.version, Status(StatusCode::kMethodNotAllowed,
+                              "the audit trail cannot be created, changed or deleted through "
+                              "the API"));
+      res.set(bhttp::field::allow, "GET");
+      return res;
+    }
+  }
+  for (const auto& [name, value] : *params) {
+    if (name != "_format" && name != "_pretty") ctx.event.query.emplace_back(name, value);
+  }
 
   auto principal = Authenticate(ctx, request, has_access_token_param);
   if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
+  NoteWho(ctx.event, *principal.value());
+
+  // Business associate agreements (issue 4 §6): a third-party client without an active
+  // BAA receives no PHI, whatever its roles and scopes.
+  if (Status baa = deps_.baa->Check(principal.value()->client_id, &ctx.event.baa_counterparty);
+      !baa.ok()) {
+    return Deny(ctx, baa);
+  }
+  if (route.kind == RouteKind::kDisclosures) {
+    return HandleDisclosures(ctx, request, route, *principal.value(), *params);
+  }
 
   Access access;
   access.principal = std::move(principal.value());
@@ -385,12 +553,8 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return ErrorResponse(ctx.version, NotSupported("this interaction is not supported yet"));
   }
   access.interaction = *interaction;
-
-  // Business associate agreements (issue 4 §6): a third-party client without an active
-  // BAA receives no PHI, whatever its roles and scopes.
-  if (Status baa = deps_.baa->Check(access.principal->client_id); !baa.ok()) {
-    return Deny(ctx, baa);
-  }
+  ctx.event.subtype = SubtypeOf(access.interaction);
+  ctx.event.action = ActionOf(access.interaction);
 
   // Policy (issue 4 §1, §4): roles ∩ scopes ∩ purpose of use. The purpose comes from the
   // token's claim, else the X-Purpose-Of-Use header, else the role's default.
@@ -400,6 +564,13 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
       deps_.policy->Evaluate({access.principal.get(), route.type, access.interaction, purpose});
   ctx.purpose = access.decision.purpose;
   if (!access.decision.allowed) return Deny(ctx, PermissionDenied(access.decision.denial));
+  // Only the auditor reads the audit trail (issue 5 §4): not through a compartment,
+  // break-glass or a narrowed view.
+  if (route.type == "AuditEvent" && (access.decision.patient_compartment ||
+                                     access.decision.break_glass ||
+                                     !access.decision.read_mask->all)) {
+    return Deny(ctx, PermissionDenied("reading the audit trail needs the auditor role"));
+  }
 
   // Compartment (issue 4 §2): the launch patient of patient/ scopes, else the Patient the
   // user is linked to (fhirUser).
@@ -420,6 +591,7 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     if (Status reason = policy::ValidateBreakGlassReason(access.break_glass_reason); !reason.ok()) {
       return Deny(ctx, reason);
     }
+    ctx.event.break_glass_reason = std::string(access.break_glass_reason);
   }
 
   // Client narrowing (_elements, _summary) on top of the policy's view.
@@ -454,6 +626,7 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   }
 
   fhir::RestResult& r = result.value();
+  if (!ctx.audited && !r.etag.empty()) ctx.event.version = VersionOfEtag(r.etag);
   const std::string_view content_type = r.body.empty() ? std::string_view{} : kFhirJson;
   net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(r.status), content_type,
                                    std::move(r.body));
@@ -632,6 +805,7 @@ Result<fhir::RestResult> Pipeline::ShapeResult(const Access& access, std::string
 
 Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request, const Route& route,
                                             const Access& access, const QueryParams& params) {
+  if (route.type == "AuditEvent") return ReadAuditTrail(ctx, route, access, params);
   const policy::Decision& d = access.decision;
   const std::string_view body = request.body();
   const std::string_view if_match = request[bhttp::field::if_match];
@@ -651,6 +825,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
   auto serve = [&](Result<fhir::RestResult> r) -> Result<fhir::RestResult> {
     r = HideGone(access, std::move(r));
     if (!r.ok()) return r;
+    NotePatients(ctx.event, route.type, r.value().body);
     // Copied only under break-glass: the read path pays nothing for it.
     const std::string original = d.break_glass ? r.value().body : std::string();
     RETURN_IF_ERROR(Shape(access, route.type, r.value().body));
@@ -689,6 +864,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
         if (text == nullptr) {  // a deletion: its content cannot be checked
           if (compartment) return false;
           ++kept;
+          ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
           return true;
         }
         if (!instance && restricted_view) {
@@ -704,6 +880,9 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
           if (!it->second) return false;
         }
         const std::string original = d.break_glass ? *text : std::string();
+        // The patients of the stored version (the view may hide the references).
+        audit::Event entry;
+        NotePatients(entry, type, *text);
         Status shaped = Shape(access, type, *text);
         if (shaped.ok() && d.break_glass) {
           // Each version's patients need their own grant (an older version may belong to
@@ -717,6 +896,13 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
         }
         if (shaped.ok()) {
           ++kept;
+          for (std::string& p : entry.patients) {
+            if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
+                ctx.event.patients.end()) {
+              ctx.event.patients.push_back(std::move(p));
+            }
+          }
+          ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
           return true;
         }
         if (shaped.code() != StatusCode::kNotFound &&
@@ -746,7 +932,9 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
       RETURN_IF_ERROR(Inside(access, route.type, body, true));
       RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
-      return ShapeResult(access, route.type, deps_.resources->Create(route.type, body, base_url_));
+      NotePatients(ctx.event, route.type, body);
+      return ShapeResult(access, route.type,
+                         deps_.resources->Create(route.type, body, base_url_, AuditGuard(ctx)));
     }
     case auth::Interaction::kUpdate: {
       // The checks hold for the stored version they read, so that version is the one
@@ -823,8 +1011,11 @@ Result<fhir::RestResult> Pipeline::UpdateOnce(Context& ctx, const Route& route,
   }
   RETURN_IF_ERROR(Inside(access, route.type, merged, false));
   RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, merged));
+  if (stored.ok()) NotePatients(ctx.event, route.type, stored.value().body);
+  NotePatients(ctx.event, route.type, merged);
   return ShapeResult(access, route.type,
-                     deps_.resources->Update(route.type, route.id, merged, expected, base_url_));
+                     deps_.resources->Update(route.type, route.id, merged, expected, base_url_,
+                                             AuditGuard(ctx)));
 }
 
 Result<fhir::RestResult> Pipeline::DeleteOnce(Context& ctx, const Route& route,
@@ -837,10 +1028,11 @@ Result<fhir::RestResult> Pipeline::DeleteOnce(Context& ctx, const Route& route,
     if (expected.empty() || SameVersion(expected, stored.value().etag)) {
       expected = stored.value().etag;
     }
+    NotePatients(ctx.event, route.type, stored.value().body);
   } else if (stored.status().code() != StatusCode::kGone) {
     return stored.status();
   }
-  return deps_.resources->Delete(route.type, route.id, expected);
+  return deps_.resources->Delete(route.type, route.id, expected, AuditGuard(ctx));
 }
 
 net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const Route& route) {
@@ -850,11 +1042,13 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
   for (const auto& [name, value] : *params) token_in_query |= name == "access_token";
   auto principal = Authenticate(ctx, request, token_in_query);
   if (!principal.ok()) return ErrorResponse(ctx.version, principal.status());
+  NoteWho(ctx.event, *principal.value());
   const std::vector<std::string>& roles = principal.value()->roles;
   auto has_role = [&](std::string_view role) {
     return std::find(roles.begin(), roles.end(), role) != roles.end();
   };
-  if (Status baa = deps_.baa->Check(principal.value()->client_id); !baa.ok()) {
+  if (Status baa = deps_.baa->Check(principal.value()->client_id, &ctx.event.baa_counterparty);
+      !baa.ok()) {
     return Deny(ctx, baa);
   }
 
@@ -863,8 +1057,21 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
     if (!has_role("admin") && !has_role("auditor")) {
       return Deny(ctx, PermissionDenied("reading metrics needs the admin or auditor role"));
     }
+    // The trail's own counters (the writer thread keeps them): group commit shows as
+    // records per fsync.
+    const audit::AuditLogStats s = deps_.audit->stats();
+    std::string text = RenderMetrics();
+    auto counter = [&text](std::string_view name, std::string_view help, uint64_t value) {
+      text += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
+              std::string(name) + " counter\n" + std::string(name) + " " +
+              std::to_string(value) + "\n";
+    };
+    counter("phigate_audit_records_total", "Audit records made durable", s.records);
+    counter("phigate_audit_fsyncs_total", "Durable audit batches (one fsync each)", s.syncs);
+    counter("phigate_audit_failed_batches_total", "Audit batches that failed", s.failed_batches);
+    counter("phigate_audit_checkpoints_total", "Signed audit checkpoints written", s.checkpoints);
     return MakeResponse(ctx.version, bhttp::status::ok, "text/plain; version=0.0.4",
-                        RenderMetrics());
+                        std::move(text));
   }
 
   // GET /admin/break-glass: the grants, for review by the auditor (issue 4 §5). The list
@@ -904,6 +1111,150 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
   auto listed = deps_.break_glass->ListJson(since_ms, limit);
   if (!listed.ok()) return ErrorResponse(ctx.version, listed.status());
   return MakeResponse(ctx.version, bhttp::status::ok, kJson, std::move(listed.value()));
+}
+
+Status Pipeline::RecordEvent(Context& ctx, int status, std::string_view body) {
+  audit::Event& e = ctx.event;
+  e.status = status;
+  e.route = ctx.route;
+  e.purpose = ctx.purpose;
+  e.break_glass_grant = ctx.break_glass_grant;
+  e.denial = ctx.denial;
+  e.outcome_code = status >= 400 ? ErrorCodeOf(body) : std::string();
+  // An authentication endpoint knows its caller only through its security events.
+  if (e.user_id.empty() && e.client_id.empty()) {
+    for (const audit::SecurityDetail& s : e.security) {
+      if (!s.user_id.empty()) e.user_id = s.user_id;
+      if (!s.client_id.empty()) e.client_id = s.client_id;
+    }
+  }
+  Result<int64_t> recorded = deps_.audit->Record(e);
+  if (!recorded.ok()) return Unavailable(std::string(kAuditUnavailable));
+  return Status::Ok();
+}
+
+net::Response Pipeline::Audit(Context& ctx, net::Response res) {
+  const int status = static_cast<int>(res.result_int());
+  // A change was recorded inside its transaction with the status it answers; a different
+  // final status (the commit failed after the record) gets a record of its own.
+  if (ctx.audited && status == ctx.event.status) return res;
+  if (RecordEvent(ctx, status, res.body()).ok()) return res;
+  static Counter& failures =
+      GetCounter("phigate_audit_failures_total",
+                 "Requests failed closed because their audit record could not be made durable");
+  failures.Inc();
+  Log(LogLevel::kError, "audit_unavailable", {{"request_id", ctx.request_id}, {"route", ctx.route}});
+  net::Response unavailable =
+      ErrorResponse(ctx.version, Unavailable(std::string(kAuditUnavailable)));
+  unavailable.set(bhttp::field::retry_after, "5");
+  return unavailable;
+}
+
+fhir::WriteGuard Pipeline::AuditGuard(Context& ctx) {
+  return [this, &ctx](std::string_view id, int64_t version, int status) -> Status {
+    ctx.event.resource_id = std::string(id);
+    ctx.event.version = version;
+    RETURN_IF_ERROR(RecordEvent(ctx, status, {}));
+    ctx.audited = true;
+    return Status::Ok();
+  };
+}
+
+bool Pipeline::AuditReady() {
+  if (deps_.audit->Healthy()) return true;
+  // After a failure nothing else may write to the trail (probes are not recorded), so
+  // readiness tries a record itself: the trail recovers as soon as the disk does.
+  audit::Event probe;
+  probe.kind = audit::EventKind::kSystem;
+  probe.subtype = "readiness-probe";
+  probe.time_ms = deps_.clock->NowMillis();
+  probe.address = "local";
+  return deps_.audit->Record(probe).ok();
+}
+
+Result<fhir::RestResult> Pipeline::ReadAuditTrail(Context& ctx, const Route& route,
+                                                  const Access& access,
+                                                  const QueryParams& params) {
+  (void)access;  // authorized by the caller: the auditor's unrestricted view
+  fhir::RestResult result;
+  switch (access.interaction) {
+    case auth::Interaction::kSearch: {
+      ASSIGN_OR_RETURN(audit::SearchQuery query,
+                       audit::ParseSearch(params, static_cast<int>(deps_.config->audit.max_page)));
+      ASSIGN_OR_RETURN(result.body,
+                       audit::SearchBundle(*deps_.audit_reader, *deps_.keyring, query, base_url_,
+                                           &ctx.event.returned));
+      return result;
+    }
+    case auth::Interaction::kRead: {
+      int64_t seq = 0;
+      const std::string& id = route.id;
+      auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), seq);
+      if (ec != std::errc() || end != id.data() + id.size() || seq < 1) {
+        return NotFound("resource not found");
+      }
+      ASSIGN_OR_RETURN(result.body, audit::ReadEvent(*deps_.audit_reader, *deps_.keyring, seq));
+      return result;
+    }
+    default:
+      return NotSupported("the audit trail is read by search and read; its records have no history");
+  }
+}
+
+net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, const Route& route,
+                                          const auth::Principal& principal,
+                                          const QueryParams& params) {
+  // The record reads audit records about one patient: it is a read of the trail, not a
+  // disclosure of the patient's record.
+  ctx.event.subtype = "operation";
+  ctx.event.action = 'E';
+  ctx.event.resource_type = "AuditEvent";
+  ctx.event.resource_id.clear();
+  ctx.event.patients = {route.id};
+  // HIPAA §164.528: the auditor, or the patient for their own record.
+  std::string_view purpose = principal.purpose_of_use;
+  if (purpose.empty()) purpose = TrimOws(request["X-Purpose-Of-Use"]);
+  policy::Decision review = deps_.policy->Evaluate(
+      {&principal, "AuditEvent", auth::Interaction::kSearch, purpose});
+  bool allowed = review.allowed && !review.patient_compartment && !review.break_glass &&
+                 review.read_mask->all;
+  if (!allowed) {
+    policy::Decision own =
+        deps_.policy->Evaluate({&principal, "Patient", auth::Interaction::kRead, purpose});
+    std::string patient = principal.patient;
+    if (patient.empty() && principal.fhir_user.starts_with("Patient/")) {
+      patient = principal.fhir_user.substr(8);
+    }
+    allowed = own.allowed && own.patient_compartment && !patient.empty() && patient == route.id;
+    if (allowed) review = own;
+  }
+  ctx.purpose = review.purpose;
+  if (!allowed) {
+    return Deny(ctx, PermissionDenied("the accounting of disclosures is available to the "
+                                      "auditor, and to a patient for their own record"));
+  }
+  const int64_t now_ms = deps_.clock->NowMillis();
+  const int64_t retention_ms = deps_.config->audit.retention_days * 86'400'000;
+  // §164.528(a)(1): up to six years before the request.
+  const int64_t earliest = now_ms - std::max<int64_t>(retention_ms, 6 * 365 * 86'400'000LL);
+  int64_t start_ms = earliest;
+  int64_t end_ms = now_ms + 1;
+  for (const auto& [name, value] : params) {
+    if (name == "start" || name == "end") {
+      std::optional<int64_t> t = ParseDateUtc(value);
+      if (!t) return ErrorResponse(ctx.version, InvalidArgument(name + " must be a date", name));
+      // A day given as `end` includes that day.
+      const int64_t day_ms = name == "end" && value.size() == 10 ? 86'400'000 : 0;
+      (name == "start" ? start_ms : end_ms) = *t + day_ms;
+    } else if (name != "_format" && name != "_pretty") {
+      return ErrorResponse(ctx.version, InvalidArgument("unknown parameter"));
+    }
+  }
+  start_ms = std::max(start_ms, earliest);
+  auto bundle = audit::DisclosuresBundle(*deps_.audit_reader, *deps_.keyring, route.id, start_ms,
+                                         end_ms, base_url_, &ctx.event.returned);
+  if (!bundle.ok()) return ErrorResponse(ctx.version, bundle.status());
+  return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, std::move(bundle.value()));
 }
 
 }  // namespace phigate::http

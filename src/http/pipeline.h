@@ -3,8 +3,9 @@
 // authenticate -> authorize (scopes) -> handle (fhir/) -> respond with security headers
 // -> PHI-free access log. Authorization (issue 4) = BAA gate -> policy decision (roles ∩
 // scopes ∩ purpose of use) -> break-glass -> compartment and Minimum Necessary through
-// policy::ApplyView on every resource that leaves (docs/policy.md). The audit issue
-// inserts its stage where Handle writes the access log.
+// policy::ApplyView on every resource that leaves (docs/policy.md) -> audit (issue 5,
+// docs/audit.md): one durable record per request before the response leaves; a change's
+// record is made inside its transaction; if the trail cannot take it, 503.
 //
 // Thread-safety: Handle may run concurrently on every io thread; the pipeline holds only
 // references to thread-safe services.
@@ -12,6 +13,8 @@
 
 #include <string>
 
+#include "audit/audit_log.h"
+#include "audit/sink.h"
 #include "auth/endpoint.h"
 #include "auth/login_endpoints.h"
 #include "auth/oauth_endpoints.h"
@@ -44,6 +47,9 @@ struct PipelineDeps {
   const policy::Policy* policy = nullptr;
   const policy::BaaGate* baa = nullptr;
   policy::BreakGlass* break_glass = nullptr;
+  audit::AuditSink* audit = nullptr;           // the durable audit trail (issue 5)
+  audit::Directory* audit_reader = nullptr;    // the trail's directory, for its readers
+  const crypto::Keyring* keyring = nullptr;    // opens the trail's records
 };
 
 class Pipeline {
@@ -66,6 +72,18 @@ class Pipeline {
   Result<std::shared_ptr<const auth::Principal>> Authenticate(Context& ctx, net::Request& request,
                                                               bool token_in_query);
   net::Response Deny(Context& ctx, Status status);
+  // The audit stage: makes the request's record durable, or replaces `res` with a 503.
+  net::Response Audit(Context& ctx, net::Response res);
+  // Completes ctx's event for a response of `status` and records it.
+  Status RecordEvent(Context& ctx, int status, std::string_view body);
+  // The write guard of a change: its record, inside the write's transaction.
+  fhir::WriteGuard AuditGuard(Context& ctx);
+  // /readyz: the trail takes records (probing it while it reports a failure).
+  bool AuditReady();
+  Result<fhir::RestResult> ReadAuditTrail(Context& ctx, const Route& route, const Access& access,
+                                          const QueryParams& params);
+  net::Response HandleDisclosures(Context& ctx, net::Request& request, const Route& route,
+                                  const auth::Principal& principal, const QueryParams& params);
   // The answer for a resource the caller's compartment does not include.
   Status OutsideCompartment() const;
   // Break-glass for every patient whose record `json` belongs to (issue 4 §5).

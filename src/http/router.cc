@@ -101,6 +101,10 @@ Result<Route> RouteTarget(std::string_view target, const fhir::Model& model) {
       route = Make(RouteKind::kMetadata, "/fhir/metadata", "GET");
     } else if (n == 2 && segments[1] == "_history") {
       route = Make(RouteKind::kFhirSystemHistory, "/fhir/_history", "GET");
+    } else if (n == 4 && segments[1] == "Patient" && segments[3] == "$disclosures") {
+      route = Make(RouteKind::kDisclosures, "/fhir/Patient/{id}/$disclosures", "GET");
+      route.type = segments[1];
+      route.id = segments[2];
     } else if (segments.back().front() == '$' || (n >= 3 && segments[2] == "_search")) {
       route = Make(RouteKind::kFhirOperation, "/fhir/{operation}", "GET, POST");
       if (n >= 2 && segments[1].front() != '$') {

@@ -36,6 +36,7 @@ enum class RouteKind {
   kFhirInstanceHistory,  // /fhir/{type}/{id}/_history
   kFhirVersion,          // /fhir/{type}/{id}/_history/{vid}
   kFhirOperation,        // /fhir/.../$op or /fhir/{type}/_search (not yet supported)
+  kDisclosures,          // GET /fhir/Patient/{id}/$disclosures (accounting of disclosures)
 };
 
 struct Route {

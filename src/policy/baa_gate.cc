@@ -26,7 +26,7 @@ Status Refused(std::string_view why) {
 BaaGate::BaaGate(storage::Store& store, const Clock& clock, int64_t cache_ms)
     : store_(store), clock_(clock), cache_ms_(cache_ms) {}
 
-Status BaaGate::Check(std::string_view client_id) const {
+Status BaaGate::Check(std::string_view client_id, std::string* counterparty) const {
   const int64_t now_ms = clock_.NowMillis();
   {
     // The hot path (every FHIR request): a fresh first-party entry answers without a copy
@@ -75,6 +75,7 @@ Status BaaGate::Check(std::string_view client_id) const {
   // Evaluated on every request against the clock, so expiry needs no restart.
   if (now_ms < baa.signed_ms) return Refused("its agreement is not yet in effect");
   if (now_ms >= baa.expires_ms) return Refused("its agreement has expired");
+  if (counterparty != nullptr) *counterparty = baa.counterparty;
   return Status::Ok();
 }
 

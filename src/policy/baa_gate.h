@@ -35,7 +35,10 @@ class BaaGate {
  public:
   BaaGate(storage::Store& store, const Clock& clock, int64_t cache_ms = 1000);
 
-  Status Check(std::string_view client_id) const;
+  Status Check(std::string_view client_id) const { return Check(client_id, nullptr); }
+  // The same; for a third-party client that passes, `*counterparty` (may be null) receives
+  // its BAA counterparty (for the audit record), else it is left unchanged.
+  Status Check(std::string_view client_id, std::string* counterparty) const;
 
  private:
   struct Entry {

@@ -18,6 +18,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -140,6 +141,9 @@ struct DataKeyRecord {
   std::string wrapped;  // DEK wrapped by the KEK
 };
 
+// Called inside a write transaction just before COMMIT (Store::AppendVersion).
+using BeforeCommit = std::function<Status()>;
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -155,7 +159,15 @@ class Store {
   // Otherwise returns kConflict ("version conflict") and changes nothing. record.version
   // must be expected_version + 1, type and id non-empty, and a tombstone's ciphertext empty
   // (else kInvalidArgument). Durable when it returns ok. Returns the assigned seq.
-  virtual Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version) = 0;
+  Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version) {
+    return AppendVersion(record, expected_version, {});
+  }
+  // The same; `before_commit` (may be empty) runs inside the transaction after the checks
+  // and the write, just before COMMIT. If it fails, nothing is committed and its status is
+  // returned. The audit stage writes a change's durable record there (issue 5 §2: no
+  // change is committed without its record).
+  virtual Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version,
+                                        const BeforeCommit& before_commit) = 0;
   // Versions newest first (by seq), for one resource or one type. limit 0 yields nothing;
   // a negative limit or before_seq, or an empty type, is kInvalidArgument.
   virtual Result<std::vector<VersionRecord>> History(const HistoryQuery& query) = 0;

@@ -94,6 +94,10 @@ class FaultyDirectory final : public Directory {
   Result<std::vector<std::string>> List() override { return real_->List(); }
   Result<std::string> ReadAll(const std::string& name) override { return real_->ReadAll(name); }
   Status SyncDirectory() override { return real_->SyncDirectory(); }
+  Status Lock(int64_t timeout_ms) override { return real_->Lock(timeout_ms); }
+  void Unlock() override { real_->Unlock(); }
+  bool Exists(const std::string& name) override { return real_->Exists(name); }
+  Status Remove(const std::string& name) override { return real_->Remove(name); }
 
  private:
   std::unique_ptr<Directory> real_;
@@ -151,11 +155,12 @@ class AuditLogTest : public ::testing::Test {
     return result.ok() ? *result : VerifyResult{};
   }
 
-  // Segment file names, sorted.
+  // Segment file names, sorted (not the lock file).
   std::vector<std::string> SegmentFiles() const {
     std::vector<std::string> names;
     for (const auto& entry : std::filesystem::directory_iterator(Dir())) {
-      names.push_back(entry.path().filename().string());
+      std::string name = entry.path().filename().string();
+      if (name.rfind("segment-", 0) == 0) names.push_back(name);
     }
     std::sort(names.begin(), names.end());
     return names;
@@ -227,9 +232,10 @@ TEST_F(AuditLogTest, OneAppendWritesOneEncryptedChainedRecord) {
   ASSERT_FALSE(bytes.empty());
   EXPECT_EQ(bytes.back(), '\n');
   EXPECT_EQ(std::count(bytes.begin(), bytes.end(), '\n'), 1);
-  EXPECT_THAT(bytes.substr(0, bytes.size() - 1),
-              ::testing::MatchesRegex(R"(\{"seq":1,"time":1700000000000,"prev":"0{64}","kv":1,)"
-                                      R"("ct":"[A-Za-z0-9_-]+","hash":"[0-9a-f]{64}"\})"));
+  EXPECT_THAT(
+      bytes.substr(0, bytes.size() - 1),
+      ::testing::MatchesRegex(R"(\{"seq":1,"time":1700000000000,"prev":"0{64}","kv":1,"ix":\[\],)"
+                              R"("ct":"[A-Za-z0-9_-]+","hash":"[0-9a-f]{64}"\})"));
   EXPECT_EQ(bytes.find("canary-7f3a91"), std::string::npos);
 
   struct stat st {};
@@ -420,8 +426,9 @@ TEST_F(AuditLogTest, FsyncFailureIsNeverAcknowledgedAndItsBytesAreTruncated) {
   EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
   EXPECT_EQ(failed.status().message(), "audit trail unavailable");
   EXPECT_FALSE(log->Healthy());
-  // The unsynced bytes are in the file until the next batch truncates them.
-  EXPECT_GT(ReadFile(Segment(1)).size(), before.size());
+  // The unsynced bytes were truncated before the failure was reported: no other writer
+  // (audit_log.h "Several processes") ever chains onto them.
+  EXPECT_EQ(ReadFile(Segment(1)), before);
 
   Result<int64_t> next = log->Append("event-2");
   ASSERT_TRUE(next.ok()) << next.status().message();
@@ -441,8 +448,9 @@ TEST_F(AuditLogTest, FailsFastWhileTruncationFails) {
   std::unique_ptr<AuditLog> log = OpenLog(Faulty());
   ASSERT_NE(log, nullptr);
   ASSERT_TRUE(log->Append("event-1").ok());
-  // The batch's fsync fails, then the two following truncation fsyncs fail too.
-  faults_.failing_syncs = 3;
+  // The batch's fsync fails, then its immediate truncation's fsync, then the truncation
+  // fsyncs of the two following batches.
+  faults_.failing_syncs = 4;
   for (int i = 0; i < 3; ++i) {
     Result<int64_t> failed = log->Append("failed-event");
     ASSERT_FALSE(failed.ok());
@@ -585,6 +593,343 @@ TEST_F(AuditLogTest, VerifyRejectsNonCanonicalLine) {
   EXPECT_FALSE(verify.ok);
   EXPECT_EQ(verify.first_bad_seq, 1);
   EXPECT_EQ(verify.problem, "malformed record");
+}
+
+// ---- Lookup tags and the reader ----
+
+constexpr char kTagA[] = "0123456789abcdef0123456789abcdef";
+constexpr char kTagB[] = "fedcba9876543210fedcba9876543210";
+
+// Every record ForEachRecord visits from `from_seq` (stopping after `limit`), as
+// (seq, tags, line).
+struct Visited {
+  int64_t seq;
+  int64_t time_ms;
+  std::vector<std::string> tags;
+  std::string line;
+};
+Result<std::vector<Visited>> Visit(Directory& dir, int64_t from_seq, size_t limit = SIZE_MAX) {
+  std::vector<Visited> out;
+  Status status = ForEachRecord(dir, from_seq, [&](const StoredRecord& r) {
+    out.push_back({r.seq, r.time_ms, std::vector<std::string>(r.tags.begin(), r.tags.end()),
+                   std::string(r.line)});
+    return out.size() < limit;
+  });
+  if (!status.ok()) return status;
+  return out;
+}
+
+TEST_F(AuditLogTest, TagsRoundTripThroughForEachRecord) {
+  {
+    std::unique_ptr<AuditLog> log = OpenLog(Posix());
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(log->Append("event-1", {kTagA, kTagB}).ok());
+    clock_.Advance(5);
+    ASSERT_TRUE(log->Append("event-2").ok());
+    ASSERT_TRUE(log->Append("event-3", {kTagB}).ok());
+  }
+  std::vector<std::string> lines = Lines();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_NE(
+      lines[0].find(std::string(R"("kv":1,"ix":[")") + kTagA + "\",\"" + kTagB + R"("],"ct":")"),
+      std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[1].find(R"("ix":[],)"), std::string::npos) << lines[1];
+
+  std::unique_ptr<Directory> dir = Posix();
+  Result<std::vector<Visited>> visited = Visit(*dir, 1);
+  ASSERT_TRUE(visited.ok()) << visited.status().message();
+  ASSERT_EQ(visited->size(), 3u);
+  EXPECT_EQ((*visited)[0].seq, 1);
+  EXPECT_EQ((*visited)[0].time_ms, kStartMillis);
+  EXPECT_EQ((*visited)[0].tags, (std::vector<std::string>{kTagA, kTagB}));
+  EXPECT_EQ((*visited)[1].seq, 2);
+  EXPECT_EQ((*visited)[1].time_ms, kStartMillis + 5);
+  EXPECT_TRUE((*visited)[1].tags.empty());
+  EXPECT_EQ((*visited)[2].tags, (std::vector<std::string>{kTagB}));
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*visited)[i].line, lines[i]);
+    Result<std::string> event = OpenRecord((*visited)[i].line, *keyring_);
+    ASSERT_TRUE(event.ok()) << event.status().message();
+    EXPECT_EQ(*event, "event-" + std::to_string(i + 1));
+  }
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 3);
+}
+
+TEST_F(AuditLogTest, AppendRejectsTagsThatAreNotLowerHexHmacs) {
+  std::unique_ptr<AuditLog> log = OpenLog(Posix());
+  ASSERT_NE(log, nullptr);
+  for (const std::string& bad :
+       {std::string("0123456789ABCDEF0123456789abcdef"), std::string(kTagA) + "0",
+        std::string(kTagA).substr(1), std::string("Patient/canary-7f3a91"), std::string()}) {
+    Result<int64_t> seq = log->Append("event", {kTagA, bad});
+    ASSERT_FALSE(seq.ok()) << bad;
+    EXPECT_EQ(seq.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(seq.status().message(), "audit tag must be 32 lower-case hex characters");
+  }
+  EXPECT_TRUE(log->Healthy());
+  Result<int64_t> seq = log->Append("event", {kTagA});
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 1);
+}
+
+TEST_F(AuditLogTest, VerifyDetectsFlippedTagByte) {
+  {
+    std::unique_ptr<AuditLog> log = OpenLog(Posix());
+    ASSERT_NE(log, nullptr);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(log->Append("event", {kTagA, kTagB}).ok());
+  }
+  std::vector<std::string> lines = Lines();
+  size_t pos = lines[1].find(kTagB) + 3;
+  ASSERT_EQ(lines[1][pos], 'c');
+  lines[1][pos] = 'd';  // still a well-formed tag: only the hash reveals it
+  RewriteSegment(lines);
+  VerifyResult verify = Verify();
+  EXPECT_FALSE(verify.ok);
+  EXPECT_EQ(verify.first_bad_seq, 2);
+  EXPECT_EQ(verify.problem, "hash mismatch");
+  EXPECT_EQ(verify.records, 1);
+  Result<std::string> opened = OpenRecord(lines[1], *keyring_);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().message(), "hash mismatch");
+}
+
+TEST_F(AuditLogTest, VerifyRejectsMalformedTags) {
+  {
+    std::unique_ptr<AuditLog> log = OpenLog(Posix());
+    ASSERT_NE(log, nullptr);
+    ASSERT_TRUE(log->Append("event", {kTagA}).ok());
+  }
+  const std::string original = Lines()[0];
+  const std::string tag(kTagA);
+  for (const std::string& replacement :
+       {tag.substr(0, 31) + "A", tag + "0", tag.substr(1), tag + "\",\"", std::string()}) {
+    std::string line = original;
+    line.replace(line.find(tag), tag.size(), replacement);
+    RewriteSegment({line});
+    VerifyResult verify = Verify();
+    EXPECT_FALSE(verify.ok) << line;
+    EXPECT_EQ(verify.first_bad_seq, 1);
+    EXPECT_EQ(verify.problem, "malformed record");
+    std::unique_ptr<Directory> dir = Posix();
+    Status status = ForEachRecord(*dir, 1, [](const StoredRecord&) { return true; });
+    EXPECT_EQ(status.code(), StatusCode::kInternal);
+    EXPECT_EQ(status.message(), "malformed audit record");
+  }
+}
+
+TEST_F(AuditLogTest, ForEachRecordSkipsSegmentsBeforeFromSeq) {
+  AuditLogOptions options;
+  options.segment_bytes = 700;  // a few records per segment
+  {
+    std::unique_ptr<AuditLog> log = OpenLog(Posix(), options);
+    ASSERT_NE(log, nullptr);
+    for (int i = 1; i <= 12; ++i) ASSERT_TRUE(log->Append("event-" + std::to_string(i)).ok());
+  }
+  std::vector<std::string> files = SegmentFiles();
+  ASSERT_GE(files.size(), 3u);
+  // The first segment's content is garbled: a reader starting past it never reads it.
+  const std::string second = files[1];
+  const int64_t second_first = std::stoll(second.substr(8, 20));
+  WriteFile(Dir() + "/" + files[0], "garbage\n");
+
+  std::unique_ptr<Directory> dir = Posix();
+  Result<std::vector<Visited>> visited = Visit(*dir, second_first + 1);
+  ASSERT_TRUE(visited.ok()) << visited.status().message();
+  ASSERT_EQ(visited->size(), static_cast<size_t>(12 - second_first));
+  for (size_t i = 0; i < visited->size(); ++i) {
+    EXPECT_EQ((*visited)[i].seq, second_first + 1 + static_cast<int64_t>(i));
+    Result<std::string> event = OpenRecord((*visited)[i].line, *keyring_);
+    ASSERT_TRUE(event.ok());
+    EXPECT_EQ(*event, "event-" + std::to_string((*visited)[i].seq));
+  }
+  // From the first segment's range, it is read, and its damage reported.
+  Result<std::vector<Visited>> from_start = Visit(*dir, second_first - 1);
+  ASSERT_FALSE(from_start.ok());
+  EXPECT_EQ(from_start.status().code(), StatusCode::kInternal);
+  EXPECT_EQ(from_start.status().message(), "malformed audit record");
+}
+
+TEST_F(AuditLogTest, ForEachRecordStopsWhenVisitReturnsFalse) {
+  WriteRecords(5);
+  std::unique_ptr<Directory> dir = Posix();
+  Result<std::vector<Visited>> visited = Visit(*dir, 2, /*limit=*/2);
+  ASSERT_TRUE(visited.ok());
+  ASSERT_EQ(visited->size(), 2u);
+  EXPECT_EQ((*visited)[0].seq, 2);
+  EXPECT_EQ((*visited)[1].seq, 3);
+  // Past the end: nothing, and no error.
+  visited = Visit(*dir, 6);
+  ASSERT_TRUE(visited.ok());
+  EXPECT_TRUE(visited->empty());
+}
+
+TEST_F(AuditLogTest, ForEachRecordSkipsAPartialLastLine) {
+  WriteRecords(3);
+  WriteFile(Segment(1), ReadFile(Segment(1)) + R"({"seq":4,"time":17000000)");
+  std::unique_ptr<Directory> dir = Posix();
+  Result<std::vector<Visited>> visited = Visit(*dir, 1);
+  ASSERT_TRUE(visited.ok()) << visited.status().message();
+  ASSERT_EQ(visited->size(), 3u);
+  EXPECT_EQ(visited->back().seq, 3);
+}
+
+// ---- Several writers on one trail (two Directory objects: flock excludes them) ----
+
+TEST_F(AuditLogTest, TwoWritersInterleaveOneChain) {
+  std::unique_ptr<AuditLog> server = OpenLog(Posix());
+  std::unique_ptr<AuditLog> cli = OpenLog(Posix());
+  ASSERT_NE(server, nullptr);
+  ASSERT_NE(cli, nullptr);
+  std::vector<std::string> expected;
+  for (int i = 1; i <= 6; ++i) {
+    AuditLog& log = i % 3 == 0 ? *cli : *server;
+    std::string event = (i % 3 == 0 ? "cli-" : "server-") + std::to_string(i);
+    Result<int64_t> seq = log.Append(event, {kTagA});
+    ASSERT_TRUE(seq.ok()) << seq.status().message();
+    EXPECT_EQ(*seq, i);
+    expected.push_back(event);
+  }
+  server.reset();
+  cli.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem << " at " << verify.first_bad_seq;
+  EXPECT_EQ(verify.records, 6);
+  EXPECT_EQ(Events(), expected);
+}
+
+TEST_F(AuditLogTest, TwoWritersAppendingConcurrentlyKeepSeqsContiguous) {
+  constexpr int kPerWriter = 150;
+  AuditLogOptions options;
+  options.segment_bytes = 4000;  // rotations by both writers
+  options.append_deadline_ms = 30000;
+  std::unique_ptr<AuditLog> logs[2] = {OpenLog(Posix(), options), OpenLog(Posix(), options)};
+  ASSERT_NE(logs[0], nullptr);
+  ASSERT_NE(logs[1], nullptr);
+  std::vector<int64_t> seqs[2];
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 2; ++w) {
+    for (int t = 0; t < 2; ++t) {
+      threads.emplace_back([&, w, t] {
+        for (int i = 0; i < kPerWriter / 2; ++i) {
+          Result<int64_t> seq = logs[w]->Append("w" + std::to_string(w) + "-" + std::to_string(t));
+          ASSERT_TRUE(seq.ok()) << seq.status().message();
+          static std::mutex mu;
+          std::lock_guard<std::mutex> lock(mu);
+          seqs[w].push_back(*seq);
+        }
+      });
+    }
+  }
+  for (std::thread& thread : threads) thread.join();
+  logs[0].reset();
+  logs[1].reset();
+
+  std::vector<int64_t> all = seqs[0];
+  all.insert(all.end(), seqs[1].begin(), seqs[1].end());
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), 2u * kPerWriter);
+  for (size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i], static_cast<int64_t>(i + 1));
+  EXPECT_GE(SegmentFiles().size(), 3u);
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem << " at " << verify.first_bad_seq;
+  EXPECT_EQ(verify.records, 2 * kPerWriter);
+  // Each writer's records hold its own events, at the seqs it was told.
+  std::vector<std::string> events = Events();
+  for (int w = 0; w < 2; ++w) {
+    for (int64_t seq : seqs[w]) {
+      EXPECT_EQ(events[static_cast<size_t>(seq - 1)].substr(0, 3), "w" + std::to_string(w) + "-");
+    }
+  }
+}
+
+TEST_F(AuditLogTest, ANewSegmentStartedByOneWriterIsContinuedByTheOther) {
+  AuditLogOptions options;
+  options.segment_bytes = 700;
+  std::unique_ptr<AuditLog> a = OpenLog(Posix(), options);
+  std::unique_ptr<AuditLog> b = OpenLog(Posix(), options);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  ASSERT_TRUE(b->Append("b-1").ok());
+  int64_t seq = 1;
+  while (SegmentFiles().size() < 2) {
+    Result<int64_t> next = a->Append("a");
+    ASSERT_TRUE(next.ok());
+    seq = *next;
+    ASSERT_LT(seq, 100);
+  }
+  ASSERT_EQ(SegmentFiles().back(), "segment-" + std::string(19, '0') + std::to_string(seq) + ".log")
+      << "a started segment " << seq;
+  // b's tail was in the first segment: it must continue a's new one, not its old one.
+  Result<int64_t> next = b->Append("b-2");
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(*next, seq + 1);
+  EXPECT_EQ(SegmentFiles().size(), 2u);
+  std::string text = ReadFile(Dir() + "/" + SegmentFiles().back());
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+  a.reset();
+  b.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem << " at " << verify.first_bad_seq;
+  EXPECT_EQ(verify.records, seq + 1);
+}
+
+TEST_F(AuditLogTest, AWriterWaitingForTheLockFailsClosedInBoundedTime) {
+  AuditLogOptions options;
+  options.append_deadline_ms = 200;
+  std::unique_ptr<AuditLog> log = OpenLog(Posix(), options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("event-1").ok());
+  std::unique_ptr<Directory> other = Posix();
+  ASSERT_TRUE(other->Lock(1000).ok());
+  Result<int64_t> failed = log->Append("event-2");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(failed.status().message(), "audit trail unavailable");
+  EXPECT_FALSE(log->Healthy());
+  // Open waits for the lock too.
+  Result<std::unique_ptr<AuditLog>> blocked = AuditLog::Open(Posix(), *keyring_, clock_, options);
+  ASSERT_FALSE(blocked.ok());
+  EXPECT_EQ(blocked.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(blocked.status().message(), "audit trail locked by another writer");
+  other->Unlock();
+  Result<int64_t> next = log->Append("event-2");
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(*next, 2);
+  EXPECT_TRUE(log->Healthy());
+}
+
+TEST_F(AuditLogTest, FailedBatchKeepsTheLockUntilItsBytesAreTruncated) {
+  AuditLogOptions options;
+  options.append_deadline_ms = 300;
+  std::unique_ptr<AuditLog> faulty = OpenLog(Faulty(), options);
+  ASSERT_NE(faulty, nullptr);
+  ASSERT_TRUE(faulty->Append("event-1").ok());
+  // The batch's fsync and its immediate truncation's fsync fail: the truncation is not
+  // known to be durable.
+  faults_.failing_syncs = 2;
+  ASSERT_FALSE(faulty->Append("failed-event").ok());
+  // Another writer cannot chain onto (or be truncated after) them: it waits, and fails.
+  std::unique_ptr<Directory> other = Posix();
+  Status locked = other->Lock(100);
+  EXPECT_EQ(locked.code(), StatusCode::kUnavailable);
+  EXPECT_EQ(locked.message(), "audit trail locked by another writer");
+  // The next batch truncates, writes, and lets go.
+  ASSERT_TRUE(faulty->Append("event-2").ok());
+  ASSERT_TRUE(other->Lock(1000).ok());
+  other->Unlock();
+  std::unique_ptr<AuditLog> second = OpenLog(std::move(other), options);
+  ASSERT_NE(second, nullptr);
+  Result<int64_t> seq = second->Append("event-3");
+  ASSERT_TRUE(seq.ok());
+  EXPECT_EQ(*seq, 3);
+  faulty.reset();
+  second.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem << " at " << verify.first_bad_seq;
+  EXPECT_EQ(Events(), (std::vector<std::string>{"event-1", "event-2", "event-3"}));
 }
 
 }  // namespace

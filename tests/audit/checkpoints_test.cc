@@ -102,6 +102,10 @@ class CheckpointFaultDirectory final : public Directory {
   Result<std::vector<std::string>> List() override { return real_->List(); }
   Result<std::string> ReadAll(const std::string& name) override { return real_->ReadAll(name); }
   Status SyncDirectory() override { return real_->SyncDirectory(); }
+  Status Lock(int64_t timeout_ms) override { return real_->Lock(timeout_ms); }
+  void Unlock() override { real_->Unlock(); }
+  bool Exists(const std::string& name) override { return real_->Exists(name); }
+  Status Remove(const std::string& name) override { return real_->Remove(name); }
 
  private:
   std::unique_ptr<Directory> real_;
@@ -169,7 +173,9 @@ class CheckpointsTest : public ::testing::Test {
   std::vector<std::string> Checkpoints() const { return SplitLines(ReadFile(CheckpointsPath())); }
   std::vector<int64_t> CheckpointSeqs() const {
     std::vector<int64_t> seqs;
-    for (const std::string& line : Checkpoints()) seqs.push_back(Seq(line));
+    for (const std::string& line : Checkpoints()) {
+      if (line.rfind("{\"purge\":", 0) != 0) seqs.push_back(Seq(line));  // not purge lines
+    }
     return seqs;
   }
 
@@ -493,9 +499,9 @@ TEST_F(CheckpointsTest, ReHashedForgedSegmentIsCaughtByACheckpoint) {
     std::string ct = Base64UrlEncode(*sealed);
     std::string hash =
         HexEncode(crypto::Sha256("phigate-audit-1|" + std::to_string(seq) + "|" + time + "|" +
-                                 prev + "|" + std::to_string(kv) + "|" + ct));
+                                 prev + "|" + std::to_string(kv) + "||" + ct));
     forged.push_back("{\"seq\":" + std::to_string(seq) + ",\"time\":" + time + ",\"prev\":\"" +
-                     prev + "\",\"kv\":" + std::to_string(kv) + ",\"ct\":\"" + ct +
+                     prev + "\",\"kv\":" + std::to_string(kv) + ",\"ix\":[],\"ct\":\"" + ct +
                      "\",\"hash\":\"" + hash + "\"}");
     prev = hash;
   }
@@ -520,6 +526,276 @@ TEST_F(CheckpointsTest, ReHashedForgedSegmentIsCaughtByACheckpoint) {
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.first_bad_seq, first_checkpoint_within);
   EXPECT_EQ(result.problem, "checkpoint hash mismatch");
+}
+
+// ---- Several writers (audit_log.h "Several processes") ----
+
+TEST_F(CheckpointsTest, CliWriterWithoutSignerAndServerCheckpointsShareOneChain) {
+  std::unique_ptr<AuditLog> server = OpenLog(Posix(), {2, kNever});
+  ASSERT_NE(server, nullptr);
+  // Who writes each seq, and the server's checkpoint count once it has (each checkpoint
+  // follows its batch: waiting for it keeps the seqs deterministic).
+  const std::string writers = "SSCSSCSC";
+  const uint64_t checkpoints_after[] = {0, 1, 0, 2, 2, 0, 3, 0};
+  for (size_t i = 0; i < writers.size(); ++i) {
+    const int64_t expected = static_cast<int64_t>(i) + 1;
+    if (writers[i] == 'C') {
+      // A short-lived CLI command: Open (no signer), Append, destroy.
+      Result<std::unique_ptr<AuditLog>> cli = AuditLog::Open(Posix(), *keyring_, clock_);
+      ASSERT_TRUE(cli.ok()) << cli.status().message();
+      Result<int64_t> seq = (*cli)->Append("cli");
+      ASSERT_TRUE(seq.ok());
+      EXPECT_EQ(*seq, expected);
+    } else {
+      Result<int64_t> seq = server->Append("server");
+      ASSERT_TRUE(seq.ok());
+      EXPECT_EQ(*seq, expected);
+      ASSERT_TRUE(Eventually([&] { return server->stats().checkpoints == checkpoints_after[i]; }));
+    }
+  }
+  server.reset();
+  // The server's checkpoints cover the CLI's records: 4 (after the CLI's 3), 7 (after its
+  // 6), and at shutdown 8, the CLI's last.
+  EXPECT_EQ(CheckpointSeqs(), (std::vector<int64_t>{2, 4, 7, 8}));
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 8);
+}
+
+TEST_F(CheckpointsTest, TwoSignersChainOneCheckpointFile) {
+  std::unique_ptr<AuditLog> a = OpenLog(Posix(), {1, kNever});
+  std::unique_ptr<AuditLog> b = OpenLog(Posix(), {1, kNever});
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  for (int i = 1; i <= 6; ++i) {
+    AuditLog& log = i % 2 == 0 ? *b : *a;
+    ASSERT_TRUE(log.Append("event").ok());
+    ASSERT_TRUE(Eventually([&] { return CheckpointSeqs().size() == static_cast<size_t>(i); }));
+  }
+  a.reset();
+  b.reset();
+  EXPECT_EQ(CheckpointSeqs(), (std::vector<int64_t>{1, 2, 3, 4, 5, 6}));
+  std::vector<std::string> lines = Checkpoints();
+  for (size_t i = 1; i < lines.size(); ++i) {
+    EXPECT_EQ(Field(lines[i], "prev_sig"), Field(lines[i - 1], "sig")) << i;
+  }
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 6);
+}
+
+// ---- Purge (issue 5 §3) ----
+
+class PurgeTest : public CheckpointsTest {
+ protected:
+  // 20 records (record i sealed at kStartMillis + i - 1) in segments of a few records,
+  // checkpointed every 3.
+  void SetUp() override {
+    options_.segment_bytes = 1000;
+    WriteRecords(20, 3, options_);
+    segments_ = SegmentFiles();
+    ASSERT_GE(segments_.size(), 4u);
+  }
+  int64_t FirstSeq(size_t segment) const { return std::stoll(segments_[segment].substr(8, 20)); }
+  // The time of record `seq`.
+  static int64_t TimeOf(int64_t seq) { return kStartMillis + seq - 1; }
+  std::string RecordLine(int64_t seq) const {
+    for (const std::string& name : segments_) {
+      for (const std::string& line : SplitLines(ReadFile(Dir() + "/" + name))) {
+        if (Seq(line) == seq) return line;
+      }
+    }
+    ADD_FAILURE() << "no record " << seq;
+    return "";
+  }
+  Result<PurgeResult> RunPurge(int64_t before_ms) {
+    std::unique_ptr<Directory> dir = Posix();
+    return Purge(*dir, Key(), before_ms, clock_.NowMillis());
+  }
+
+  AuditLogOptions options_;
+  std::vector<std::string> segments_;  // before the purge
+};
+
+TEST_F(PurgeTest, PurgedTrailVerifiesAndListsThePurge) {
+  // Records before the third segment's first one: the first two segments exactly.
+  const int64_t keep_from = FirstSeq(2);
+  const std::string purged_hash = Field(RecordLine(keep_from - 1), "hash");
+  const size_t checkpoints_before = Checkpoints().size();
+  clock_.Advance(1000);
+  Result<PurgeResult> purged = RunPurge(TimeOf(keep_from));
+  ASSERT_TRUE(purged.ok()) << purged.status().message();
+  EXPECT_EQ(purged->segments, 2);
+  EXPECT_EQ(purged->records, keep_from - 1);
+  EXPECT_EQ(purged->first_seq, 1);
+  EXPECT_EQ(purged->last_seq, keep_from - 1);
+  std::vector<std::string> remaining(segments_.begin() + 2, segments_.end());
+  EXPECT_EQ(SegmentFiles(), remaining);
+
+  std::vector<std::string> lines = Checkpoints();
+  ASSERT_EQ(lines.size(), checkpoints_before + 1);
+  EXPECT_EQ(Field(lines.back(), "prev_sig"), Field(lines[lines.size() - 2], "sig"));
+  EXPECT_EQ(Field(lines.back(), "purge"), std::to_string(keep_from - 1));
+
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 20 - (keep_from - 1));
+  ASSERT_EQ(result.purges.size(), 1u);
+  const PurgeInfo& info = result.purges[0];
+  EXPECT_EQ(info.through_seq, keep_from - 1);
+  EXPECT_EQ(info.hash, purged_hash);
+  EXPECT_EQ(info.before_ms, TimeOf(keep_from));
+  EXPECT_EQ(info.time_ms, clock_.NowMillis());
+  EXPECT_EQ(info.segments, 2);
+  EXPECT_EQ(info.records, keep_from - 1);
+
+  // Without the checkpoints the missing start cannot be vouched for.
+  std::unique_ptr<Directory> dir = Posix();
+  Result<VerifyResult> chain = VerifyChain(*dir, *keyring_);
+  ASSERT_TRUE(chain.ok());
+  EXPECT_FALSE(chain->ok);
+  EXPECT_EQ(chain->first_bad_seq, keep_from);
+  EXPECT_EQ(chain->problem, "records before seq " + std::to_string(keep_from) +
+                                " were purged or removed: verify with the checkpoints");
+}
+
+TEST_F(PurgeTest, NothingOlderPurgesNothingAndWritesNoLine) {
+  const std::string checkpoints = ReadFile(CheckpointsPath());
+  // Record 1 is not older than its own time.
+  Result<PurgeResult> purged = RunPurge(TimeOf(1));
+  ASSERT_TRUE(purged.ok()) << purged.status().message();
+  EXPECT_EQ(purged->segments, 0);
+  EXPECT_EQ(purged->records, 0);
+  EXPECT_EQ(purged->first_seq, 0);
+  EXPECT_EQ(purged->last_seq, 0);
+  EXPECT_EQ(SegmentFiles(), segments_);
+  EXPECT_EQ(ReadFile(CheckpointsPath()), checkpoints);
+  // A segment with one record too young is kept, and so is everything after it.
+  purged = RunPurge(TimeOf(FirstSeq(1) - 1));
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(purged->segments, 0);
+  EXPECT_EQ(ReadFile(CheckpointsPath()), checkpoints);
+}
+
+TEST_F(PurgeTest, NeverPurgesTheLastSegment) {
+  Result<PurgeResult> purged = RunPurge(TimeOf(1000));
+  ASSERT_TRUE(purged.ok()) << purged.status().message();
+  EXPECT_EQ(purged->segments, static_cast<int64_t>(segments_.size()) - 1);
+  EXPECT_EQ(purged->last_seq, FirstSeq(segments_.size() - 1) - 1);
+  EXPECT_EQ(SegmentFiles(), std::vector<std::string>{segments_.back()});
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 20 - purged->last_seq);
+  // Again: only the last segment is left, so nothing more.
+  purged = RunPurge(TimeOf(1000));
+  ASSERT_TRUE(purged.ok());
+  EXPECT_EQ(purged->segments, 0);
+  EXPECT_EQ(Verify().purges.size(), 1u);
+}
+
+TEST_F(PurgeTest, CheckpointsContinueToChainAfterAPurgeByAnotherWriter) {
+  std::unique_ptr<AuditLog> log = OpenLog(Posix(), {2, kNever}, options_);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("event-21").ok());
+  ASSERT_TRUE(log->Append("event-22").ok());
+  ASSERT_TRUE(Eventually([&] { return CheckpointSeqs().back() == 22; }));
+  Result<PurgeResult> purged = RunPurge(TimeOf(FirstSeq(2)));
+  ASSERT_TRUE(purged.ok()) << purged.status().message();
+  ASSERT_EQ(purged->segments, 2);
+  // The running log chains its next checkpoints on the purge line.
+  for (int i = 23; i <= 30; ++i) ASSERT_TRUE(log->Append("event-" + std::to_string(i)).ok());
+  ASSERT_TRUE(Eventually([&] { return CheckpointSeqs().back() == 30; }));
+  log.reset();
+  std::vector<std::string> lines = Checkpoints();
+  size_t purge_at = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (lines[i].rfind("{\"purge\":", 0) == 0) purge_at = i;
+  }
+  ASSERT_GT(purge_at, 0u);
+  ASSERT_LT(purge_at + 1, lines.size());
+  EXPECT_EQ(Field(lines[purge_at + 1], "prev_sig"), Field(lines[purge_at], "sig"));
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 30 - purged->last_seq);
+  EXPECT_EQ(result.purges.size(), 1u);
+  // And a reopened log (recovering from a purge line's neighbourhood) continues too.
+  WriteRecords(3, 1, options_);
+  result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(CheckpointSeqs().back(), 33);
+}
+
+TEST_F(PurgeTest, ForgedPurgeLineIsABadSignature) {
+  const int64_t keep_from = FirstSeq(2);
+  ASSERT_TRUE(RunPurge(TimeOf(keep_from)).ok());
+  std::vector<std::string> lines = Checkpoints();
+  std::string& purge = lines.back();
+  // Claims an earlier cut-off than the one signed.
+  const std::string before = "\"before\":" + std::to_string(TimeOf(keep_from));
+  size_t at = purge.find(before);
+  ASSERT_NE(at, std::string::npos);
+  purge.replace(at, before.size(), "\"before\":" + std::to_string(TimeOf(keep_from) - 1));
+  WriteFile(CheckpointsPath(), JoinLines(lines));
+  VerifyResult result = Verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_seq, keep_from - 1);
+  EXPECT_EQ(result.problem, "bad checkpoint signature");
+}
+
+TEST_F(PurgeTest, PurgeLineSignedByAnotherKeyIsABadSignature) {
+  // Someone deletes the first segments and adds a purge line of their own making.
+  Result<crypto::PrivateKey> other = crypto::PrivateKey::Generate(crypto::JwsAlg::kEdDSA);
+  ASSERT_TRUE(other.ok());
+  std::unique_ptr<Directory> dir = Posix();
+  Result<PurgeResult> purged = Purge(*dir, *other, TimeOf(FirstSeq(2)), clock_.NowMillis());
+  ASSERT_TRUE(purged.ok());
+  VerifyResult result = Verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_seq, FirstSeq(2) - 1);
+  EXPECT_EQ(result.problem, "bad checkpoint signature");
+}
+
+TEST_F(PurgeTest, FirstSegmentDeletedWithoutAPurgeIsDetected) {
+  ASSERT_TRUE(std::filesystem::remove(Dir() + "/" + segments_[0]));
+  VerifyResult result = Verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_seq, 1);
+  EXPECT_EQ(result.problem, "records missing at the start");
+}
+
+TEST_F(PurgeTest, MoreDeletedThanThePurgeSaysIsDetected) {
+  const int64_t keep_from = FirstSeq(2);
+  ASSERT_TRUE(RunPurge(TimeOf(keep_from)).ok());
+  ASSERT_TRUE(std::filesystem::remove(Dir() + "/" + segments_[2]));
+  VerifyResult result = Verify();
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.first_bad_seq, keep_from);
+  EXPECT_EQ(result.problem, "records missing at the start");
+}
+
+TEST_F(PurgeTest, CrashBetweenThePurgeLineAndTheRemovalStillVerifies) {
+  // The state a crash after the purge line's fsync leaves: the line, and every segment.
+  std::vector<std::string> contents;
+  for (const std::string& name : segments_) contents.push_back(ReadFile(Dir() + "/" + name));
+  Result<PurgeResult> purged = RunPurge(TimeOf(FirstSeq(2)));
+  ASSERT_TRUE(purged.ok());
+  ASSERT_EQ(purged->segments, 2);
+  for (size_t i = 0; i < 2; ++i) WriteFile(Dir() + "/" + segments_[i], contents[i]);
+  ASSERT_EQ(SegmentFiles(), segments_);
+
+  VerifyResult result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem << " at " << result.first_bad_seq;
+  EXPECT_EQ(result.records, 20 - purged->last_seq);
+  EXPECT_EQ(result.purges.size(), 1u);
+  // The next purge completes the removal, without a second line.
+  const size_t lines = Checkpoints().size();
+  Result<PurgeResult> again = RunPurge(TimeOf(FirstSeq(2)));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->segments, 0);
+  EXPECT_EQ(Checkpoints().size(), lines);
+  EXPECT_EQ(SegmentFiles(), std::vector<std::string>(segments_.begin() + 2, segments_.end()));
+  result = Verify();
+  EXPECT_TRUE(result.ok) << result.problem;
 }
 
 }  // namespace

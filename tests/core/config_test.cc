@@ -158,5 +158,45 @@ webhook_timeout_ms = 2000
             "test.toml: break_glass.mfa_max_age_s: must be between 30 and 3600");
 }
 
+TEST(ConfigTest, AuditKeys) {
+  Config d = ParseConfig("", "empty.toml");
+  d.Finalize();
+  EXPECT_EQ(d.audit.checkpoint_every_records, 1000);
+  EXPECT_EQ(d.audit.checkpoint_every_ms, 1000);
+  EXPECT_EQ(d.audit.append_deadline_ms, 2000);
+  EXPECT_EQ(d.audit.segment_bytes, 64 * 1024 * 1024);
+  EXPECT_EQ(d.audit.retention_days, 2191);
+  EXPECT_EQ(d.audit.max_page, 1000);
+  EXPECT_EQ(d.keys.audit_signing_key_file, ".phigate/keys/audit-signing.pem");
+
+  Config c = ParseConfig(R"(
+[keys]
+audit_signing_key_file = "/etc/phigate/audit.pem"
+[audit]
+checkpoint_every_records = 5
+checkpoint_every_ms = 250
+append_deadline_ms = 100
+segment_bytes = 4096
+retention_days = 0
+max_page = 20
+)",
+                         "a.toml");
+  EXPECT_EQ(c.keys.audit_signing_key_file, "/etc/phigate/audit.pem");
+  EXPECT_EQ(c.audit.checkpoint_every_records, 5);
+  EXPECT_EQ(c.audit.checkpoint_every_ms, 250);
+  EXPECT_EQ(c.audit.append_deadline_ms, 100);
+  EXPECT_EQ(c.audit.segment_bytes, 4096);
+  EXPECT_EQ(c.audit.retention_days, 0);
+  EXPECT_EQ(c.audit.max_page, 20);
+
+  EXPECT_EQ(ErrorOf("[audit]\ncheckpoint_every_records = 0\n"),
+            "test.toml: audit.checkpoint_every_records: must be between 1 and 1000000");
+  EXPECT_EQ(ErrorOf("[audit]\nappend_deadline_ms = 10\n"),
+            "test.toml: audit.append_deadline_ms: must be between 50 and 60000");
+  EXPECT_EQ(ErrorOf("[audit]\nretention_days = -1\n"),
+            "test.toml: audit.retention_days: must be between 0 and 36525");
+  EXPECT_EQ(ErrorOf("[audit]\nsegment = 1\n"), "test.toml: audit.segment: unknown key");
+}
+
 }  // namespace
 }  // namespace phigate

@@ -173,6 +173,57 @@ TEST_F(ResourceServiceTest, DeleteWritesTombstone) {
   EXPECT_EQ(service_->Read("Patient", "never").status().code(), StatusCode::kNotFound);
 }
 
+// Issue 5 §2: each write calls its guard (the audit record) with what it is about to
+// commit; a failing guard leaves nothing changed.
+TEST_F(ResourceServiceTest, WriteGuardSeesEachChangeAndItsFailureCommitsNothing) {
+  struct Call {
+    std::string id;
+    int64_t version;
+    int status;
+  };
+  std::vector<Call> calls;
+  Status verdict = Status::Ok();
+  WriteGuard guard = [&](std::string_view id, int64_t version, int status) {
+    calls.push_back({std::string(id), version, status});
+    return verdict;
+  };
+  auto created = service_->Create("Patient", Patient("A"), kBase, guard);
+  ASSERT_TRUE(created.ok());
+  const std::string id = json::parse(created->body).at("id").as_string().c_str();
+  auto updated = service_->Update("Patient", id, WithId(Patient("B"), id), "", kBase, guard);
+  ASSERT_TRUE(updated.ok());
+  auto deleted = service_->Delete("Patient", id, "", guard);
+  ASSERT_TRUE(deleted.ok());
+  // Deleting what is already deleted writes nothing, so there is nothing to guard.
+  ASSERT_TRUE(service_->Delete("Patient", id, "", guard).ok());
+  ASSERT_EQ(calls.size(), 3u);
+  EXPECT_EQ(calls[0].id, id);
+  EXPECT_EQ(calls[0].version, 1);
+  EXPECT_EQ(calls[0].status, 201);
+  EXPECT_EQ(calls[1].version, 2);
+  EXPECT_EQ(calls[1].status, 200);
+  EXPECT_EQ(calls[2].version, 3);
+  EXPECT_EQ(calls[2].status, 204);
+
+  verdict = Status(StatusCode::kUnavailable, "audit trail unavailable");
+  const std::string other = CreatePatient("C");
+  EXPECT_EQ(service_->Update("Patient", other, WithId(Patient("D"), other), "", kBase, guard)
+                .status()
+                .message(),
+            "audit trail unavailable");
+  EXPECT_EQ(service_->Delete("Patient", other, "", guard).status().code(),
+            StatusCode::kUnavailable);
+  EXPECT_EQ(service_->Create("Patient", Patient("E"), kBase, guard).status().code(),
+            StatusCode::kUnavailable);
+  auto still = service_->Read("Patient", other);
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->etag, "W/\"1\"");
+  auto history = service_->History("Patient", "", {}, kBase);
+  ASSERT_TRUE(history.ok());
+  // Versions: A (3) + C (1); E was never created.
+  EXPECT_EQ(json::parse(history->body).at("entry").as_array().size(), 4u);
+}
+
 TEST_F(ResourceServiceTest, HistoryNewestFirstWithPaging) {
   std::string id = CreatePatient("A");
   auto body = Patient("B");

@@ -57,9 +57,10 @@ class FlakyStore final : public storage::Store {
                                                             int64_t version) override {
     return inner_.ReadVersion(type, id, version);
   }
-  Result<int64_t> AppendVersion(const storage::VersionRecord& record,
-                                int64_t expected_version) override {
-    return inner_.AppendVersion(record, expected_version);
+  using storage::Store::AppendVersion;
+  Result<int64_t> AppendVersion(const storage::VersionRecord& record, int64_t expected_version,
+                                const storage::BeforeCommit& before_commit) override {
+    return inner_.AppendVersion(record, expected_version, before_commit);
   }
   Result<std::vector<storage::VersionRecord>> History(const storage::HistoryQuery& query) override {
     return inner_.History(query);

@@ -253,6 +253,48 @@ TEST_F(SqliteStoreTest, WrongExpectedVersionConflictsAndChangesNothing) {
   EXPECT_GT(*seq2, *seq1);
 }
 
+// Issue 5 §2: a change is committed only together with its audit record, which the
+// audit stage writes in before_commit.
+TEST_F(SqliteStoreTest, BeforeCommitRunsInsideTheTransactionAndItsFailureRollsBack) {
+  auto store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->AppendVersion(MakeVersion("Patient", "p1", 1, "original"), 0), IsOk());
+
+  int calls = 0;
+  storage::BeforeCommit fail = [&]() -> Status {
+    ++calls;
+    return Status(StatusCode::kUnavailable, "audit trail unavailable");
+  };
+  EXPECT_THAT(store->AppendVersion(MakeVersion("Patient", "p1", 2, "changed"), 1, fail),
+              StatusIs(StatusCode::kUnavailable, "audit trail unavailable"));
+  EXPECT_THAT(store->AppendVersion(MakeVersion("Patient", "p2", 1, "created"), 0, fail),
+              StatusIs(StatusCode::kUnavailable, "audit trail unavailable"));
+  EXPECT_EQ(calls, 2);
+  auto current = store->ReadCurrent("Patient", "p1");
+  ASSERT_THAT(current, IsOk());
+  EXPECT_EQ(current->value().version, 1);
+  EXPECT_EQ(current->value().ciphertext, "original");
+  EXPECT_FALSE(store->ReadCurrent("Patient", "p2")->has_value());
+  auto history = store->History({.type = "Patient", .id = "", .before_seq = 0, .limit = 10});
+  ASSERT_THAT(history, IsOk());
+  EXPECT_THAT(VersionsOf(*history), ElementsAre(1));
+
+  // A conflict is found before the guard runs: no record for a write that cannot happen.
+  EXPECT_THAT(store->AppendVersion(MakeVersion("Patient", "p1", 3, "stale"), 2, fail),
+              StatusIs(StatusCode::kConflict, "version conflict"));
+  EXPECT_EQ(calls, 2);
+
+  // When the guard succeeds, the write is committed.
+  bool called = false;
+  storage::BeforeCommit ok = [&]() -> Status {
+    called = true;
+    return Status::Ok();
+  };
+  ASSERT_THAT(store->AppendVersion(MakeVersion("Patient", "p1", 2, "changed"), 1, ok), IsOk());
+  EXPECT_TRUE(called);
+  EXPECT_EQ(store->ReadCurrent("Patient", "p1")->value().ciphertext, "changed");
+}
+
 TEST_F(SqliteStoreTest, AppendRejectsMalformedRecords) {
   auto store = Open();
   ASSERT_NE(store, nullptr);

@@ -460,7 +460,9 @@ class SqliteStore final : public Store {
     return ReadOptionalVersion(select);
   }
 
-  Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version) override {
+  using Store::AppendVersion;
+  Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version,
+                                const BeforeCommit& before_commit) override {
     if (record.type.empty() || record.id.empty()) {
       return InvalidArgument("a resource version needs a type and an id");
     }
@@ -507,6 +509,8 @@ class SqliteStore final : public Store {
       upsert.BindText(1, record.type).BindText(2, record.id).BindInt64(3, record.version);
       RETURN_IF_ERROR(upsert.Run());
     }
+    // Returning drops the transaction, which rolls back.
+    if (before_commit) RETURN_IF_ERROR(before_commit());
     RETURN_IF_ERROR(transaction.Commit());
     VersionRecord committed = record;
     committed.seq = seq;

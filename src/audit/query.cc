@@ -1,0 +1,664 @@
+#include "audit/query.h"
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <charconv>
+#include <functional>
+#include <limits>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include "audit/event.h"
+#include "core/clock.h"
+
+namespace phigate::audit {
+
+namespace {
+
+constexpr int64_t kDayMs = 86400000;
+// 10000-01-01T00:00:00Z: dates beyond year 9999 are not printed (FormatInstant).
+constexpr int64_t kYear10000Ms = 253402300800000;
+
+// ---- date parameter (FHIR search.html#date) ----
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
+  if (pos + n > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + n; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+
+struct Range {
+  int64_t lo = 0;  // inclusive
+  int64_t hi = 0;  // exclusive
+};
+
+// A date or dateTime as the range of instants its precision covers: "2026" is the whole
+// year, "2026-11-29T16:00" the whole minute. A time without a zone is UTC (the server's).
+std::optional<Range> ParseDateRange(std::string_view v) {
+  int year = 0;
+  int month = 1;
+  if (!Digits(v, 0, 4, &year) || year < 1970) return std::nullopt;
+  if (v.size() == 4) {
+    return Range{DaysFromCivil(year, 1, 1) * kDayMs, DaysFromCivil(year + 1, 1, 1) * kDayMs};
+  }
+  if (v.size() < 7 || v[4] != '-' || !Digits(v, 5, 2, &month) || month < 1 || month > 12) {
+    return std::nullopt;
+  }
+  if (v.size() == 7) {
+    const int64_t lo = DaysFromCivil(year, month, 1) * kDayMs;
+    const int64_t hi =
+        (month == 12 ? DaysFromCivil(year + 1, 1, 1) : DaysFromCivil(year, month + 1, 1)) * kDayMs;
+    return Range{lo, hi};
+  }
+  std::optional<int64_t> day = ParseDateUtc(v.substr(0, 10));
+  if (!day) return std::nullopt;
+  if (v.size() == 10) return Range{*day, *day + kDayMs};
+  int hour = 0;
+  int minute = 0;
+  int second = 0;
+  if (v[10] != 'T' || !Digits(v, 11, 2, &hour) || v.size() < 16 || v[13] != ':' ||
+      !Digits(v, 14, 2, &minute) || hour > 23 || minute > 59) {
+    return std::nullopt;
+  }
+  size_t pos = 16;
+  int64_t precision = 60000;
+  int64_t millis = 0;
+  if (pos < v.size() && v[pos] == ':') {
+    if (!Digits(v, pos + 1, 2, &second) || second > 59) return std::nullopt;
+    pos += 3;
+    precision = 1000;
+    if (pos < v.size() && v[pos] == '.') {
+      ++pos;
+      size_t n = 0;
+      int64_t scale = 100;
+      while (pos < v.size() && v[pos] >= '0' && v[pos] <= '9') {
+        if (n < 3) {
+          millis += (v[pos] - '0') * scale;
+          scale /= 10;
+        }
+        ++n;
+        ++pos;
+      }
+      if (n == 0) return std::nullopt;
+      precision = n >= 3 ? 1 : (n == 2 ? 10 : 100);
+    }
+  }
+  int64_t offset_ms = 0;
+  if (pos < v.size()) {
+    if (v[pos] == 'Z' && pos + 1 == v.size()) {
+      // UTC
+    } else if ((v[pos] == '+' || v[pos] == '-') && v.size() == pos + 6 && v[pos + 3] == ':') {
+      int oh = 0;
+      int om = 0;
+      if (!Digits(v, pos + 1, 2, &oh) || !Digits(v, pos + 4, 2, &om) || oh > 14 || om > 59) {
+        return std::nullopt;
+      }
+      offset_ms = (oh * 60 + om) * int64_t{60000};
+      if (v[pos] == '-') offset_ms = -offset_ms;
+    } else {
+      return std::nullopt;
+    }
+  }
+  const int64_t lo =
+      *day + ((hour * 60 + minute) * 60 + second) * int64_t{1000} + millis - offset_ms;
+  return Range{lo, lo + precision};
+}
+
+Status BadDate() {
+  return InvalidArgument(
+      "date must be a date or dateTime (yyyy, yyyy-mm, yyyy-mm-dd or yyyy-mm-ddThh:mm[:ss]) "
+      "with an optional prefix eq, ge, gt, le or lt",
+      "date");
+}
+
+Status ApplyDate(std::string_view value, SearchQuery& query) {
+  std::string_view prefix = "eq";
+  if (value.size() >= 2 && value[0] >= 'a' && value[0] <= 'z') {
+    prefix = value.substr(0, 2);
+    value.remove_prefix(2);
+  }
+  std::optional<Range> range = ParseDateRange(value);
+  if (!range) return BadDate();
+  // A record's time is one instant t; search.html#date compares the search value's range
+  // with it.
+  if (prefix == "eq") {
+    query.since_ms = std::max(query.since_ms, range->lo);
+    query.until_ms = std::min(query.until_ms, range->hi);
+  } else if (prefix == "ge") {
+    query.since_ms = std::max(query.since_ms, range->lo);
+  } else if (prefix == "gt") {
+    query.since_ms = std::max(query.since_ms, range->hi);
+  } else if (prefix == "le") {
+    query.until_ms = std::min(query.until_ms, range->hi);
+  } else if (prefix == "lt") {
+    query.until_ms = std::min(query.until_ms, range->lo);
+  } else {
+    return BadDate();
+  }
+  return Status::Ok();
+}
+
+// ---- the other parameters ----
+
+std::optional<int64_t> PositiveInt(std::string_view s) {
+  int64_t n = 0;
+  if (s.empty() || s[0] == '0') return std::nullopt;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+  if (ec != std::errc() || ptr != s.data() + s.size() || n <= 0) return std::nullopt;
+  return n;
+}
+
+// Checks one value of a tag parameter and returns the value the tags were made of.
+std::optional<std::string> CriterionValue(std::string_view name, std::string value) {
+  if (value.empty()) return std::nullopt;
+  if (name == "action") {
+    if (value.size() != 1 || std::string_view("CRUDE").find(value[0]) == std::string_view::npos) {
+      return std::nullopt;
+    }
+  } else if (name == "outcome") {
+    if (value != "0" && value != "4" && value != "8" && value != "12") return std::nullopt;
+  } else if (name == "type") {
+    if (value != "rest" && value != "authentication" && value != "administration" &&
+        value != "system") {
+      return std::nullopt;
+    }
+  } else if (name == "patient") {
+    if (value.rfind("Patient/", 0) == 0) value.erase(0, 8);
+    if (value.empty() || value.find('/') != std::string::npos) return std::nullopt;
+  } else if (name == "entity") {
+    const size_t slash = value.find('/');
+    if (slash == 0 || slash == std::string::npos || slash + 1 == value.size()) return std::nullopt;
+  }
+  return value;
+}
+
+// What a bad value of each tag parameter must look like (the message never echoes it).
+std::string_view Expected(std::string_view name) {
+  if (name == "action") return "action must be C, R, U, D or E";
+  if (name == "outcome") return "outcome must be 0, 4, 8 or 12";
+  if (name == "type") return "type must be rest, authentication, administration or system";
+  if (name == "patient") return "patient must be a patient id or Patient/<id>";
+  if (name == "entity") return "entity must be a reference <type>/<id>";
+  return {};
+}
+
+constexpr std::string_view kTagParams[] = {"agent",  "patient",    "entity",  "entity-type",
+                                           "action", "outcome",    "purpose", "subtype",
+                                           "type",   "query-value"};
+
+bool IsTagParam(std::string_view name) {
+  return std::find(std::begin(kTagParams), std::end(kTagParams), name) != std::end(kTagParams);
+}
+
+// ---- reading ----
+
+// Each criteria group as the sorted tags of its values under every keyring version: a record
+// carries the tags of the version current when it was written.
+using TagGroups = std::vector<std::vector<std::string>>;
+
+TagGroups GroupTags(const crypto::Keyring& keyring,
+                    const std::vector<std::vector<std::pair<std::string, std::string>>>& criteria) {
+  std::vector<std::string> keys;
+  for (uint32_t version = 1; version <= keyring.current_version(); ++version) {
+    Result<std::string> key = TagKey(keyring, version);
+    if (key.ok()) keys.push_back(std::move(key).value());  // versions may have gaps
+  }
+  TagGroups groups;
+  for (const auto& group : criteria) {
+    std::vector<std::string> tags;
+    for (const std::string& key : keys) {
+      for (const auto& [kind, value] : group) tags.push_back(Tag(key, kind, value));
+    }
+    std::sort(tags.begin(), tags.end());
+    groups.push_back(std::move(tags));
+  }
+  for (std::string& key : keys) std::fill(key.begin(), key.end(), '\0');
+  return groups;
+}
+
+bool Matches(const StoredRecord& record, const TagGroups& groups) {
+  for (const std::vector<std::string>& group : groups) {
+    const bool any = std::any_of(record.tags.begin(), record.tags.end(), [&](std::string_view t) {
+      return std::binary_search(group.begin(), group.end(), t);
+    });
+    if (!any) return false;
+  }
+  return true;
+}
+
+// The record's AuditEvent with its seq as id. EventJson always starts with the resourceType.
+std::string WithId(std::string json, int64_t seq) {
+  static constexpr std::string_view kHead = "{\"resourceType\":\"AuditEvent\"";
+  const std::string id = "\"id\":\"" + std::to_string(seq) + "\"";
+  if (json.compare(0, kHead.size(), kHead) == 0) {
+    json.insert(kHead.size(), "," + id);
+  } else if (json.size() >= 2 && json[0] == '{') {
+    json.insert(1, json[1] == '}' ? id : id + ",");
+  }
+  return json;
+}
+
+Status Unreadable() { return Internal("audit record cannot be read"); }
+
+// One matching record, opened.
+struct Found {
+  int64_t seq = 0;
+  std::string json;  // with id
+};
+
+// Walks records with seq > after_seq in [since_ms, until_ms) that match `groups`, opens each,
+// and passes it to `take`, which returns false to stop. The walk also stops after `limit`
+// records were taken; *more (may be null) tells whether another match followed.
+Status Walk(Directory& dir, const crypto::Keyring& keyring, const TagGroups& groups,
+            int64_t after_seq, int64_t since_ms, int64_t until_ms,
+            const std::function<Status(Found)>& take, int64_t limit, bool* more) {
+  Status failure;
+  int64_t taken = 0;
+  if (more != nullptr) *more = false;
+  RETURN_IF_ERROR(ForEachRecord(dir, after_seq + 1, [&](const StoredRecord& record) {
+    if (record.seq <= after_seq) return true;
+    if (record.time_ms < since_ms || record.time_ms >= until_ms) return true;
+    if (!Matches(record, groups)) return true;
+    if (taken == limit) {
+      if (more != nullptr) *more = true;
+      return false;
+    }
+    Result<std::string> json = OpenRecord(record.line, keyring);
+    if (!json.ok()) {
+      failure = Unreadable();
+      return false;
+    }
+    failure = take(Found{record.seq, WithId(std::move(json).value(), record.seq)});
+    if (!failure.ok()) return false;
+    ++taken;
+    return true;
+  }));
+  return failure;
+}
+
+std::string SearchUrl(std::string_view base_url, std::string_view query, int64_t cursor) {
+  std::string url(base_url);
+  url += "/AuditEvent";
+  std::string q(query);
+  if (cursor > 0) q += (q.empty() ? "" : "&") + std::string("_cursor=") + std::to_string(cursor);
+  if (!q.empty()) url += "?" + q;
+  return url;
+}
+
+void AppendLink(std::string& out, bool first, std::string_view relation, std::string_view url) {
+  if (!first) out += ',';
+  out += "{\"relation\":";
+  AppendJsonString(out, relation);
+  out += ",\"url\":";
+  AppendJsonString(out, url);
+  out += '}';
+}
+
+void AppendEntry(std::string& out, std::string_view base_url, const Found& found,
+                 std::string_view search_mode) {
+  out += "{\"fullUrl\":";
+  AppendJsonString(out, std::string(base_url) + "/AuditEvent/" + std::to_string(found.seq));
+  out += ",\"resource\":";
+  out += found.json;
+  if (!search_mode.empty()) {
+    out += ",\"search\":{\"mode\":";
+    AppendJsonString(out, search_mode);
+    out += '}';
+  }
+  out += '}';
+}
+
+// ---- disclosures ----
+
+std::string_view StringAt(const boost::json::value* v) {
+  if (v == nullptr) return {};
+  const boost::json::string* s = v->if_string();
+  return s == nullptr ? std::string_view() : std::string_view(*s);
+}
+
+const boost::json::value* Member(const boost::json::value* v, std::string_view key) {
+  if (v == nullptr) return nullptr;
+  const boost::json::object* o = v->if_object();
+  return o == nullptr ? nullptr : o->if_contains(key);
+}
+
+const boost::json::array* ArrayAt(const boost::json::value* v) {
+  return v == nullptr ? nullptr : v->if_array();
+}
+
+// The first coding's code of a CodeableConcept.
+std::string_view ConceptCode(const boost::json::value* concept_value) {
+  const boost::json::array* codings = ArrayAt(Member(concept_value, "coding"));
+  if (codings == nullptr || codings->empty()) return {};
+  return StringAt(Member(&(*codings)[0], "code"));
+}
+
+// One row of the plain summary.
+struct Disclosure {
+  int64_t seq = 0;
+  std::string date;
+  std::string recipient;
+  std::string counterparty;
+  std::string what;
+  std::string purpose;
+};
+
+// Whether the AuditEvent `json` of a record is a disclosure of `patient_id` (query.h), and
+// if so its summary row. EventJson wrote it, so the shape is known (docs/audit.md).
+std::optional<Disclosure> AsDisclosure(std::string_view json, std::string_view patient_id) {
+  boost::system::error_code ec;
+  boost::json::value event = boost::json::parse(json, ec);
+  if (ec || !event.is_object()) return std::nullopt;
+  if (StringAt(Member(Member(&event, "type"), "code")) != "rest") return std::nullopt;
+  const std::string_view action = StringAt(Member(&event, "action"));
+  if (action != "R" && action != "E") return std::nullopt;
+
+  int64_t status = 0;
+  std::string_view route;
+  if (const boost::json::array* extensions = ArrayAt(Member(&event, "extension"))) {
+    for (const boost::json::value& ext : *extensions) {
+      const std::string_view url = StringAt(Member(&ext, "url"));
+      if (url == "https://phigate.dev/fhir/StructureDefinition/audit-http-status") {
+        const boost::json::value* v = Member(&ext, "valueInteger");
+        if (v != nullptr && v->is_int64()) status = v->as_int64();
+      } else if (url == "https://phigate.dev/fhir/StructureDefinition/audit-route") {
+        route = StringAt(Member(&ext, "valueString"));
+      }
+    }
+  }
+  if (status < 200 || status > 299) return std::nullopt;
+  // $disclosures reads the audit trail, like GET /fhir/AuditEvent.
+  if (route.find("$disclosures") != std::string_view::npos) return std::nullopt;
+
+  bool touches_patient = false;
+  std::string target;       // "Type/id[/_history/v]" of the resource acted on
+  std::string target_type;  // its type (also of a type-level interaction)
+  if (const boost::json::array* entities = ArrayAt(Member(&event, "entity"))) {
+    for (const boost::json::value& entity : *entities) {
+      const std::string_view role = StringAt(Member(Member(&entity, "role"), "code"));
+      const boost::json::value* what = Member(&entity, "what");
+      const std::string_view reference = StringAt(Member(what, "reference"));
+      if (role == "1" && reference.size() == 8 + patient_id.size() &&
+          reference.substr(0, 8) == "Patient/" && reference.substr(8) == patient_id) {
+        touches_patient = true;
+      } else if (role == "4" && Member(&entity, "description") == nullptr && target_type.empty()) {
+        if (!reference.empty()) {
+          target = reference;
+          target_type = reference.substr(0, reference.find('/'));
+        } else {
+          target_type = StringAt(Member(what, "type"));
+        }
+      }
+    }
+  }
+  if (!touches_patient || target_type == "AuditEvent") return std::nullopt;
+
+  Disclosure row;
+  row.date = StringAt(Member(&event, "recorded"));
+  if (const boost::json::array* agents = ArrayAt(Member(&event, "agent"))) {
+    for (const boost::json::value& agent : *agents) {
+      const boost::json::value* who = Member(&agent, "who");
+      const boost::json::value* identifier = Member(who, "identifier");
+      const std::string_view system = StringAt(Member(identifier, "system"));
+      const std::string_view value = StringAt(Member(identifier, "value"));
+      if (system == "https://phigate.dev/fhir/sid/user" ||
+          system == "https://phigate.dev/fhir/sid/client") {
+        if (!row.recipient.empty()) row.recipient += ", ";
+        row.recipient += system.back() == 'r' ? "user " : "client ";
+        row.recipient += value;
+      } else if (ConceptCode(Member(&agent, "type")) == "baa-counterparty") {
+        row.counterparty = StringAt(Member(who, "display"));
+      }
+    }
+  }
+  std::string_view subtype;
+  if (const boost::json::array* subtypes = ArrayAt(Member(&event, "subtype"))) {
+    if (!subtypes->empty()) subtype = StringAt(Member(&(*subtypes)[0], "code"));
+  }
+  if (!target.empty()) {
+    row.what = target;
+  } else {
+    row.what = std::string(subtype);
+    if (!target_type.empty()) row.what += (row.what.empty() ? "" : " ") + target_type;
+  }
+  if (const boost::json::array* purposes = ArrayAt(Member(&event, "purposeOfEvent"))) {
+    if (!purposes->empty()) row.purpose = ConceptCode(&(*purposes)[0]);
+  }
+  for (std::string* field :
+       {&row.date, &row.recipient, &row.counterparty, &row.what, &row.purpose}) {
+    if (field->empty()) *field = "-";
+  }
+  return row;
+}
+
+void AppendXhtmlEscaped(std::string& out, std::string_view text) {
+  for (char c : text) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+}
+
+std::string SummaryXhtml(std::string_view patient_id, int64_t start_ms, int64_t end_ms,
+                         const std::vector<Disclosure>& rows) {
+  std::string div =
+      "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Accounting of disclosures for Patient/";
+  AppendXhtmlEscaped(div, patient_id);
+  if (start_ms >= 0 && start_ms < kYear10000Ms && end_ms >= 0 && end_ms <= kYear10000Ms) {
+    div += " from " + FormatInstant(start_ms) + " to " + FormatInstant(end_ms);
+  }
+  div += "</p>";
+  if (rows.empty()) {
+    div += "<p>No disclosures.</p></div>";
+    return div;
+  }
+  div +=
+      "<table><thead><tr><th>Date</th><th>Recipient</th><th>BAA counterparty</th><th>What</th>"
+      "<th>Purpose</th></tr></thead><tbody>";
+  for (const Disclosure& row : rows) {
+    div += "<tr>";
+    for (const std::string* cell :
+         {&row.date, &row.recipient, &row.counterparty, &row.what, &row.purpose}) {
+      div += "<td>";
+      AppendXhtmlEscaped(div, *cell);
+      div += "</td>";
+    }
+    div += "</tr>";
+  }
+  div += "</tbody></table></div>";
+  return div;
+}
+
+}  // namespace
+
+Result<SearchQuery> ParseSearch(const QueryParams& params, int max_count) {
+  SearchQuery query;
+  QueryParams canonical;
+  bool has_count = false;
+  bool has_cursor = false;
+  for (const auto& [name, value] : params) {
+    if (name == "_format" || name == "_pretty") continue;
+    if (name == "_cursor") {
+      if (has_cursor) return InvalidArgument("_cursor may be given only once", "_cursor");
+      has_cursor = true;
+      std::optional<int64_t> cursor = PositiveInt(value);
+      if (!cursor) return InvalidArgument("invalid _cursor", "_cursor");
+      query.after_seq = *cursor;
+      continue;
+    }
+    if (name == "_count") {
+      if (has_count) return InvalidArgument("_count may be given only once", "_count");
+      has_count = true;
+      std::optional<int64_t> count = PositiveInt(value);
+      if (!count || *count > max_count) {
+        return InvalidArgument("_count must be an integer from 1 to " + std::to_string(max_count),
+                               "_count");
+      }
+      query.count = static_cast<int>(*count);
+    } else if (name == "date") {
+      RETURN_IF_ERROR(ApplyDate(value, query));
+    } else if (IsTagParam(name)) {
+      std::vector<std::pair<std::string, std::string>> group;
+      for (std::string& part : SplitSearchValues(value)) {
+        std::optional<std::string> criterion = CriterionValue(name, std::move(part));
+        if (!criterion) {
+          std::string_view expected = Expected(name);
+          if (expected.empty()) {
+            return InvalidArgument(name + " must not have an empty value", name);
+          }
+          return InvalidArgument(std::string(expected), name);
+        }
+        group.emplace_back(name, std::move(*criterion));
+      }
+      query.criteria.push_back(std::move(group));
+    } else {
+      return InvalidArgument("unknown search parameter", name);
+    }
+    canonical.emplace_back(name, value);
+  }
+  query.next_query = CanonicalQuery(canonical);
+  return query;
+}
+
+Result<std::string> SearchBundle(Directory& dir, const crypto::Keyring& keyring,
+                                 const SearchQuery& query, std::string_view base_url,
+                                 std::vector<std::string>* returned_ids) {
+  const TagGroups groups = GroupTags(keyring, query.criteria);
+  std::string entries;
+  int64_t last_seq = 0;
+  bool more = false;
+  if (query.since_ms < query.until_ms) {
+    RETURN_IF_ERROR(Walk(
+        dir, keyring, groups, query.after_seq, query.since_ms, query.until_ms,
+        [&](Found found) {
+          if (!entries.empty()) entries += ',';
+          AppendEntry(entries, base_url, found, "match");
+          if (returned_ids != nullptr) {
+            returned_ids->push_back("AuditEvent/" + std::to_string(found.seq));
+          }
+          last_seq = found.seq;
+          return Status::Ok();
+        },
+        query.count, &more));
+  }
+  std::string out = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"link\":[";
+  AppendLink(out, true, "self", SearchUrl(base_url, query.next_query, query.after_seq));
+  if (more) AppendLink(out, false, "next", SearchUrl(base_url, query.next_query, last_seq));
+  out += "]";
+  if (!entries.empty()) out += ",\"entry\":[" + entries + "]";
+  out += '}';
+  return out;
+}
+
+Result<std::string> ReadEvent(Directory& dir, const crypto::Keyring& keyring, int64_t seq) {
+  if (seq <= 0) return NotFound("resource not found");
+  std::optional<std::string> json;
+  Status failure;
+  RETURN_IF_ERROR(ForEachRecord(dir, seq, [&](const StoredRecord& record) {
+    if (record.seq == seq) {
+      Result<std::string> opened = OpenRecord(record.line, keyring);
+      if (opened.ok()) {
+        json = WithId(std::move(opened).value(), seq);
+      } else {
+        failure = Unreadable();
+      }
+    }
+    return false;
+  }));
+  RETURN_IF_ERROR(failure);
+  if (!json) return NotFound("resource not found");
+  return std::move(*json);
+}
+
+Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& keyring,
+                                      std::string_view patient_id, int64_t start_ms, int64_t end_ms,
+                                      std::string_view base_url,
+                                      std::vector<std::string>* returned_ids) {
+  // The tags narrow to successful records that touched the patient; the rest of the
+  // definition (kind rest, 2xx, action R/E, not the audit trail) is not tagged and is checked
+  // on the opened event.
+  const TagGroups groups =
+      GroupTags(keyring, {{{"patient", std::string(patient_id)}}, {{"outcome", "0"}}});
+  std::vector<Disclosure> rows;
+  std::string entries;
+  if (start_ms < end_ms) {
+    RETURN_IF_ERROR(Walk(
+        dir, keyring, groups, 0, start_ms, end_ms,
+        [&](Found found) {
+          std::optional<Disclosure> row = AsDisclosure(found.json, patient_id);
+          if (!row) return Status::Ok();
+          row->seq = found.seq;
+          rows.push_back(std::move(*row));
+          entries += ',';
+          AppendEntry(entries, base_url, found, {});
+          if (returned_ids != nullptr) {
+            returned_ids->push_back("AuditEvent/" + std::to_string(found.seq));
+          }
+          return Status::Ok();
+        },
+        std::numeric_limits<int64_t>::max(), nullptr));
+  }
+
+  std::string list = "{\"resourceType\":\"List\",\"text\":{\"status\":\"generated\",\"div\":";
+  AppendJsonString(list, SummaryXhtml(patient_id, start_ms, end_ms, rows));
+  list +=
+      "},\"status\":\"current\",\"mode\":\"snapshot\",\"title\":\"Accounting of disclosures\","
+      "\"subject\":{\"reference\":";
+  AppendJsonString(list, "Patient/" + std::string(patient_id));
+  list += '}';
+  if (rows.empty()) {
+    list +=
+        ",\"emptyReason\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
+        "list-empty-reason\",\"code\":\"nilknown\",\"display\":\"Nil Known\"}]}";
+  } else {
+    list += ",\"entry\":[";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (i > 0) list += ',';
+      list += "{\"item\":{\"reference\":\"AuditEvent/" + std::to_string(rows[i].seq) + "\"}}";
+    }
+    list += ']';
+  }
+  list += '}';
+
+  std::string out =
+      "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"resource\":";
+  out += list;
+  out += '}';
+  out += entries;
+  out += "]}";
+  return out;
+}
+
+}  // namespace phigate::audit

@@ -1,0 +1,56 @@
+// AuditSink: the narrow seam between the request pipeline (and the CLI) and the audit
+// trail (issue 5 §2; STYLE.md "narrow seams"). Record returns only once the event is
+// durable, or fails; the pipeline then fails the request closed (503).
+//
+// TrailSink is the real one: it renders the event (EventJson), computes its lookup tags
+// (EventTags under the current keyring version's tag key) and appends both to an AuditLog.
+// NullAuditSink exists for the benchmark build only (PHIGATE_BENCH_NO_AUDIT), to measure
+// what the audit stage costs.
+//
+// Thread-safety: Record and Healthy may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "audit/audit_log.h"
+#include "audit/event.h"
+#include "core/status.h"
+#include "crypto/keyring.h"
+
+namespace phigate::audit {
+
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  // The event's seq once durable; kUnavailable "audit trail unavailable" otherwise.
+  virtual Result<int64_t> Record(const Event& event) = 0;
+  virtual bool Healthy() const = 0;
+  // For /metrics: records and fsyncs so far (group commit: records per fsync).
+  virtual AuditLogStats stats() const { return {}; }
+};
+
+class TrailSink : public AuditSink {
+ public:
+  // Both must outlive the sink.
+  TrailSink(AuditLog& log, const crypto::Keyring& keyring) : log_(log), keyring_(keyring) {}
+  Result<int64_t> Record(const Event& event) override;
+  bool Healthy() const override { return log_.Healthy(); }
+  AuditLogStats stats() const override { return log_.stats(); }
+
+ private:
+  AuditLog& log_;
+  const crypto::Keyring& keyring_;
+};
+
+// Records nothing (benchmark build only).
+class NullAuditSink : public AuditSink {
+ public:
+  Result<int64_t> Record(const Event&) override { return ++seq_; }
+  bool Healthy() const override { return true; }
+
+ private:
+  std::atomic<int64_t> seq_{0};
+};
+
+}  // namespace phigate::audit
