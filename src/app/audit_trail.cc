@@ -1,6 +1,7 @@
 #include "app/audit_trail.h"
 
 #include <cstdlib>
+#include <stdexcept>
 
 #include "app/data_dir.h"
 #include "audit/checkpoints.h"
@@ -60,8 +61,11 @@ void RecordCommand(AuditTrail& trail, const Clock& clock, audit::Event event) {
   event.address = "cli";
   auto recorded = trail.sink->Record(event);
   if (!recorded.ok()) {
-    throw StartupError("the audit trail is unavailable: the change was made but could not be "
-                       "recorded (" + recorded.status().message() + ")");
+    // Not a start-up failure: main reports it as "phigate: error: ...", exit 1.
+    throw std::runtime_error(
+        "the audit trail is unavailable: this command's record could not "
+        "be made durable (" +
+        recorded.status().message() + "); check the disk of the data directory");
   }
 }
 

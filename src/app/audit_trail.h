@@ -39,8 +39,8 @@ AuditTrail OpenAuditTrail(const Config& config, const crypto::Keyring& keyring, 
 std::string AuditDirectory(const Config& config);
 
 // Records one administrative action of a command (`phigate users add`, ...): kind
-// administration, address "cli". Fail closed: throws StartupError if it cannot be made
-// durable (the command then exits non-zero and says so).
+// administration, address "cli". Fail closed: throws std::runtime_error if it cannot be
+// made durable (the command then exits 1 and says so).
 void RecordCommand(AuditTrail& trail, const Clock& clock, audit::Event event);
 
 }  // namespace phigate::app

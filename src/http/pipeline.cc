@@ -34,6 +34,8 @@ constexpr std::string_view kFhirJson = "application/fhir+json; charset=utf-8";
 constexpr std::string_view kJson = "application/json; charset=utf-8";
 constexpr std::string_view kAuditUnavailable =
     "the audit trail is unavailable: no data was returned; retry later";
+// The padding of /readyz's probe record while the trail is failing.
+constexpr size_t kReadinessProbeBytes = 8192;
 // A user agent is kept (encrypted) in the audit record up to this length.
 constexpr size_t kMaxAuditedUserAgent = 256;
 const policy::ElementMask kEverything = policy::ElementMask::Everything();
@@ -402,6 +404,16 @@ net::Response Pipeline::Dispatch(Context& ctx, net::Request& request,
   const std::string_view method = request.method() == bhttp::verb::head
                                       ? std::string_view("GET")
                                       : std::string_view(request.method_string());
+  // The audit trail is written by the server alone (issue 5 §3): no interaction changes it.
+  if (route.type == "AuditEvent" && method != "GET" &&
+      (route.kind == RouteKind::kFhirType || route.kind == RouteKind::kFhirInstance)) {
+    net::Response res = ErrorResponse(
+        ctx.version,
+        Status(StatusCode::kMethodNotAllowed,
+               "the audit trail cannot be created, changed or deleted through the API"));
+    res.set(bhttp::field::allow, "GET");
+    return res;
+  }
   if (!MethodAllowed(route.allow, method)) {
     net::Response res = ErrorResponse(
         ctx.version, Status(StatusCode::kMethodNotAllowed, "method not allowed on this resource"));
@@ -513,21 +525,6 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   if (route.kind == RouteKind::kMetadata) {
     return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, capability_json_);
   }
-  // The audit trail is written by the server alone (issue 5 §3): no interaction changes it.
-  if (route.type == "AuditEvent") {
-    const bool write = request.method() == bhttp::verb::post ||
-                       request.method() == bhttp::verb::put ||
-                       request.method() == bhttp::verb::delete_ ||
-                       request.method() == bhttp::verb::patch;
-    if (write && (route.kind == RouteKind::kFhirType || route.kind == RouteKind::kFhirInstance)) {
-      net::Response res = ErrorResponse(
-          ctx.version, Status(StatusCode::kMethodNotAllowed,
-                              "the audit trail cannot be created, changed or deleted through "
-                              "the API"));
-      res.set(bhttp::field::allow, "GET");
-      return res;
-    }
-  }
   for (const auto& [name, value] : *params) {
     if (name != "_format" && name != "_pretty") ctx.event.query.emplace_back(name, value);
   }
@@ -566,9 +563,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   if (!access.decision.allowed) return Deny(ctx, PermissionDenied(access.decision.denial));
   // Only the auditor reads the audit trail (issue 5 §4): not through a compartment,
   // break-glass or a narrowed view.
-  if (route.type == "AuditEvent" && (access.decision.patient_compartment ||
-                                     access.decision.break_glass ||
-                                     !access.decision.read_mask->all)) {
+  if (route.type == "AuditEvent" &&
+      (access.decision.patient_compartment || access.decision.break_glass ||
+       !access.decision.read_mask->all)) {
     return Deny(ctx, PermissionDenied("reading the audit trail needs the auditor role"));
   }
 
@@ -1013,9 +1010,9 @@ Result<fhir::RestResult> Pipeline::UpdateOnce(Context& ctx, const Route& route,
   RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, merged));
   if (stored.ok()) NotePatients(ctx.event, route.type, stored.value().body);
   NotePatients(ctx.event, route.type, merged);
-  return ShapeResult(access, route.type,
-                     deps_.resources->Update(route.type, route.id, merged, expected, base_url_,
-                                             AuditGuard(ctx)));
+  return ShapeResult(
+      access, route.type,
+      deps_.resources->Update(route.type, route.id, merged, expected, base_url_, AuditGuard(ctx)));
 }
 
 Result<fhir::RestResult> Pipeline::DeleteOnce(Context& ctx, const Route& route,
@@ -1063,8 +1060,8 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
     std::string text = RenderMetrics();
     auto counter = [&text](std::string_view name, std::string_view help, uint64_t value) {
       text += "# HELP " + std::string(name) + " " + std::string(help) + "\n# TYPE " +
-              std::string(name) + " counter\n" + std::string(name) + " " +
-              std::to_string(value) + "\n";
+              std::string(name) + " counter\n" + std::string(name) + " " + std::to_string(value) +
+              "\n";
     };
     counter("phigate_audit_records_total", "Audit records made durable", s.records);
     counter("phigate_audit_fsyncs_total", "Durable audit batches (one fsync each)", s.syncs);
@@ -1143,7 +1140,8 @@ net::Response Pipeline::Audit(Context& ctx, net::Response res) {
       GetCounter("phigate_audit_failures_total",
                  "Requests failed closed because their audit record could not be made durable");
   failures.Inc();
-  Log(LogLevel::kError, "audit_unavailable", {{"request_id", ctx.request_id}, {"route", ctx.route}});
+  Log(LogLevel::kError, "audit_unavailable",
+      {{"request_id", ctx.request_id}, {"route", ctx.route}});
   net::Response unavailable =
       ErrorResponse(ctx.version, Unavailable(std::string(kAuditUnavailable)));
   unavailable.set(bhttp::field::retry_after, "5");
@@ -1154,6 +1152,12 @@ fhir::WriteGuard Pipeline::AuditGuard(Context& ctx) {
   return [this, &ctx](std::string_view id, int64_t version, int status) -> Status {
     ctx.event.resource_id = std::string(id);
     ctx.event.version = version;
+    // A new Patient's id exists only now: it is the patient touched.
+    if (ctx.event.resource_type == "Patient" &&
+        std::find(ctx.event.patients.begin(), ctx.event.patients.end(), id) ==
+            ctx.event.patients.end()) {
+      ctx.event.patients.emplace_back(id);
+    }
     RETURN_IF_ERROR(RecordEvent(ctx, status, {}));
     ctx.audited = true;
     return Status::Ok();
@@ -1169,21 +1173,22 @@ bool Pipeline::AuditReady() {
   probe.subtype = "readiness-probe";
   probe.time_ms = deps_.clock->NowMillis();
   probe.address = "local";
+  // As large as a large request's record: a small one can fit in the last free bytes of a
+  // full disk while real records still fail.
+  probe.detail = std::string(kReadinessProbeBytes, '.');
   return deps_.audit->Record(probe).ok();
 }
 
 Result<fhir::RestResult> Pipeline::ReadAuditTrail(Context& ctx, const Route& route,
-                                                  const Access& access,
-                                                  const QueryParams& params) {
+                                                  const Access& access, const QueryParams& params) {
   (void)access;  // authorized by the caller: the auditor's unrestricted view
   fhir::RestResult result;
   switch (access.interaction) {
     case auth::Interaction::kSearch: {
       ASSIGN_OR_RETURN(audit::SearchQuery query,
                        audit::ParseSearch(params, static_cast<int>(deps_.config->audit.max_page)));
-      ASSIGN_OR_RETURN(result.body,
-                       audit::SearchBundle(*deps_.audit_reader, *deps_.keyring, query, base_url_,
-                                           &ctx.event.returned));
+      ASSIGN_OR_RETURN(result.body, audit::SearchBundle(*deps_.audit_reader, *deps_.keyring, query,
+                                                        base_url_, &ctx.event.returned));
       return result;
     }
     case auth::Interaction::kRead: {
@@ -1197,7 +1202,8 @@ Result<fhir::RestResult> Pipeline::ReadAuditTrail(Context& ctx, const Route& rou
       return result;
     }
     default:
-      return NotSupported("the audit trail is read by search and read; its records have no history");
+      return NotSupported(
+          "the audit trail is read by search and read; its records have no history");
   }
 }
 
@@ -1214,10 +1220,10 @@ net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, c
   // HIPAA §164.528: the auditor, or the patient for their own record.
   std::string_view purpose = principal.purpose_of_use;
   if (purpose.empty()) purpose = TrimOws(request["X-Purpose-Of-Use"]);
-  policy::Decision review = deps_.policy->Evaluate(
-      {&principal, "AuditEvent", auth::Interaction::kSearch, purpose});
-  bool allowed = review.allowed && !review.patient_compartment && !review.break_glass &&
-                 review.read_mask->all;
+  policy::Decision review =
+      deps_.policy->Evaluate({&principal, "AuditEvent", auth::Interaction::kSearch, purpose});
+  bool allowed =
+      review.allowed && !review.patient_compartment && !review.break_glass && review.read_mask->all;
   if (!allowed) {
     policy::Decision own =
         deps_.policy->Evaluate({&principal, "Patient", auth::Interaction::kRead, purpose});

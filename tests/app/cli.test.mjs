@@ -227,7 +227,8 @@ test('a concurrent first start (serve and several clients add) ends with one con
   const s = await server;
   // Exactly one KEK and one signing key, complete, and no temporary files left behind.
   assert.equal(fs.statSync(path.join(dir, 'keys/kek')).size, 32);
-  assert.deepEqual(fs.readdirSync(path.join(dir, 'keys')).sort(), ['kek', 'token-signing.pem']);
+  assert.deepEqual(fs.readdirSync(path.join(dir, 'keys')).sort(),
+    ['audit-signing.pem', 'kek', 'token-signing.pem']);
   const exited = exitOf(s.child);
   s.child.kill('SIGTERM');
   assert.deepEqual(await exited, { code: 0, signal: null });

@@ -162,11 +162,11 @@ test('POST, PUT, DELETE on AuditEvent: 405 with Allow: GET for every role, the t
       if (got !== '405 Allow: GET not-supported') wrong.push(`${role} ${method} ${target}: ${got}`);
     }
   }
-  assert.deepEqual(wrong, [], 'every write of AuditEvent: 405 Allow: GET not-supported');
   const firstAfter = await server.request('GET', '/fhir/AuditEvent/1', { headers: bearer(tokens.auditor) });
   assert.equal(firstAfter.body, firstBefore.body, 'record 1 is unchanged');
   const all = await searchAll(server, tokens.auditor);
   assert.ok(!JSON.stringify(all.events).includes(marker), 'nothing of the posted body is in the trail');
+  assert.deepEqual(wrong, [], 'every write of AuditEvent: 405 Allow: GET not-supported');
 });
 
 test('paging: _count=2 walks the records exactly once through next links', async () => {
@@ -222,13 +222,17 @@ test('search parameters return exactly the expected records', async () => {
 
   // Dates: a window holding exactly three new requests of the lab.
   await new Promise((r) => setTimeout(r, 20));
+  // Records are timed in milliseconds: step off the neighbours' milliseconds.
+  await new Promise((r) => setTimeout(r, 5));
   const t0 = new Date().toISOString();
+  await new Promise((r) => setTimeout(r, 5));
   const windowed = [];
   for (let i = 0; i < 3; i++) {
     const res = await named(`labWindow${i}`, 'GET', `/fhir/Patient/${ids.B}`, tokens.lab);
     assert.equal(res.status, 200);
     windowed.push(rids[`labWindow${i}`]);
   }
+  await new Promise((r) => setTimeout(r, 5));
   const t1 = new Date().toISOString();
   await new Promise((r) => setTimeout(r, 20));
   const inWindow = (await searchAll(server, tokens.auditor, `date=ge${t0}&date=lt${t1}`)).events;
@@ -263,17 +267,19 @@ test('search parameters return exactly the expected records', async () => {
   for (const [query, pred] of cases) {
     const got = (await searchAll(server, tokens.auditor, query)).events.filter((e) => Number(e.id) <= maxSeq);
     const expected = snapshot.filter(pred);
+    assert.ok(expected.length > 0, `${query}: the data set has records to find`);
     assert.deepEqual(got.map((e) => e.id), expected.map((e) => e.id), query);
   }
 
-  // And the request ids each filter must hold (what the test did, not just what the
-  // listing says).
+  // And the named requests of the setup each filter must hold (what the test did, not just
+  // what the listing says; other requests carry ids the server generated).
+  const namedRids = new Set(Object.values(rids));
   const ridsOf = async (query) => (await searchAll(server, tokens.auditor, query)).events
-    .filter((e) => Number(e.id) <= maxSeq).map(ridOf).filter(Boolean).sort();
+    .filter((e) => Number(e.id) <= maxSeq).map(ridOf).filter((r) => namedRids.has(r)).sort();
   assert.deepEqual(await ridsOf(`agent=${lab.client_id}`), byRid(['labRestrictedA', 'labReadB', 'labReadBOperations',
     'labCreateObsB', 'labUpdateObsB', 'labHistoryObsB', 'labDeleteObsB', 'lab404']));
   assert.deepEqual(await ridsOf(`entity=Observation/${ids.obsB}`), byRid(['labCreateObsB', 'labUpdateObsB', 'labHistoryObsB', 'labDeleteObsB']));
-  assert.deepEqual(await ridsOf(`patient=${ids.B}`), byRid(['labReadB', 'labReadBOperations',
+  assert.deepEqual(await ridsOf(`patient=${ids.B}`), byRid(['createB', 'labReadB', 'labReadBOperations',
     'labCreateObsB', 'labUpdateObsB', 'labHistoryObsB', 'labDeleteObsB']));
   assert.deepEqual(await ridsOf('purpose=HOPERAT'), byRid(['labReadBOperations']));
   assert.deepEqual(await ridsOf('action=D'), byRid(['labDeleteObsB']));
@@ -327,7 +333,9 @@ test('$disclosures: the auditor gets exactly the disclosures of A to the two cli
   assert.equal(b.status, 200, b.body);
   const bEvents = b.json().entry.slice(1).map((e) => e.resource);
   assert.deepEqual(bEvents.map((e) => ext(e, 'request-id')),
-    [rids.labReadB, rids.labReadBOperations, rids.labHistoryObsB, rids.labWindow0, rids.labWindow1, rids.labWindow2],
+    // (the date window's reads exist once the search parameter test made them)
+    [rids.labReadB, rids.labReadBOperations, rids.labHistoryObsB,
+      ...['labWindow0', 'labWindow1', 'labWindow2'].filter((n) => rids[n]).map((n) => rids[n])],
     'B: the lab\'s reads (the history of B\'s Observation, too)');
   assert.ok(!b.body.includes(ids.A) && !b.body.includes(clinic.client_id) && !b.body.includes(acme.client_id));
   // A window without disclosures.

@@ -130,7 +130,7 @@ export function purposeCodes(agentOrEvent, key = 'purposeOfUse') {
 
 // Entities by role code: "1" patient, "4" domain resource, "24" query.
 export function entitiesOfRole(event, role) {
-  return (event.entity ?? []).filter((e) => e.role?.coding?.[0]?.code === role);
+  return (event.entity ?? []).filter((e) => e.role?.code === role);
 }
 
 export function patientRefs(event) {
@@ -205,7 +205,7 @@ export function summarize(ev) {
   const query = entitiesOfRole(ev, '24');
   assert.ok(query.length <= 1, 'at most one query entity');
   const target = targetEntity(ev);
-  const otherEntities = (ev.entity ?? []).filter((e) => !['1', '4', '24'].includes(e.role?.coding?.[0]?.code));
+  const otherEntities = (ev.entity ?? []).filter((e) => !['1', '4', '24'].includes(e.role?.code));
   assert.deepEqual(otherEntities, [], 'no entity of another role');
   return {
     type: ev.type ? `${ev.type.system}|${ev.type.code}|${ev.type.display}` : null,

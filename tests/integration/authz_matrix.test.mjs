@@ -10,12 +10,11 @@
 // patient, so its reads are 200 and the Practitioner (no Patient compartment membership
 // in R4) is 404, as if absent.
 //
-// AuditEvent: no default role may create one (clinician's grant excepts it, auditor only
-// reads and searches), and the audit trail of issue 5 does not write them yet, so none
-// exists. The AuditEvent column therefore targets an id that does not exist: for the
-// auditor, whose role grants read and search, read is 404 not-found (allowed, then absent)
-// and search 501; every other cell is 403, which also shows that a denial is decided
-// before the resource is looked up.
+// AuditEvent: the audit trail (issue 5) is written by the server alone, so create, update
+// and delete are 405 for every role. The column's read targets an id that is not a record
+// (records are numbered): for the auditor, whose role grants read and search, read is 404
+// not-found (allowed, then absent) and search a searchset Bundle; every other cell is 403,
+// which also shows that a denial is decided before the resource is looked up.
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -49,7 +48,7 @@ const EXPECTED = {
     return [t, DENIED];
   })),
   auditor: Object.fromEntries(TYPES.map((t) => [t,
-    t === 'AuditEvent' ? { ...DENIED, read: 404, search: 501 } : DENIED])),
+    t === 'AuditEvent' ? { ...DENIED, read: 404, search: 200 } : DENIED])),
   patient: Object.fromEntries(TYPES.map((t) => {
     if (t === 'AuditEvent') return [t, DENIED];
     if (t === 'Practitioner') {
@@ -60,6 +59,9 @@ const EXPECTED = {
     return [t, READ_ONLY];
   })),
 };
+for (const cells of Object.values(EXPECTED)) {
+  cells.AuditEvent = { ...cells.AuditEvent, create: 405, update: 405, delete: 405 };
+}
 
 let server;
 let api;
@@ -169,12 +171,21 @@ for (const role of Object.keys(EXPECTED)) {
             case 501:
               assertDenied(res, 501, 'not-supported', markers, what);
               break;
+            case 405:
+              assertDenied(res, 405, 'not-supported', markers, what);
+              assert.equal(res.headers.allow, 'GET', what);
+              assert.equal(issueText(res),
+                'the audit trail cannot be created, changed or deleted through the API', what);
+              break;
             case 204:
               assert.equal(res.body, '', `${what}: a 204 has no body`);
               break;
             default: {
               const body = res.json();
-              if (interaction.startsWith('history')) {
+              if (type === 'AuditEvent') {
+                assert.equal(body.resourceType, 'Bundle', what);
+                assert.equal(body.type, 'searchset', what);
+              } else if (interaction.startsWith('history')) {
                 assert.equal(body.resourceType, 'Bundle', what);
                 assert.equal(body.type, 'history', what);
                 const ids = (body.entry ?? []).map((e) => e.resource?.id);
