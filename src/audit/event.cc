@@ -243,13 +243,26 @@ void WriteRolesAndPurpose(Writer& w, const Event& event) {
 
 // BALP: the user is the information recipient (v3 IRCP) and the requestor; the client
 // application is the source (DICOM 110153 Source Role ID), the requestor only when no user
-// acted. A BAA counterparty is the organization the client discloses to.
+// acted. A BAA counterparty is the organization the client discloses to. A command run
+// on the server (address "cli") is requested by the local operator: the user or client it
+// names is the one acted on, never the requestor.
 void WriteAgents(Writer& w, const Event& event) {
+  const bool command = event.kind == EventKind::kAdministration && event.address == "cli";
   const bool has_user = !event.user_id.empty();
   const bool has_client = !event.client_id.empty();
   const bool has_baa = !event.baa_counterparty.empty();
-  if (!has_user && !has_client && !has_baa) return;
+  if (!command && !has_user && !has_client && !has_baa) return;
   w.BeginArray("agent");
+  if (command) {
+    w.BeginObject();
+    w.CodeableConcept("type", kPhigateAgentType, "operator", "local operator");
+    w.BeginObject("who");
+    w.String("display", "local operator (phigate command)");
+    w.EndObject();
+    w.Bool("requestor", true);
+    WriteNetwork(w, event);
+    w.EndObject();
+  }
   if (has_user) {
     w.BeginObject();
     w.CodeableConcept("type", kParticipationType, "IRCP", "information recipient");
@@ -260,7 +273,7 @@ void WriteAgents(Writer& w, const Event& event) {
     w.String("value", event.user_id);
     w.EndObject();
     w.EndObject();
-    w.Bool("requestor", true);
+    w.Bool("requestor", !command);
     WriteNetwork(w, event);
     w.EndObject();
   }
@@ -274,7 +287,7 @@ void WriteAgents(Writer& w, const Event& event) {
     w.String("value", event.client_id);
     w.EndObject();
     w.EndObject();
-    w.Bool("requestor", !has_user);
+    w.Bool("requestor", !has_user && !command);
     WriteNetwork(w, event);
     w.EndObject();
   }

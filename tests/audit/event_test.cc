@@ -236,7 +236,12 @@ TEST(EventJsonTest, AdministrationCommand) {
   EXPECT_EQ(v.at("subtype").at(0).at("code"), json::value("users.add"));
   EXPECT_EQ(v.at("outcome"), json::value("0"));
   EXPECT_FALSE(v.as_object().contains("outcomeDesc"));
-  EXPECT_FALSE(v.as_object().contains("agent"));  // no user or client: address alone
+  // The local operator requested it; no user or client was acted on.
+  EXPECT_EQ(v.at("agent"), Parse(R"j([{"type":{"coding":[{
+      "system":"https://phigate.dev/fhir/CodeSystem/audit-agent","code":"operator",
+      "display":"local operator"}]},
+      "who":{"display":"local operator (phigate command)"},"requestor":true,
+      "network":{"address":"cli"}}])j"));
   EXPECT_EQ(v.at("extension"),
             Parse(R"([{"url":"https://phigate.dev/fhir/StructureDefinition/audit-detail",
                        "valueString":"user added"}])"));
@@ -250,7 +255,12 @@ TEST(EventJsonTest, CommandUserHasACliAddressWithoutNetworkType) {
   e.address = "cli";
   e.outcome_code = "exception";
   const json::value v = Parse(EventJson(e));
-  EXPECT_EQ(v.at("agent").at(0).at("network"), Parse(R"({"address":"cli"})"));
+  ASSERT_EQ(v.at("agent").as_array().size(), 2u);
+  EXPECT_EQ(v.at("agent").at(0).at("requestor"), json::value(true));  // the operator
+  // The user named by the command is the one acted on.
+  EXPECT_EQ(v.at("agent").at(1).at("who").at("identifier").at("value"), json::value("admin"));
+  EXPECT_EQ(v.at("agent").at(1).at("requestor"), json::value(false));
+  EXPECT_EQ(v.at("agent").at(1).at("network"), Parse(R"({"address":"cli"})"));
   EXPECT_EQ(v.at("outcome"), json::value("8"));
   EXPECT_EQ(v.at("outcomeDesc"), json::value("exception"));
 }
