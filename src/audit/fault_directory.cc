@@ -44,7 +44,7 @@ class FaultSegment final : public SegmentFile {
   }
 
   std::unique_ptr<SegmentFile> real_;
-  const std::string& control_;
+  const std::string control_;
 };
 
 class Faulty final : public Directory {

@@ -514,7 +514,10 @@ Result<SearchQuery> ParseSearch(const QueryParams& params, int max_count) {
       if (has_cursor) return InvalidArgument("_cursor may be given only once", "_cursor");
       has_cursor = true;
       std::optional<int64_t> cursor = PositiveInt(value);
-      if (!cursor) return InvalidArgument("invalid _cursor", "_cursor");
+      // A seq never comes near the top of int64 (and after_seq + 1 must not overflow).
+      if (!cursor || *cursor >= (int64_t{1} << 62)) {
+        return InvalidArgument("invalid _cursor", "_cursor");
+      }
       query.after_seq = *cursor;
       continue;
     }
@@ -605,7 +608,7 @@ Result<std::string> ReadEvent(Directory& dir, const crypto::Keyring& keyring, in
 Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& keyring,
                                       std::string_view patient_id, int64_t start_ms, int64_t end_ms,
                                       std::string_view base_url,
-                                      std::vector<std::string>* returned_ids) {
+                                      std::vector<std::string>* returned_ids, bool include_events) {
   // The tags narrow to successful records that touched the patient; the rest of the
   // definition (kind rest, 2xx, action R/E, not the audit trail) is not tagged and is checked
   // on the opened event.
@@ -621,6 +624,7 @@ Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& key
           if (!row) return Status::Ok();
           row->seq = found.seq;
           rows.push_back(std::move(*row));
+          if (!include_events) return Status::Ok();
           entries += ',';
           AppendEntry(entries, base_url, found, {});
           if (returned_ids != nullptr) {
@@ -642,7 +646,7 @@ Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& key
     list +=
         ",\"emptyReason\":{\"coding\":[{\"system\":\"http://terminology.hl7.org/CodeSystem/"
         "list-empty-reason\",\"code\":\"nilknown\",\"display\":\"Nil Known\"}]}";
-  } else {
+  } else if (include_events) {
     list += ",\"entry\":[";
     for (size_t i = 0; i < rows.size(); ++i) {
       if (i > 0) list += ',';

@@ -26,8 +26,8 @@
 namespace phigate::audit {
 
 struct SearchQuery {
-  int64_t since_ms = 0;                                     // records at or after
-  int64_t until_ms = std::numeric_limits<int64_t>::max();   // records before
+  int64_t since_ms = 0;                                    // records at or after
+  int64_t until_ms = std::numeric_limits<int64_t>::max();  // records before
   // Each group lists the acceptable "kind\0value" criteria of one parameter (a
   // comma-separated value gives several, OR); a record must match every group (AND).
   std::vector<std::vector<std::pair<std::string, std::string>>> criteria;
@@ -61,9 +61,13 @@ Result<std::string> ReadEvent(Directory& dir, const crypto::Keyring& keyring, in
 // whose narrative is the plain summary (date, recipient user/client, BAA counterparty,
 // what, purpose, one row per disclosure) and whose entries reference the AuditEvents that
 // follow. `returned_ids` as for SearchBundle.
+// Without `include_events` (the patient asking for their own accounting) only the List
+// with the summary is returned: a whole record can name other patients, query values and
+// workforce details that are not the patient's to see.
 Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& keyring,
-                                      std::string_view patient_id, int64_t start_ms,
-                                      int64_t end_ms, std::string_view base_url,
-                                      std::vector<std::string>* returned_ids);
+                                      std::string_view patient_id, int64_t start_ms, int64_t end_ms,
+                                      std::string_view base_url,
+                                      std::vector<std::string>* returned_ids,
+                                      bool include_events = true);
 
 }  // namespace phigate::audit

@@ -1,6 +1,7 @@
 #include "http/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <chrono>
@@ -526,7 +527,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, capability_json_);
   }
   for (const auto& [name, value] : *params) {
-    if (name != "_format" && name != "_pretty") ctx.event.query.emplace_back(name, value);
+    if (name == "_format" || name == "_pretty") continue;
+    // A token sent in the URL is refused below; it is not kept in the trail either.
+    ctx.event.query.emplace_back(name, name == "access_token" ? "(redacted)" : value);
   }
 
   auto principal = Authenticate(ctx, request, has_access_token_param);
@@ -1166,12 +1169,17 @@ fhir::WriteGuard Pipeline::AuditGuard(Context& ctx) {
 
 bool Pipeline::AuditReady() {
   if (deps_.audit->Healthy()) return true;
+  // At most one probe record per second, however often /readyz is asked.
+  static std::atomic<int64_t> last_probe_ms{0};
+  const int64_t now_ms = deps_.clock->NowMillis();
+  int64_t last = last_probe_ms.load();
+  if (now_ms - last < 1000 || !last_probe_ms.compare_exchange_strong(last, now_ms)) return false;
   // After a failure nothing else may write to the trail (probes are not recorded), so
   // readiness tries a record itself: the trail recovers as soon as the disk does.
   audit::Event probe;
   probe.kind = audit::EventKind::kSystem;
   probe.subtype = "readiness-probe";
-  probe.time_ms = deps_.clock->NowMillis();
+  probe.time_ms = now_ms;
   probe.address = "local";
   // As large as a large request's record: a small one can fit in the last free bytes of a
   // full disk while real records still fail.
@@ -1224,6 +1232,7 @@ net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, c
       deps_.policy->Evaluate({&principal, "AuditEvent", auth::Interaction::kSearch, purpose});
   bool allowed =
       review.allowed && !review.patient_compartment && !review.break_glass && review.read_mask->all;
+  bool auditor = allowed;
   if (!allowed) {
     policy::Decision own =
         deps_.policy->Evaluate({&principal, "Patient", auth::Interaction::kRead, purpose});
@@ -1232,7 +1241,10 @@ net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, c
       patient = principal.fhir_user.substr(8);
     }
     allowed = own.allowed && own.patient_compartment && !patient.empty() && patient == route.id;
-    if (allowed) review = own;
+    if (allowed) {
+      review = own;
+      auditor = false;
+    }
   }
   ctx.purpose = review.purpose;
   if (!allowed) {
@@ -1257,8 +1269,10 @@ net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, c
     }
   }
   start_ms = std::max(start_ms, earliest);
+  // The patient gets the accounting (date, recipient, counterparty, what, purpose), not
+  // the records, which can name other patients and workforce details.
   auto bundle = audit::DisclosuresBundle(*deps_.audit_reader, *deps_.keyring, route.id, start_ms,
-                                         end_ms, base_url_, &ctx.event.returned);
+                                         end_ms, base_url_, &ctx.event.returned, auditor);
   if (!bundle.ok()) return ErrorResponse(ctx.version, bundle.status());
   return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, std::move(bundle.value()));
 }

@@ -298,9 +298,12 @@ function summaryRows(div) {
   return [...body[1].matchAll(/<tr>(.*?)<\/tr>/gs)].map((m) => [...m[1].matchAll(/<td>(.*?)<\/td>/gs)].map((c) => c[1]));
 }
 
-async function assertDisclosuresOfA(token, who) {
+// The auditor's accounting of A (the List and the AuditEvents); with `patientToken`, also
+// A's own: the same summary rows, but only the List (a whole record can name other
+// patients and workforce details).
+async function assertDisclosuresOfA(auditorToken, who, patientToken) {
   const res = await server.request('GET', `/fhir/Patient/${ids.A}/$disclosures?start=${day(-1)}&end=${day(0)}`,
-    { headers: bearer(token) });
+    { headers: bearer(auditorToken) });
   assert.equal(res.status, 200, `${who}: ${res.body}`);
   const bundle = res.json();
   assert.equal(bundle.resourceType, 'Bundle');
@@ -322,6 +325,18 @@ async function assertDisclosuresOfA(token, who) {
   // Nothing about B, the lab, or the failed attempts.
   for (const s of [ids.B, lab.client_id, ids.obsRestrictedA, rids.billingObsA, 'AlphaSecret']) {
     assert.ok(!res.body.includes(s), `${who}: the accounting mentions ${s}`);
+  }
+  if (patientToken) {
+    const own = await server.request('GET', `/fhir/Patient/${ids.A}/$disclosures?start=${day(-1)}&end=${day(0)}`,
+      { headers: bearer(patientToken) });
+    assert.equal(own.status, 200, `${who}: ${own.body}`);
+    const ownBundle = own.json();
+    assert.equal(ownBundle.entry.length, 1, `${who}: the List alone`);
+    const ownList = ownBundle.entry[0].resource;
+    assert.equal(ownList.resourceType, 'List');
+    assert.equal(ownList.entry, undefined);
+    assert.deepEqual(summaryRows(ownList.text.div), summaryRows(list.text.div), `${who}: the same rows`);
+    assert.ok(!own.body.includes('AuditEvent'), `${who}: no records`);
   }
   return bundle;
 }
@@ -348,7 +363,7 @@ test('$disclosures: the auditor gets exactly the disclosures of A to the two cli
 });
 
 test('$disclosures: the patient reads their own accounting, not another patient\'s; others 403', async () => {
-  await assertDisclosuresOfA(tokens.patientA, 'patient A');
+  await assertDisclosuresOfA(tokens.auditor, 'patient A', tokens.patientA);
   const other = await server.request('GET', `/fhir/Patient/${ids.B}/$disclosures`, { headers: bearer(tokens.patientA) });
   assertDenied(other, 403, 'forbidden', [ids.A, lab.client_id]);
   assert.equal(issueText(other), DISCLOSURES_DENIED);
