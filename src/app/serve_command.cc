@@ -126,8 +126,10 @@ int ServeCommand(const std::vector<std::string>& args) {
   std::unique_ptr<http::Pipeline> pipeline;
   net::HttpsServer server(
       options,
-      [&pipeline](net::Request&& request, const net::ConnectionInfo& conn) {
-        return pipeline->Handle(std::move(request), conn);
+      // Asynchronous: a request waiting for its audit record's fsync frees its io thread,
+      // so concurrent requests share the trail's group commit.
+      [&pipeline](net::Request&& request, const net::ConnectionInfo& conn, net::Responder respond) {
+        pipeline->HandleAsync(std::move(request), conn, std::move(respond));
       },
       [&pipeline](net::http::status status, std::string_view message, std::string_view request_id) {
         return pipeline->TransportError(status, message, request_id);
@@ -237,6 +239,10 @@ int ServeCommand(const std::vector<std::string>& args) {
   if (auto recorded = audit_sink.Record(stop); !recorded.ok()) {
     Log(LogLevel::kError, "audit.stop_not_recorded");
   }
+  // The trail's threads complete every pending record (posting to the stopped server's
+  // io_context, which still exists) before the server is destroyed.
+  trail.sink.reset();
+  trail.log.reset();
   Log(LogLevel::kInfo, "server_stopped");
   return 0;
 }

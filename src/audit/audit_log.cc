@@ -385,6 +385,10 @@ struct AuditLog::Impl {
     bool abandoned = false;  // its Append gave up at the deadline: never acknowledge it
     int64_t seq = 0;
     Status status;
+    // AppendAsync: called exactly once (by the writer, or by the deadline watcher when the
+    // deadline passes first), outside mu.
+    AppendCallback callback;
+    std::chrono::steady_clock::time_point deadline;
   };
   struct Pending {
     std::string event;
@@ -414,6 +418,11 @@ struct AuditLog::Impl {
   // Releases the writers' lock unless bytes that are not durable remain in a file.
   void ReleaseTail();
   void WriterLoop();
+  // Fails the AppendAsync slots whose deadline passed (a stalled disk blocks the writer,
+  // so the writer cannot be the one to give up on them).
+  void WatcherLoop();
+  // Completes the async slots of a finished batch (outside mu).
+  static void Complete(std::vector<std::pair<AppendCallback, Result<int64_t>>>& calls);
   Outcome WriteBatch(std::vector<Pending>& batch);
   // Writes the checkpoint of the last durable record (after re-reading the tail: another
   // writer may have added records or checkpoints); `lock` (on mu) is released for the I/O.
@@ -446,7 +455,45 @@ struct AuditLog::Impl {
   AuditLogStats stats;
   std::atomic<bool> healthy{true};
   std::thread writer;
+  // AppendAsync slots in deadline order (all deadlines are enqueue time + one duration).
+  std::deque<std::shared_ptr<Slot>> async_slots;
+  std::condition_variable watcher_cv;
+  bool watcher_stop = false;
+  std::thread watcher;
 };
+
+void AuditLog::Impl::Complete(std::vector<std::pair<AppendCallback, Result<int64_t>>>& calls) {
+  for (auto& [callback, result] : calls) callback(std::move(result));
+  calls.clear();
+}
+
+void AuditLog::Impl::WatcherLoop() {
+  std::vector<std::pair<AppendCallback, Result<int64_t>>> calls;
+  std::unique_lock<std::mutex> lock(mu);
+  for (;;) {
+    while (!async_slots.empty() && async_slots.front()->done) async_slots.pop_front();
+    if (watcher_stop && async_slots.empty()) return;
+    if (async_slots.empty()) {
+      watcher_cv.wait(lock);
+      continue;
+    }
+    const auto deadline = async_slots.front()->deadline;
+    if (std::chrono::steady_clock::now() < deadline) {
+      watcher_cv.wait_until(lock, deadline);
+      continue;
+    }
+    // Like a synchronous Append giving up: never acknowledged, and the log is unhealthy.
+    std::shared_ptr<Slot> slot = std::move(async_slots.front());
+    async_slots.pop_front();
+    slot->abandoned = true;
+    slot->done = true;
+    healthy = false;
+    calls.emplace_back(std::move(slot->callback), Unavailable(std::string(kUnavailableMessage)));
+    lock.unlock();
+    Complete(calls);
+    lock.lock();
+  }
+}
 
 Status AuditLog::Impl::Recover() {
   file.reset();
@@ -656,10 +703,14 @@ void AuditLog::Impl::WriterLoop() {
 
     bool abandoned =
         std::any_of(batch.begin(), batch.end(), [](const Pending& p) { return p.slot->abandoned; });
+    std::vector<std::pair<AppendCallback, Result<int64_t>>> calls;
     if (out.status.ok() && !abandoned) {
       for (size_t i = 0; i < batch.size(); ++i) {
         batch[i].slot->done = true;
         batch[i].slot->seq = next_seq + static_cast<int64_t>(i);
+        if (batch[i].slot->callback) {
+          calls.emplace_back(std::move(batch[i].slot->callback), batch[i].slot->seq);
+        }
       }
       next_seq += static_cast<int64_t>(batch.size());
       last_hash = std::move(out.new_hash);
@@ -680,14 +731,24 @@ void AuditLog::Impl::WriterLoop() {
         lock.lock();
       }
       for (Pending& p : batch) {
+        // An abandoned async slot was answered by the watcher already.
+        const bool answered = p.slot->abandoned && p.slot->done;
         p.slot->done = true;
         p.slot->status = Unavailable(std::string(kUnavailableMessage));
+        if (p.slot->callback && !answered) {
+          calls.emplace_back(std::move(p.slot->callback), p.slot->status);
+        }
       }
       ++stats.failed_batches;
       batch_failing = true;
       healthy = false;
     }
     done_cv.notify_all();
+    if (!calls.empty()) {
+      lock.unlock();
+      Complete(calls);
+      lock.lock();
+    }
     // After the acknowledgments: a checkpoint covers only records already durable and
     // committed, and its fsync never delays their Appends. It keeps the lock this batch
     // took (one lock per batch and checkpoint).
@@ -730,6 +791,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
   RETURN_IF_ERROR(recovered);
   Impl* raw = impl.get();
   impl->writer = std::thread([raw] { raw->WriterLoop(); });
+  impl->watcher = std::thread([raw] { raw->WatcherLoop(); });
   return std::unique_ptr<AuditLog>(new AuditLog(std::move(impl)));
 }
 
@@ -740,6 +802,13 @@ AuditLog::~AuditLog() {
   }
   impl_->work_cv.notify_one();
   impl_->writer.join();
+  // Every queued Append was completed by the writer; the watcher has nothing left to fail.
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->watcher_stop = true;
+  }
+  impl_->watcher_cv.notify_one();
+  impl_->watcher.join();
 }
 
 Result<int64_t> AuditLog::Append(std::string event_json, std::vector<std::string> tags) {
@@ -764,6 +833,25 @@ Result<int64_t> AuditLog::Append(std::string event_json, std::vector<std::string
   }
   if (!slot->status.ok()) return slot->status;
   return slot->seq;
+}
+
+void AuditLog::AppendAsync(std::string event_json, std::vector<std::string> tags,
+                           AppendCallback done) {
+  if (!std::all_of(tags.begin(), tags.end(), IsTag)) {
+    done(InvalidArgument("audit tag must be " + std::to_string(kTagHexChars) +
+                         " lower-case hex characters"));
+    return;
+  }
+  auto slot = std::make_shared<Impl::Slot>();
+  slot->callback = std::move(done);
+  slot->deadline = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(impl_->options.append_deadline_ms);
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const bool watcher_idle = impl_->async_slots.empty();
+  impl_->async_slots.push_back(slot);
+  impl_->queue.push_back({std::move(event_json), std::move(tags), std::move(slot)});
+  impl_->work_cv.notify_one();
+  if (watcher_idle) impl_->watcher_cv.notify_one();
 }
 
 bool AuditLog::Healthy() const { return impl_->healthy.load(); }

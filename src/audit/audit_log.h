@@ -135,6 +135,8 @@ struct AuditLogStats {
   uint64_t failed_checkpoints = 0;
 };
 
+using AppendCallback = std::function<void(Result<int64_t>)>;
+
 class AuditLog {
  public:
   static Result<std::unique_ptr<AuditLog>> Open(std::unique_ptr<Directory> dir,
@@ -154,6 +156,10 @@ class AuditLog {
   // its seq once durable. kUnavailable as described above; kInvalidArgument if a tag is
   // not 32 lower-case hex characters.
   Result<int64_t> Append(std::string event_json, std::vector<std::string> tags = {});
+  // The same without waiting: `done` is called exactly once, with the seq once the record
+  // is durable or kUnavailable (failure, or the deadline passed first), from the writer's
+  // or the deadline watcher's thread; it must be quick and must not call into this log.
+  void AppendAsync(std::string event_json, std::vector<std::string> tags, AppendCallback done);
 
   bool Healthy() const;
   AuditLogStats stats() const;

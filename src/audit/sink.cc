@@ -17,4 +17,15 @@ Result<int64_t> TrailSink::Record(const Event& event) {
   return log_.Append(EventJson(event), std::move(tags));
 }
 
+void TrailSink::RecordAsync(const Event& event, AppendCallback done) {
+  Result<std::string> key = TagKey(keyring_, keyring_.current_version());
+  if (!key.ok()) {
+    done(Unavailable("audit trail unavailable"));
+    return;
+  }
+  std::vector<std::string> tags = EventTags(event, *key);
+  std::fill(key->begin(), key->end(), '\0');
+  log_.AppendAsync(EventJson(event), std::move(tags), std::move(done));
+}
+
 }  // namespace phigate::audit

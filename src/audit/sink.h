@@ -25,6 +25,9 @@ class AuditSink {
   virtual ~AuditSink() = default;
   // The event's seq once durable; kUnavailable "audit trail unavailable" otherwise.
   virtual Result<int64_t> Record(const Event& event) = 0;
+  // The same without waiting: `done` gets Record's result exactly once, possibly on
+  // another thread (the trail's writer); it must be quick. Default: Record, then done.
+  virtual void RecordAsync(const Event& event, AppendCallback done) { done(Record(event)); }
   virtual bool Healthy() const = 0;
   // For /metrics: records and fsyncs so far (group commit: records per fsync).
   virtual AuditLogStats stats() const { return {}; }
@@ -35,6 +38,7 @@ class TrailSink : public AuditSink {
   // Both must outlive the sink.
   TrailSink(AuditLog& log, const crypto::Keyring& keyring) : log_(log), keyring_(keyring) {}
   Result<int64_t> Record(const Event& event) override;
+  void RecordAsync(const Event& event, AppendCallback done) override;
   bool Healthy() const override { return log_.Healthy(); }
   AuditLogStats stats() const override { return log_.stats(); }
 

@@ -289,10 +289,27 @@ net::Response Pipeline::TransportError(bhttp::status status, std::string_view me
   return res;
 }
 
-net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo& conn) {
-  const auto started = std::chrono::steady_clock::now();
+// One request between its dispatch and its response (HandleAsync keeps it alive while
+// the audit record is being made durable).
+struct Pipeline::InFlight {
   Context ctx;
+  net::Response res;
+  std::chrono::steady_clock::time_point started;
+  bool keep_alive = false;
+  bool head = false;
+  std::string method;  // for the access log: "OTHER" for an unknown method (client text)
+};
+
+std::shared_ptr<Pipeline::InFlight> Pipeline::Begin(net::Request& request,
+                                                    const net::ConnectionInfo& conn) {
+  auto f = std::make_shared<InFlight>();
+  f->started = std::chrono::steady_clock::now();
+  Context& ctx = f->ctx;
   ctx.version = request.version();
+  f->keep_alive = request.keep_alive();
+  f->head = request.method() == bhttp::verb::head;
+  f->method = request.method() == bhttp::verb::unknown ? std::string("OTHER")
+                                                       : std::string(request.method_string());
 
   // 1. Request id first, so every later outcome (errors included) carries it.
   std::string_view incoming_id = request["X-Request-Id"];
@@ -301,30 +318,54 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
 
   ctx.event.time_ms = deps_.clock->NowMillis();
   ctx.event.request_id = ctx.request_id;
-  ctx.event.method = request.method() == bhttp::verb::unknown
-                         ? std::string("OTHER")
-                         : std::string(request.method_string());
+  ctx.event.method = f->method;
   ctx.event.address = conn.remote_address;
   ctx.event.user_agent =
       std::string(request[bhttp::field::user_agent].substr(0, kMaxAuditedUserAgent));
 
   // 2. Dispatch; the one boundary where an escaped exception becomes a 500. Security
   // events of authentication emitted meanwhile join this request's audit record.
-  net::Response res;
-  {
-    SecurityEventScope security_events(&ctx.event.security);
-    try {
-      res = Dispatch(ctx, request, conn);
-    } catch (const std::exception&) {
-      Log(LogLevel::kError, "handler_exception", {{"request_id", ctx.request_id}});
-      res = ErrorResponse(ctx.version, Internal("internal error"));
-    }
+  SecurityEventScope security_events(&ctx.event.security);
+  try {
+    f->res = Dispatch(ctx, request, conn);
+  } catch (const std::exception&) {
+    Log(LogLevel::kError, "handler_exception", {{"request_id", ctx.request_id}});
+    f->res = ErrorResponse(ctx.version, Internal("internal error"));
   }
+  return f;
+}
 
+net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo& conn) {
+  std::shared_ptr<InFlight> f = Begin(request, conn);
   // 3. Audit (issue 5 §2): nothing leaves before its record is durable; if the trail cannot
   // take it, the answer is a 503 without PHI.
-  if (ctx.audit) res = Audit(ctx, std::move(res));
+  f->res = Audit(f->ctx, std::move(f->res));
+  return Finish(*f);
+}
 
+void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& conn,
+                           net::Responder respond) {
+  std::shared_ptr<InFlight> f = Begin(request, conn);
+  const int status = static_cast<int>(f->res.result_int());
+  if (!NeedsRecord(f->ctx, status)) {
+    respond([this, f] { return Finish(*f); });
+    return;
+  }
+  // 3. Audit, as in Handle, without holding the io thread: the record joins the trail's
+  // next group commit, and the response is finished once it is durable (or has failed).
+  CompleteEvent(f->ctx, status, f->res.body());
+  deps_.audit->RecordAsync(f->ctx.event, [this, f, respond](Result<int64_t> recorded) {
+    const bool ok = recorded.ok();
+    respond([this, f, ok] {
+      if (!ok) f->res = AuditUnavailable(f->ctx);
+      return Finish(*f);
+    });
+  });
+}
+
+net::Response Pipeline::Finish(InFlight& f) {
+  Context& ctx = f.ctx;
+  net::Response res = std::move(f.res);
   // 4. Headers every response carries (issue 2 §3).
   res.set(bhttp::field::strict_transport_security, hsts_);
   res.set("X-Content-Type-Options", "nosniff");
@@ -336,21 +377,18 @@ net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo
     res.set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
   }
   if (ctx.pretty && !res.body().empty()) res.body() = fhir::PrettyPrintJson(res.body());
-  res.keep_alive(request.keep_alive());
+  res.keep_alive(f.keep_alive);
   res.prepare_payload();
   // A HEAD response keeps the Content-Length of the GET it mirrors but carries no body.
-  if (request.method() == bhttp::verb::head) res.body().clear();
+  if (f.head) res.body().clear();
 
   // 5. PHI-free access log: the route template, never the concrete path or query.
   const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                          std::chrono::steady_clock::now() - started)
+                          std::chrono::steady_clock::now() - f.started)
                           .count();
   Log(LogLevel::kInfo, "request",
       {{"request_id", ctx.request_id},
-       // An unknown method's name is client text (it could be anything): not logged.
-       {"method", request.method() == bhttp::verb::unknown
-                      ? std::string_view("OTHER")
-                      : std::string_view(request.method_string())},
+       {"method", f.method},
        {"route", ctx.route},
        {"status", static_cast<int>(res.result_int())},
        {"duration_ms", static_cast<double>(micros) / 1000.0},
@@ -1113,7 +1151,13 @@ net::Response Pipeline::HandleAdmin(Context& ctx, net::Request& request, const R
   return MakeResponse(ctx.version, bhttp::status::ok, kJson, std::move(listed.value()));
 }
 
-Status Pipeline::RecordEvent(Context& ctx, int status, std::string_view body) {
+bool Pipeline::NeedsRecord(const Context& ctx, int status) const {
+  // A change was recorded inside its transaction with the status it answers; a different
+  // final status (the commit failed after the record) gets a record of its own.
+  return ctx.audit && !(ctx.audited && status == ctx.event.status);
+}
+
+void Pipeline::CompleteEvent(Context& ctx, int status, std::string_view body) {
   audit::Event& e = ctx.event;
   e.status = status;
   e.route = ctx.route;
@@ -1128,17 +1172,23 @@ Status Pipeline::RecordEvent(Context& ctx, int status, std::string_view body) {
       if (!s.client_id.empty()) e.client_id = s.client_id;
     }
   }
-  Result<int64_t> recorded = deps_.audit->Record(e);
+}
+
+Status Pipeline::RecordEvent(Context& ctx, int status, std::string_view body) {
+  CompleteEvent(ctx, status, body);
+  Result<int64_t> recorded = deps_.audit->Record(ctx.event);
   if (!recorded.ok()) return Unavailable(std::string(kAuditUnavailable));
   return Status::Ok();
 }
 
 net::Response Pipeline::Audit(Context& ctx, net::Response res) {
   const int status = static_cast<int>(res.result_int());
-  // A change was recorded inside its transaction with the status it answers; a different
-  // final status (the commit failed after the record) gets a record of its own.
-  if (ctx.audited && status == ctx.event.status) return res;
+  if (!NeedsRecord(ctx, status)) return res;
   if (RecordEvent(ctx, status, res.body()).ok()) return res;
+  return AuditUnavailable(ctx);
+}
+
+net::Response Pipeline::AuditUnavailable(Context& ctx) {
   static Counter& failures =
       GetCounter("phigate_audit_failures_total",
                  "Requests failed closed because their audit record could not be made durable");

@@ -11,6 +11,7 @@
 // references to thread-safe services.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "audit/audit_log.h"
@@ -47,9 +48,9 @@ struct PipelineDeps {
   const policy::Policy* policy = nullptr;
   const policy::BaaGate* baa = nullptr;
   policy::BreakGlass* break_glass = nullptr;
-  audit::AuditSink* audit = nullptr;           // the durable audit trail (issue 5)
-  audit::Directory* audit_reader = nullptr;    // the trail's directory, for its readers
-  const crypto::Keyring* keyring = nullptr;    // opens the trail's records
+  audit::AuditSink* audit = nullptr;         // the durable audit trail (issue 5)
+  audit::Directory* audit_reader = nullptr;  // the trail's directory, for its readers
+  const crypto::Keyring* keyring = nullptr;  // opens the trail's records
 };
 
 class Pipeline {
@@ -57,6 +58,9 @@ class Pipeline {
   explicit Pipeline(PipelineDeps deps);
 
   net::Response Handle(net::Request&& request, const net::ConnectionInfo& conn);
+  // The same, for net::AsyncHandler: the response is handed to `respond` once its audit
+  // record is durable, so waiting for the fsync does not hold an io thread.
+  void HandleAsync(net::Request&& request, const net::ConnectionInfo& conn, net::Responder respond);
   // Transport-level rejections from net/ (413, 431, 400, 500), with the same headers.
   // `request_id` is the client's X-Request-Id if the header was read; echoed if well formed.
   net::Response TransportError(net::http::status status, std::string_view message,
@@ -64,6 +68,10 @@ class Pipeline {
 
  private:
   struct Context;
+  struct InFlight;
+  // Steps 1-2 (request id, dispatch) and 4-5 (headers, access log) of Handle.
+  std::shared_ptr<InFlight> Begin(net::Request& request, const net::ConnectionInfo& conn);
+  net::Response Finish(InFlight& f);
   net::Response Dispatch(Context& ctx, net::Request& request, const net::ConnectionInfo& conn);
   struct Access;
   net::Response HandleFhir(Context& ctx, net::Request& request, const Route& route);
@@ -74,8 +82,14 @@ class Pipeline {
   net::Response Deny(Context& ctx, Status status);
   // The audit stage: makes the request's record durable, or replaces `res` with a 503.
   net::Response Audit(Context& ctx, net::Response res);
-  // Completes ctx's event for a response of `status` and records it.
+  // Whether a response of `status` still needs its record.
+  bool NeedsRecord(const Context& ctx, int status) const;
+  // Completes ctx's event for a response of `status` (and `body`, for its error code).
+  void CompleteEvent(Context& ctx, int status, std::string_view body);
+  // CompleteEvent, then records it.
   Status RecordEvent(Context& ctx, int status, std::string_view body);
+  // The 503 of a request whose record could not be made durable.
+  net::Response AuditUnavailable(Context& ctx);
   // The write guard of a change: its record, inside the write's transaction.
   fhir::WriteGuard AuditGuard(Context& ctx);
   // /readyz: the trail takes records (probing it while it reports a failure).

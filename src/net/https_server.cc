@@ -41,6 +41,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -152,7 +153,8 @@ class Session;
 // a separate name so that Session (file-local) can refer to it.
 class ServerCore {
  public:
-  ServerCore(ServerOptions options, Handler handler, ErrorResponder error_responder);
+  ServerCore(ServerOptions options, Handler handler, AsyncHandler async_handler,
+             ErrorResponder error_responder);
   ~ServerCore();
 
   Status Start();
@@ -165,8 +167,13 @@ class ServerCore {
   const ServerOptions& options() const { return options_; }
   ssl::context& tls() { return *tls_; }
   bool stopping() const { return stopping_.load(); }
+  bool async() const { return static_cast<bool>(async_handler_); }
   // Calls the Handler; an escaped exception becomes a 500 and sets `failed`.
   Response Handle(Request&& request, const ConnectionInfo& conn, bool& failed);
+  // Calls the AsyncHandler; an exception escaping it before it responded becomes a 500.
+  void HandleAsync(Request&& request, const ConnectionInfo& conn, Responder respond);
+  // Runs an AsyncHandler's `make`; an escaped exception becomes a 500 and sets `failed`.
+  Response Make(const std::function<Response()>& make, bool& failed);
   // The ErrorResponder's answer, or a bare one if it throws.
   Response ErrorResponse(http::status status, std::string_view message,
                          std::string_view request_id = {});
@@ -182,6 +189,7 @@ class ServerCore {
 
   const ServerOptions options_;
   const Handler handler_;
+  const AsyncHandler async_handler_;
   const ErrorResponder error_responder_;
   const int threads_;
 
@@ -380,9 +388,29 @@ class Session : public std::enable_shared_from_this<Session> {
     Request request = parser_->release();
     parser_.reset();
     const bool client_keeps_alive = request.keep_alive();
+    if (server_.async()) {
+      // The answer comes back through the strand; the io thread is free meanwhile.
+      auto self = shared_from_this();
+      server_.HandleAsync(std::move(request), conn_,
+                          [self, client_keeps_alive](std::function<Response()> make) {
+                            asio::post(self->stream_.get_executor(),
+                                       [self, client_keeps_alive, make = std::move(make)] {
+                                         self->Respond(make, client_keeps_alive);
+                                       });
+                          });
+      return;
+    }
     bool failed = false;
-    // Synchronous by contract: the only step that occupies an io thread for its duration.
+    // Synchronous: the handler occupies an io thread for its duration.
     Response response = server_.Handle(std::move(request), conn_, failed);
+    const bool keep_alive = client_keeps_alive && response.keep_alive() && !failed &&
+                            !stop_requested_ && !server_.stopping();
+    Send(std::move(response), keep_alive ? After::kNextRequest : After::kClose);
+  }
+
+  void Respond(const std::function<Response()>& make, bool client_keeps_alive) {
+    bool failed = false;
+    Response response = server_.Make(make, failed);
     const bool keep_alive = client_keeps_alive && response.keep_alive() && !failed &&
                             !stop_requested_ && !server_.stopping();
     Send(std::move(response), keep_alive ? After::kNextRequest : After::kClose);
@@ -543,9 +571,11 @@ std::string HostPort(const std::string& host, uint16_t port) {
   return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-ServerCore::ServerCore(ServerOptions options, Handler handler, ErrorResponder error_responder)
+ServerCore::ServerCore(ServerOptions options, Handler handler, AsyncHandler async_handler,
+                       ErrorResponder error_responder)
     : options_(std::move(options)),
       handler_(std::move(handler)),
+      async_handler_(std::move(async_handler)),
       error_responder_(std::move(error_responder)),
       threads_(ResolveThreads(options_.threads)),
       ioc_(threads_),
@@ -776,6 +806,29 @@ Response ServerCore::Handle(Request&& request, const ConnectionInfo& conn, bool&
   }
 }
 
+void ServerCore::HandleAsync(Request&& request, const ConnectionInfo& conn, Responder respond) {
+  // Exactly once: a throw after `respond` ran must not answer twice.
+  auto responded = std::make_shared<std::atomic<bool>>(false);
+  Responder once = [responded, respond](std::function<Response()> make) {
+    if (!responded->exchange(true)) respond(std::move(make));
+  };
+  try {
+    async_handler_(std::move(request), conn, once);
+  } catch (...) {
+    Log(LogLevel::kError, "handler_exception");
+    once([]() -> Response { throw std::runtime_error("handler_exception"); });
+  }
+}
+
+Response ServerCore::Make(const std::function<Response()>& make, bool& failed) {
+  try {
+    return make();
+  } catch (...) {
+    failed = true;
+    return ErrorResponse(http::status::internal_server_error, "internal error");
+  }
+}
+
 Response ServerCore::ErrorResponse(http::status status, std::string_view message,
                                    std::string_view request_id) {
   if (error_responder_) {
@@ -800,7 +853,12 @@ class HttpsServer::Impl : public ServerCore {
 };
 
 HttpsServer::HttpsServer(ServerOptions options, Handler handler, ErrorResponder error_responder)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler),
+    : impl_(std::make_unique<Impl>(std::move(options), std::move(handler), AsyncHandler(),
+                                   std::move(error_responder))) {}
+
+HttpsServer::HttpsServer(ServerOptions options, AsyncHandler handler,
+                         ErrorResponder error_responder)
+    : impl_(std::make_unique<Impl>(std::move(options), Handler(), std::move(handler),
                                    std::move(error_responder))) {}
 
 HttpsServer::~HttpsServer() = default;

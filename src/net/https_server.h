@@ -43,6 +43,16 @@ struct ConnectionInfo {
 // The response's keep_alive() is honoured (and may be overridden to close the connection).
 using Handler = std::function<Response(Request&& request, const ConnectionInfo& conn)>;
 
+// Completes a request that an AsyncHandler answers later: call it exactly once, from any
+// thread; `make` then runs on the connection's strand and returns the response (an
+// exception escaping it becomes a 500, as with Handler).
+using Responder = std::function<void(std::function<Response()> make)>;
+// Like Handler, but the answer may come after the call returns (the audit trail's fsync,
+// issue 5: the io thread serves other connections meanwhile, so concurrent requests share
+// one group commit). Must not throw after calling `respond`.
+using AsyncHandler =
+    std::function<void(Request&& request, const ConnectionInfo& conn, Responder respond)>;
+
 // Builds transport-level rejections (400 malformed, 413 body too large, 431 headers too
 // large, 501 unsupported transfer coding, 500) so that their bodies and security headers
 // come from the http layer. `message` is client-safe text. The connection is always closed
@@ -73,6 +83,7 @@ struct ServerOptions {
 class HttpsServer {
  public:
   HttpsServer(ServerOptions options, Handler handler, ErrorResponder error_responder);
+  HttpsServer(ServerOptions options, AsyncHandler handler, ErrorResponder error_responder);
   // Stops the server; call Stop() and wait for Run() to return before destroying it.
   ~HttpsServer();
   HttpsServer(const HttpsServer&) = delete;

@@ -504,6 +504,101 @@ TEST_F(AuditLogTest, StalledFsyncMissesDeadlineAndIsNeverAcknowledged) {
   EXPECT_EQ(Events(), (std::vector<std::string>{"event-1", "event-2"}));
 }
 
+// AppendAsync (the server's path: the io thread does not wait for the fsync).
+class AsyncResults {
+ public:
+  AppendCallback Callback(int index) {
+    return [this, index](Result<int64_t> r) {
+      std::lock_guard lock(mu_);
+      results_.emplace_back(index, std::move(r));
+      cv_.notify_all();
+    };
+  }
+  // Waits until `n` callbacks came (at most 5 s).
+  bool WaitFor(size_t n) {
+    std::unique_lock lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(5), [&] { return results_.size() >= n; });
+  }
+  std::vector<std::pair<int, Result<int64_t>>> results() {
+    std::lock_guard lock(mu_);
+    return results_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<int, Result<int64_t>>> results_;
+};
+
+TEST_F(AuditLogTest, AppendAsyncCompletesEachOnceWhenDurableAndSharesFsyncs) {
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty());
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  faults_.StallNextSync();  // the first batch waits, so the rest queue behind it
+  for (int i = 0; i < 20; ++i) {
+    log->AppendAsync("async-" + std::to_string(i), {}, results.Callback(i));
+  }
+  faults_.Release();
+  ASSERT_TRUE(results.WaitFor(20));
+  std::vector<int64_t> seqs(20, 0);
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(seqs[index], 0) << "called twice";
+    seqs[index] = *r;
+  }
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(seqs[i], i + 1);
+  // Group commit: 20 records in fewer fsyncs than records.
+  EXPECT_EQ(log->stats().records, 20u);
+  EXPECT_LT(log->stats().syncs, 20u);
+  log.reset();
+  EXPECT_EQ(results.results().size(), 20u);
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 20);
+}
+
+TEST_F(AuditLogTest, AppendAsyncPastItsDeadlineFailsOnceAndIsNeverAcknowledged) {
+  AuditLogOptions options;
+  options.append_deadline_ms = 200;
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  ASSERT_TRUE(log->Append("event-1").ok());
+  AsyncResults results;
+  faults_.StallNextSync();
+  const auto start = std::chrono::steady_clock::now();
+  log->AppendAsync("stalled-event", {}, results.Callback(0));
+  // The writer is stuck in the fsync: the deadline watcher answers.
+  ASSERT_TRUE(results.WaitFor(1));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - start)
+                           .count();
+  EXPECT_GE(elapsed, 200);
+  EXPECT_LT(elapsed, 3000);
+  const std::vector<std::pair<int, Result<int64_t>>> answered = results.results();
+  ASSERT_EQ(answered.size(), 1u);
+  const Result<int64_t>& failed = answered[0].second;
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(failed.status().message(), "audit trail unavailable");
+  EXPECT_FALSE(log->Healthy());
+  faults_.Release();
+  Result<int64_t> next = log->Append("event-2");
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(*next, 2);
+  log.reset();
+  EXPECT_EQ(results.results().size(), 1u);  // the late batch did not call it again
+  EXPECT_EQ(Events(), (std::vector<std::string>{"event-1", "event-2"}));
+}
+
+TEST_F(AuditLogTest, AppendAsyncRejectsTagsThatAreNotHmacsAtOnce) {
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty());
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  log->AppendAsync("event", {"not-a-tag"}, results.Callback(0));
+  ASSERT_EQ(results.results().size(), 1u);
+  EXPECT_EQ(results.results()[0].second.status().code(), StatusCode::kInvalidArgument);
+}
+
 TEST_F(AuditLogTest, VerifyDetectsFlippedCiphertextByte) {
   WriteRecords(5);
   std::vector<std::string> lines = Lines();

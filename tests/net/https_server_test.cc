@@ -20,15 +20,19 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/log.h"
 #include "net/test_tls_files.h"
@@ -227,6 +231,25 @@ class HttpsServerTest : public ::testing::Test {
     const Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started.message();
     ASSERT_NE(server_->port(), 0);
+    std::promise<void> done;
+    run_done_ = done.get_future();
+    runner_ = std::thread([this, done = std::move(done)]() mutable {
+      server_->Run();
+      done.set_value();
+    });
+  }
+
+  // A server whose requests go to `handler` (asynchronous), on `threads` io threads.
+  void StartAsyncServer(AsyncHandler handler, int threads) {
+    ServerOptions options = BaseOptions();
+    options.threads = threads;
+    server_ = std::make_unique<HttpsServer>(
+        options, std::move(handler),
+        [this](http::status status, std::string_view message, std::string_view request_id) {
+          return RespondError(status, message, request_id);
+        });
+    const Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started.message();
     std::promise<void> done;
     run_done_ = done.get_future();
     runner_ = std::thread([this, done = std::move(done)]() mutable {
@@ -494,6 +517,78 @@ TEST_F(HttpsServerTest, HandlerExceptionBecomes500ViaTheErrorResponder) {
   EXPECT_EQ(response->result(), http::status::internal_server_error);
   EXPECT_EQ((*response)["X-Error-Responder"], "yes");
   EXPECT_EQ(response->body(), "error: internal error");
+  EXPECT_THAT(client.ReadUntilClosed(), IsClosedByPeer());
+}
+
+// --- Asynchronous handlers (issue 5: waiting for an audit record's fsync must not hold an
+// io thread, or concurrent requests could never share one group commit) ----------------
+
+TEST_F(HttpsServerTest, AsyncHandlerAnswersLaterWithoutHoldingTheIoThread) {
+  std::mutex mu;
+  std::condition_variable arrived;
+  std::vector<std::pair<std::string, Responder>> pending;  // guarded by mu
+  StartAsyncServer(
+      [&](Request&& request, const ConnectionInfo&, Responder respond) {
+        std::lock_guard lock(mu);
+        pending.emplace_back(std::string(request.target()), std::move(respond));
+        arrived.notify_all();
+      },
+      /*threads=*/1);
+  // One io thread: the second and third requests are read only because the first
+  // handler call returned without an answer.
+  std::vector<std::unique_ptr<TestClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<TestClient>(port()));
+    clients.back()->Open();
+    ASSERT_FALSE(clients.back()->Write(Get("/r" + std::to_string(i))));
+  }
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(arrived.wait_for(lock, kClientTimeout, [&] { return pending.size() == 3; }));
+  }
+  // Answered from this thread (not an io thread), newest first.
+  for (size_t i = pending.size(); i-- > 0;) {
+    pending[i].second([target = pending[i].first] {
+      Response response{http::status::ok, 11};
+      response.body() = "answer " + target;
+      response.keep_alive(true);
+      return response;
+    });
+  }
+  for (int i = 0; i < 3; ++i) {
+    auto response = clients[i]->ReadResponse();
+    ASSERT_TRUE(response) << clients[i]->last_error().message();
+    EXPECT_EQ(response->result(), http::status::ok);
+    EXPECT_EQ(response->body(), "answer /r" + std::to_string(i));
+    EXPECT_TRUE(response->keep_alive());
+  }
+}
+
+TEST_F(HttpsServerTest, AsyncHandlerThatThrowsBeforeAnsweringGets500) {
+  StartAsyncServer([](Request&&, const ConnectionInfo&,
+                      Responder) -> void { throw std::runtime_error("handler failure"); },
+                   2);
+  TestClient client(port());
+  client.Open();
+  auto response = client.RoundTrip(Get("/"));
+  ASSERT_TRUE(response) << client.last_error().message();
+  EXPECT_EQ(response->result(), http::status::internal_server_error);
+  EXPECT_EQ(response->body(), "error: internal error");
+  EXPECT_THAT(client.ReadUntilClosed(), IsClosedByPeer());
+}
+
+TEST_F(HttpsServerTest, AsyncAnswerThatThrowsGets500AndASecondAnswerIsIgnored) {
+  StartAsyncServer(
+      [](Request&&, const ConnectionInfo&, Responder respond) {
+        respond([]() -> Response { throw std::runtime_error("make failure"); });
+        respond([] { return Response{http::status::ok, 11}; });  // never sent
+      },
+      2);
+  TestClient client(port());
+  client.Open();
+  auto response = client.RoundTrip(Get("/"));
+  ASSERT_TRUE(response) << client.last_error().message();
+  EXPECT_EQ(response->result(), http::status::internal_server_error);
   EXPECT_THAT(client.ReadUntilClosed(), IsClosedByPeer());
 }
 
@@ -768,7 +863,7 @@ TEST_F(HttpsServerTest, SigtermStopsTheServer) {
 TEST_F(HttpsServerTest, StartNamesTheMissingCertificateFile) {
   ServerOptions options = BaseOptions();
   options.certificate_file = (TestTlsFiles().dir / "no-such-cert.pem").string();
-  HttpsServer server(options, nullptr, nullptr);
+  HttpsServer server(options, Handler(), nullptr);
   const Status status = server.Start();
   EXPECT_EQ(status.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(status.message(), HasSubstr(options.certificate_file));
@@ -778,7 +873,7 @@ TEST_F(HttpsServerTest, StartNamesTheAddressInUse) {
   StartServer();
   ServerOptions options = BaseOptions();
   options.port = port();
-  HttpsServer second(options, nullptr, nullptr);
+  HttpsServer second(options, Handler(), nullptr);
   const Status status = second.Start();
   EXPECT_EQ(status.code(), StatusCode::kUnavailable);
   EXPECT_THAT(status.message(), HasSubstr("127.0.0.1:" + std::to_string(port())));
@@ -787,11 +882,11 @@ TEST_F(HttpsServerTest, StartNamesTheAddressInUse) {
 TEST_F(HttpsServerTest, StartNamesTheInvalidOption) {
   ServerOptions options = BaseOptions();
   options.read_timeout_ms = 0;
-  HttpsServer server(options, nullptr, nullptr);
+  HttpsServer server(options, Handler(), nullptr);
   EXPECT_THAT(server.Start().message(), HasSubstr("limits.read_timeout_ms"));
   options = BaseOptions();
   options.max_connections = 0;
-  HttpsServer no_connections(options, nullptr, nullptr);
+  HttpsServer no_connections(options, Handler(), nullptr);
   EXPECT_THAT(no_connections.Start().message(), HasSubstr("server.max_connections"));
 }
 
