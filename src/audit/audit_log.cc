@@ -445,6 +445,7 @@ struct AuditLog::Impl {
   bool dir_sync_pending = false;      // a new segment's directory entry is not durable yet
   bool checkpoint_failing = false;    // the last checkpoint attempt failed: not healthy
   bool batch_failing = false;         // the last batch failed: not healthy
+  size_t last_batch = 0;              // records in the last batch (group commit delay)
 
   // mu guards queue, stop, every Slot and stats.
   mutable std::mutex mu;
@@ -684,6 +685,11 @@ void AuditLog::Impl::WriterLoop() {
       if (signer != nullptr) WriteCheckpoint(lock);
       return;
     }
+    if (options.commit_delay_us > 0 && last_batch > 1 && !stop) {
+      work_cv.wait_for(lock, std::chrono::microseconds(options.commit_delay_us), [&] {
+        return stop || queue.size() >= static_cast<size_t>(options.max_batch);
+      });
+    }
 
     std::vector<Pending> batch;
     while (!queue.empty() && batch.size() < static_cast<size_t>(options.max_batch)) {
@@ -693,6 +699,7 @@ void AuditLog::Impl::WriterLoop() {
       batch.push_back(std::move(p));
     }
     if (batch.empty()) continue;
+    last_batch = batch.size();
 
     lock.unlock();
     Outcome out = WriteBatch(batch);
@@ -777,7 +784,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
                                                  std::unique_ptr<CheckpointSigner> signer) {
   if (dir == nullptr) return InvalidArgument("audit log needs a directory");
   if (keyring.empty()) return InvalidArgument("audit log needs a keyring with a data key");
-  if (options.segment_bytes <= 0 || options.append_deadline_ms <= 0 || options.max_batch <= 0) {
+  if (options.segment_bytes <= 0 || options.append_deadline_ms <= 0 || options.max_batch <= 0 ||
+      options.commit_delay_us < 0) {
     return InvalidArgument("audit log options must be positive");
   }
   auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options, std::move(signer));

@@ -125,6 +125,10 @@ struct AuditLogOptions {
   int64_t segment_bytes = 64 * 1024 * 1024;
   int64_t append_deadline_ms = 2000;
   int max_batch = 4096;
+  // Group commit under load: when the previous batch held more than one record, the writer
+  // waits up to this long (or until max_batch records) before the next write and fsync, so
+  // that requests being served right now share it. A lone record never waits. 0: never.
+  int64_t commit_delay_us = 0;
 };
 
 struct AuditLogStats {

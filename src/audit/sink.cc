@@ -7,25 +7,42 @@
 
 namespace phigate::audit {
 
+TrailSink::~TrailSink() { std::fill(key_.begin(), key_.end(), '\0'); }
+
+Result<std::pair<std::string, std::vector<std::string>>> TrailSink::Render(const Event& event) {
+  const uint32_t version = keyring_.current_version();
+  std::string key;
+  {
+    std::lock_guard<std::mutex> lock(key_mu_);
+    if (key_version_ != version || key_.empty()) {
+      // A tag key that cannot be derived (an unknown current version: keyring
+      // misconfigured) is a failure to record, so the request fails closed like any other
+      // audit failure.
+      Result<std::string> derived = TagKey(keyring_, version);
+      if (!derived.ok()) return Unavailable("audit trail unavailable");
+      std::fill(key_.begin(), key_.end(), '\0');
+      key_ = std::move(derived).value();
+      key_version_ = version;
+    }
+    key = key_;
+  }
+  std::vector<std::string> tags = EventTags(event, key);
+  std::fill(key.begin(), key.end(), '\0');
+  return std::make_pair(EventJson(event), std::move(tags));
+}
+
 Result<int64_t> TrailSink::Record(const Event& event) {
-  // A tag key that cannot be derived (an unknown current version: keyring misconfigured) is
-  // a failure to record, so the request fails closed like any other audit failure.
-  Result<std::string> key = TagKey(keyring_, keyring_.current_version());
-  if (!key.ok()) return Unavailable("audit trail unavailable");
-  std::vector<std::string> tags = EventTags(event, *key);
-  std::fill(key->begin(), key->end(), '\0');
-  return log_.Append(EventJson(event), std::move(tags));
+  ASSIGN_OR_RETURN(auto rendered, Render(event));
+  return log_.Append(std::move(rendered.first), std::move(rendered.second));
 }
 
 void TrailSink::RecordAsync(const Event& event, AppendCallback done) {
-  Result<std::string> key = TagKey(keyring_, keyring_.current_version());
-  if (!key.ok()) {
-    done(Unavailable("audit trail unavailable"));
+  auto rendered = Render(event);
+  if (!rendered.ok()) {
+    done(rendered.status());
     return;
   }
-  std::vector<std::string> tags = EventTags(event, *key);
-  std::fill(key->begin(), key->end(), '\0');
-  log_.AppendAsync(EventJson(event), std::move(tags), std::move(done));
+  log_.AppendAsync(std::move(rendered->first), std::move(rendered->second), std::move(done));
 }
 
 }  // namespace phigate::audit

@@ -12,6 +12,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <mutex>
+#include <string>
 
 #include "audit/audit_log.h"
 #include "audit/event.h"
@@ -41,10 +43,18 @@ class TrailSink : public AuditSink {
   void RecordAsync(const Event& event, AppendCallback done) override;
   bool Healthy() const override { return log_.Healthy(); }
   AuditLogStats stats() const override { return log_.stats(); }
+  ~TrailSink() override;
 
  private:
+  // The rendered event and its tags under the current version's tag key (derived once per
+  // key version, not per record).
+  Result<std::pair<std::string, std::vector<std::string>>> Render(const Event& event);
+
   AuditLog& log_;
   const crypto::Keyring& keyring_;
+  std::mutex key_mu_;
+  uint32_t key_version_ = 0;  // guarded by key_mu_; 0: none derived yet
+  std::string key_;           // guarded by key_mu_
 };
 
 // Records nothing (benchmark build only).
