@@ -164,7 +164,7 @@ TEST(ConfigTest, AuditKeys) {
   EXPECT_EQ(d.audit.checkpoint_every_records, 1000);
   EXPECT_EQ(d.audit.checkpoint_every_ms, 1000);
   EXPECT_EQ(d.audit.append_deadline_ms, 2000);
-  EXPECT_EQ(d.audit.commit_delay_us, 500);
+  EXPECT_EQ(d.audit.commit_delay_us, 100);
   EXPECT_EQ(d.audit.segment_bytes, 64 * 1024 * 1024);
   EXPECT_EQ(d.audit.retention_days, 2191);
   EXPECT_EQ(d.audit.max_page, 1000);
