@@ -181,6 +181,13 @@ std::string ErrorCodeOf(std::string_view body) {
   return {};
 }
 
+// The audit trail is the auditor's (issue 5 §4): the role by name, on top of what the
+// policy grants, so that a custom policy cannot open the trail to another role.
+bool IsAuditor(const auth::Principal& principal) {
+  return std::find(principal.roles.begin(), principal.roles.end(), "auditor") !=
+         principal.roles.end();
+}
+
 void NoteWho(audit::Event& event, const auth::Principal& principal) {
   if (principal.kind == auth::PrincipalKind::kPerson) event.user_id = principal.subject;
   event.client_id = principal.client_id;
@@ -614,8 +621,8 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   // Only the auditor reads the audit trail (issue 5 §4): not through a compartment,
   // break-glass or a narrowed view.
   if (route.type == "AuditEvent" &&
-      (access.decision.patient_compartment || access.decision.break_glass ||
-       !access.decision.read_mask->all)) {
+      (!IsAuditor(*access.principal) || access.decision.patient_compartment ||
+       access.decision.break_glass || !access.decision.read_mask->all)) {
     return Deny(ctx, PermissionDenied("reading the audit trail needs the auditor role"));
   }
 
@@ -1289,8 +1296,8 @@ net::Response Pipeline::HandleDisclosures(Context& ctx, net::Request& request, c
   if (purpose.empty()) purpose = TrimOws(request["X-Purpose-Of-Use"]);
   policy::Decision review =
       deps_.policy->Evaluate({&principal, "AuditEvent", auth::Interaction::kSearch, purpose});
-  bool allowed =
-      review.allowed && !review.patient_compartment && !review.break_glass && review.read_mask->all;
+  bool allowed = IsAuditor(principal) && review.allowed && !review.patient_compartment &&
+                 !review.break_glass && review.read_mask->all;
   bool auditor = allowed;
   if (!allowed) {
     policy::Decision own =

@@ -375,3 +375,36 @@ test('$disclosures: the patient reads their own accounting, not another patient\
   // Reading the accounting is not itself a disclosure: A's list is unchanged.
   await assertDisclosuresOfA(tokens.auditor, 'auditor, again');
 });
+
+test('a custom policy that grants another role the audit trail does not open it: auditor by name', async () => {
+  const policy = [
+    '[roles.clinician]',
+    'description = "test: a clinician granted everything, the audit trail included"',
+    'purposes = ["TREAT"]',
+    'default_purpose = "TREAT"',
+    'compartment = "none"',
+    '[[roles.clinician.grants]]',
+    'types = ["*"]',
+    'interactions = ["read", "search"]',
+    '',
+  ].join('\n');
+  const own = await startServer({ config: '' });
+  const policyFile = `${own.dataDir}.policy.toml`;
+  await own.stop();
+  const fsp = await import('node:fs/promises');
+  await fsp.writeFile(policyFile, policy, { mode: 0o600 });
+  const custom = await startServer({ dataDir: own.dataDir, config: `[policy]\nfile = "${policyFile}"\n` });
+  try {
+    const customMint = await TokenMint.create(custom);
+    const client = await addClient(custom.dataDir, { name: 'custom', roles: 'clinician' });
+    const token = customMint.system({ clientId: client.client_id, roles: ['clinician'] });
+    for (const target of ['/fhir/AuditEvent', '/fhir/AuditEvent/1', '/fhir/Patient/p1/$disclosures']) {
+      const res = await custom.request('GET', target, { headers: bearer(token) });
+      assertDenied(res, 403, 'forbidden', [], target);
+      assert.equal(issueText(res), target.includes('$disclosures') ? DISCLOSURES_DENIED
+        : 'reading the audit trail needs the auditor role', target);
+    }
+  } finally {
+    await custom.stop();
+  }
+});
