@@ -547,19 +547,34 @@ Result<std::string> TagKey(const crypto::Keyring& keyring, uint32_t version) {
   return key;
 }
 
-std::string Tag(std::string_view key, std::string_view kind, std::string_view value) {
+namespace {
+
+std::string TagData(std::string_view kind, std::string_view value) {
   std::string data;
   data.reserve(kind.size() + 1 + value.size());
   data.append(kind);
   data += '\0';
   data.append(value);
-  return HexEncode(crypto::HmacSha256(key, data).substr(0, kTagBytes));
+  return data;
+}
+
+}  // namespace
+
+std::string Tag(std::string_view key, std::string_view kind, std::string_view value) {
+  return HexEncode(crypto::HmacSha256(key, TagData(kind, value)).substr(0, kTagBytes));
 }
 
 std::vector<std::string> EventTags(const Event& event, std::string_view key) {
+  const crypto::HmacSha256Key prepared(key);
+  return EventTags(event, prepared);
+}
+
+std::vector<std::string> EventTags(const Event& event, const crypto::HmacSha256Key& key) {
   std::vector<std::string> tags;
   auto add = [&](std::string_view kind, std::string_view value) {
-    if (!value.empty()) tags.push_back(Tag(key, kind, value));
+    if (!value.empty()) {
+      tags.push_back(HexEncode(key.Mac(TagData(kind, value)).substr(0, kTagBytes)));
+    }
   };
   add("agent", event.user_id);
   add("agent", event.client_id);

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "crypto/crypto.h"
 #include "crypto/keyring.h"
 
 namespace phigate::audit {
@@ -100,6 +101,8 @@ std::string Tag(std::string_view key, std::string_view kind, std::string_view va
 // of each returned one), "entity-type", "action", "outcome", "purpose", "subtype", "type"
 // (rest/authentication/administration/system), "query-value" (each search parameter value).
 std::vector<std::string> EventTags(const Event& event, std::string_view key);
+// The same with the key prepared once (TrailSink: one per key version).
+std::vector<std::string> EventTags(const Event& event, const crypto::HmacSha256Key& key);
 
 // The values of one search parameter value: split at unescaped commas, "\," unescaped to
 // "," (FHIR search.html#escaping). "query-value" tags cover each part (and the whole value).

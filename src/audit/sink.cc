@@ -7,27 +7,24 @@
 
 namespace phigate::audit {
 
-TrailSink::~TrailSink() { std::fill(key_.begin(), key_.end(), '\0'); }
-
 Result<std::pair<std::string, std::vector<std::string>>> TrailSink::Render(const Event& event) {
   const uint32_t version = keyring_.current_version();
-  std::string key;
+  std::shared_ptr<const crypto::HmacSha256Key> key;
   {
     std::lock_guard<std::mutex> lock(key_mu_);
-    if (key_version_ != version || key_.empty()) {
+    if (key_version_ != version || key_ == nullptr) {
       // A tag key that cannot be derived (an unknown current version: keyring
       // misconfigured) is a failure to record, so the request fails closed like any other
       // audit failure.
       Result<std::string> derived = TagKey(keyring_, version);
       if (!derived.ok()) return Unavailable("audit trail unavailable");
-      std::fill(key_.begin(), key_.end(), '\0');
-      key_ = std::move(derived).value();
+      key_ = std::make_shared<const crypto::HmacSha256Key>(*derived);
+      std::fill(derived->begin(), derived->end(), '\0');
       key_version_ = version;
     }
     key = key_;
   }
-  std::vector<std::string> tags = EventTags(event, key);
-  std::fill(key.begin(), key.end(), '\0');
+  std::vector<std::string> tags = EventTags(event, *key);
   return std::make_pair(EventJson(event), std::move(tags));
 }
 

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -43,7 +44,6 @@ class TrailSink : public AuditSink {
   void RecordAsync(const Event& event, AppendCallback done) override;
   bool Healthy() const override { return log_.Healthy(); }
   AuditLogStats stats() const override { return log_.stats(); }
-  ~TrailSink() override;
 
  private:
   // The rendered event and its tags under the current version's tag key (derived once per
@@ -53,8 +53,8 @@ class TrailSink : public AuditSink {
   AuditLog& log_;
   const crypto::Keyring& keyring_;
   std::mutex key_mu_;
-  uint32_t key_version_ = 0;  // guarded by key_mu_; 0: none derived yet
-  std::string key_;           // guarded by key_mu_
+  uint32_t key_version_ = 0;                          // guarded by key_mu_; 0: none derived yet
+  std::shared_ptr<const crypto::HmacSha256Key> key_;  // guarded by key_mu_
 };
 
 // Records nothing (benchmark build only).

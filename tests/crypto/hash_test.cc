@@ -1,6 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "core/base64.h"
 #include "crypto/crypto.h"
@@ -26,6 +29,33 @@ TEST(Sha256Test, Empty) {
 TEST(HmacSha256Test, Rfc4231Case2) {
   EXPECT_EQ(HexEncode(HmacSha256("Jefe", "what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+}
+
+// The prepared key gives the one-shot function's MACs, for short, block-sized and long
+// (hashed) keys, and for repeated and concurrent use.
+TEST(HmacSha256KeyTest, EqualsOneShotHmacForEveryKeyLength) {
+  for (size_t key_size : {size_t{0}, size_t{4}, size_t{32}, size_t{64}, size_t{65}, size_t{131}}) {
+    const std::string key(key_size, static_cast<char>(0xaa));
+    HmacSha256Key prepared(key);
+    for (std::string data :
+         {std::string(), std::string("what do ya want for nothing?"), std::string(1000, 'x')}) {
+      EXPECT_EQ(prepared.Mac(data), HmacSha256(key, data)) << key_size;
+      EXPECT_EQ(prepared.Mac(data), HmacSha256(key, data)) << "again " << key_size;
+    }
+  }
+  EXPECT_EQ(HexEncode(HmacSha256Key("Jefe").Mac("what do ya want for nothing?")),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  HmacSha256Key shared("k");
+  const std::string expected = HmacSha256("k", "m");
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 500; ++i) mismatches += shared.Mac("m") != expected;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(HmacSha256Test, EmptyKeyIsAllowed) { EXPECT_EQ(HmacSha256("", "data").size(), 32u); }
