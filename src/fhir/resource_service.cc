@@ -97,12 +97,9 @@ Result<std::string> ResourceService::OpenVersion(const storage::VersionRecord& r
   return plain;
 }
 
-Result<RestResult> ResourceService::WriteVersion(std::string_view type, std::string_view id,
-                                                 std::string_view body,
-                                                 const json::object& resource,
-                                                 int64_t expected_version, int status,
-                                                 std::string_view base_url,
-                                                 const WriteGuard& guard) {
+Result<RestResult> ResourceService::WriteVersion(
+    std::string_view type, std::string_view id, std::string_view body, const json::object& resource,
+    int64_t expected_version, int status, std::string_view base_url, const WriteGuard& guard) {
   const int64_t version = expected_version + 1;
   const int64_t now = clock_.NowMillis();
 

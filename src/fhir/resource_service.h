@@ -56,8 +56,8 @@ class ResourceService {
   // POST [base]/[type]: the server assigns the id; a client id in the body is ignored.
   // `body` is the request's JSON text: it is parsed and validated here, and every element
   // but id and meta is stored exactly as sent (see json_text.h).
-  Result<RestResult> Create(std::string_view type, std::string_view body,
-                            std::string_view base_url, const WriteGuard& guard = {});
+  Result<RestResult> Create(std::string_view type, std::string_view body, std::string_view base_url,
+                            const WriteGuard& guard = {});
   // GET [base]/[type]/[id]: 404 if never existed, 410 if deleted.
   Result<RestResult> Read(std::string_view type, std::string_view id);
   // GET [base]/[type]/[id]/_history/[vid].
