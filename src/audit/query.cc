@@ -11,6 +11,7 @@
 
 #include "audit/event.h"
 #include "core/clock.h"
+#include "core/html.h"
 
 namespace phigate::audit {
 
@@ -447,35 +448,11 @@ std::optional<Disclosure> AsDisclosure(std::string_view json, std::string_view p
   return row;
 }
 
-void AppendXhtmlEscaped(std::string& out, std::string_view text) {
-  for (char c : text) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&#39;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 std::string SummaryXhtml(std::string_view patient_id, int64_t start_ms, int64_t end_ms,
                          const std::vector<Disclosure>& rows) {
   std::string div =
       "<div xmlns=\"http://www.w3.org/1999/xhtml\"><p>Accounting of disclosures for Patient/";
-  AppendXhtmlEscaped(div, patient_id);
+  div += HtmlEscape(patient_id);
   if (start_ms >= 0 && start_ms < kYear10000Ms && end_ms >= 0 && end_ms <= kYear10000Ms) {
     div += " from " + FormatInstant(start_ms) + " to " + FormatInstant(end_ms);
   }
@@ -492,7 +469,7 @@ std::string SummaryXhtml(std::string_view patient_id, int64_t start_ms, int64_t 
     for (const std::string* cell :
          {&row.date, &row.recipient, &row.counterparty, &row.what, &row.purpose}) {
       div += "<td>";
-      AppendXhtmlEscaped(div, *cell);
+      div += HtmlEscape(*cell);
       div += "</td>";
     }
     div += "</tr>";

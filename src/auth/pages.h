@@ -16,12 +16,9 @@
 #include <string_view>
 
 #include "auth/endpoint.h"
+#include "core/html.h"  // HtmlEscape
 
 namespace phigate::auth {
-
-// &, <, >, " and ' as character references (HTML Living Standard §13.1.4: safe in text
-// and in double- or single-quoted attribute values).
-std::string HtmlEscape(std::string_view text);
 
 // The Content-Security-Policy of a page. `app_origin` (scheme://host[:port] of the app's
 // redirect_uri) is added to form-action on login pages, because Chrome applies
