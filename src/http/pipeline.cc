@@ -351,14 +351,6 @@ std::shared_ptr<Pipeline::InFlight> Pipeline::Begin(net::Request& request,
   return f;
 }
 
-net::Response Pipeline::Handle(net::Request&& request, const net::ConnectionInfo& conn) {
-  std::shared_ptr<InFlight> f = Begin(request, conn);
-  // 3. Audit (issue 5 §2): nothing leaves before its record is durable; if the trail cannot
-  // take it, the answer is a 503 without PHI.
-  f->res = Audit(f->ctx, std::move(f->res));
-  return Finish(*f);
-}
-
 void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& conn,
                            net::Responder respond) {
   std::shared_ptr<InFlight> f = Begin(request, conn);
@@ -367,8 +359,10 @@ void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& co
     respond([this, f] { return Finish(*f); });
     return;
   }
-  // 3. Audit, as in Handle, without holding the io thread: the record joins the trail's
-  // next group commit, and the response is finished once it is durable (or has failed).
+  // 3. Audit (issue 5 §2): nothing leaves before its record is durable; if the trail cannot
+  // take it, the answer is a 503 without PHI. The io thread is not held meanwhile: the
+  // record joins the trail's next group commit, and the response is finished once it is
+  // durable (or has failed).
   CompleteEvent(f->ctx, status, f->res.body());
   deps_.audit->RecordAsync(f->ctx.event, [this, f, respond](Result<int64_t> recorded) {
     const bool ok = recorded.ok();
@@ -1195,13 +1189,6 @@ Status Pipeline::RecordEvent(Context& ctx, int status, std::string_view body) {
   Result<int64_t> recorded = deps_.audit->Record(ctx.event);
   if (!recorded.ok()) return Unavailable(std::string(kAuditUnavailable));
   return Status::Ok();
-}
-
-net::Response Pipeline::Audit(Context& ctx, net::Response res) {
-  const int status = static_cast<int>(res.result_int());
-  if (!NeedsRecord(ctx, status)) return res;
-  if (RecordEvent(ctx, status, res.body()).ok()) return res;
-  return AuditUnavailable(ctx);
 }
 
 net::Response Pipeline::AuditUnavailable(Context& ctx) {

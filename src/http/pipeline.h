@@ -1,4 +1,4 @@
-// Pipeline: the request pipeline of DESIGN.md, in one function (Pipeline::Handle) with a
+// Pipeline: the request pipeline of DESIGN.md, in one function (Pipeline::HandleAsync) with a
 // comment per stage: request id -> target checks and routing -> content negotiation ->
 // authenticate -> authorize (scopes) -> handle (fhir/) -> respond with security headers
 // -> PHI-free access log. Authorization (issue 4) = BAA gate -> policy decision (roles ∩
@@ -57,9 +57,8 @@ class Pipeline {
  public:
   explicit Pipeline(PipelineDeps deps);
 
-  net::Response Handle(net::Request&& request, const net::ConnectionInfo& conn);
-  // The same, for net::AsyncHandler: the response is handed to `respond` once its audit
-  // record is durable, so waiting for the fsync does not hold an io thread.
+  // For net::AsyncHandler: the response is handed to `respond` once its audit record is
+  // durable, so waiting for the fsync does not hold an io thread.
   void HandleAsync(net::Request&& request, const net::ConnectionInfo& conn, net::Responder respond);
   // Transport-level rejections from net/ (413, 431, 400, 500), with the same headers.
   // `request_id` is the client's X-Request-Id if the header was read; echoed if well formed.
@@ -69,7 +68,7 @@ class Pipeline {
  private:
   struct Context;
   struct InFlight;
-  // Steps 1-2 (request id, dispatch) and 4-5 (headers, access log) of Handle.
+  // Steps 1-2 (request id, dispatch) and 4-5 (headers, access log) of HandleAsync.
   std::shared_ptr<InFlight> Begin(net::Request& request, const net::ConnectionInfo& conn);
   net::Response Finish(InFlight& f);
   net::Response Dispatch(Context& ctx, net::Request& request, const net::ConnectionInfo& conn);
@@ -80,8 +79,6 @@ class Pipeline {
   Result<std::shared_ptr<const auth::Principal>> Authenticate(Context& ctx, net::Request& request,
                                                               bool token_in_query);
   net::Response Deny(Context& ctx, Status status);
-  // The audit stage: makes the request's record durable, or replaces `res` with a 503.
-  net::Response Audit(Context& ctx, net::Response res);
   // Whether a response of `status` still needs its record.
   bool NeedsRecord(const Context& ctx, int status) const;
   // Completes ctx's event for a response of `status` (and `body`, for its error code).

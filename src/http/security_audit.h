@@ -1,5 +1,5 @@
 // SecurityAudit: routes the authentication layer's security events (auth/security_events.h)
-// into the audit trail (issue 5 §1). During a request, Pipeline::Handle opens a
+// into the audit trail (issue 5 §1). During a request, Pipeline::HandleAsync opens a
 // SecurityEventScope on its thread, and every event emitted while serving it joins that
 // request's one audit record (which is durable before the response leaves, or the request
 // fails closed). An event emitted outside any request (a command, a background task) is
