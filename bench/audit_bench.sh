@@ -12,8 +12,8 @@
 # Env: PHIGATE_BENCH_BUILD (default build-bench), PHIGATE_BENCH_NOAUDIT_BUILD (default
 # build-bench-noaudit), WRK_THREADS (default 2), AUDIT_BENCH_DIR (where the data dirs go,
 # default /tmp: the audited server's fsyncs hit that file system), SERVER_THREADS (both
-# servers' [server] threads; default 0 = the server's default), AUDIT_COMMIT_DELAY_US
-# ([audit] commit_delay_us, default 100).
+# servers' [server] threads; default 0 = the server's default), AUDIT_COMMIT_INTERVAL_US
+# ([audit] commit_interval_us, default 1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -47,8 +47,8 @@ for kind in audited unaudited; do
   bin="./$BUILD/phigate"
   [ "$kind" = unaudited ] && bin="./$NOAUDIT_BUILD/phigate"
   port[$kind]=$(free_port)
-  printf '[server]\nthreads = %s\n[audit]\ncommit_delay_us = %s\n' "${SERVER_THREADS:-0}" \
-    "${AUDIT_COMMIT_DELAY_US:-100}" >"$work/$kind.toml"
+  printf '[server]\nthreads = %s\n[audit]\ncommit_interval_us = %s\n' "${SERVER_THREADS:-0}" \
+    "${AUDIT_COMMIT_INTERVAL_US:-1000}" >"$work/$kind.toml"
   "$bin" serve --config "$work/$kind.toml" --data-dir "$work/$kind" --listen "127.0.0.1:${port[$kind]}" \
     >"$work/$kind.stdout" 2>"$work/$kind.stderr" &
   pid[$kind]=$!

@@ -35,6 +35,7 @@
 #include "audit/checkpoints.h"
 #include "audit/event.h"
 #include "audit/line_parser.h"
+#include "audit/query.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -276,19 +277,6 @@ std::atomic<bool> stop_requested{false};
 
 extern "C" void OnStopSignal(int) { stop_requested.store(true); }
 
-// The record's AuditEvent with "id":"<seq>" as its second member, as GET
-// /fhir/AuditEvent/{seq} returns it (EventJson always starts with the resourceType).
-std::string WithId(std::string json, int64_t seq) {
-  static constexpr std::string_view kHead = "{\"resourceType\":\"AuditEvent\"";
-  const std::string id = "\"id\":\"" + std::to_string(seq) + "\"";
-  if (json.compare(0, kHead.size(), kHead) == 0) {
-    json.insert(kHead.size(), "," + id);
-  } else if (json.size() >= 2 && json[0] == '{') {
-    json.insert(1, json[1] == '}' ? id : id + ",");
-  }
-  return json;
-}
-
 // RFC 5424 §6.2.4: the HOSTNAME is printable US-ASCII without spaces, "-" when unknown.
 std::string SyslogHostname() {
   std::array<char, 256> name{};
@@ -331,13 +319,14 @@ class Exporter {
       if (r.seq > durable) return false;
       last_seq_ = r.seq;
       if (r.time_ms < since_ms_ || r.time_ms >= until_ms_) return true;
-      Result<std::string> json = audit::OpenRecord(r.line, keyring_);
-      if (!json.ok()) {
+      Result<audit::Event> event = audit::OpenEvent(r.line, keyring_);
+      if (!event.ok()) {
         failure = Internal("record " + std::to_string(r.seq) +
                            " cannot be opened: run phigate audit verify");
         return false;
       }
-      AppendLine(out, r, WithId(std::move(json).value(), r.seq));
+      // As GET /fhir/AuditEvent/{seq} returns it.
+      AppendLine(out, r, audit::EventJson(*event, std::to_string(r.seq)));
       // Flush in chunks so that a large export needs little memory.
       if (out.size() >= (1 << 20)) Flush(out);
       return true;

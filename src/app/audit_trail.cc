@@ -33,7 +33,7 @@ AuditTrail OpenAuditTrail(const Config& config, const crypto::Keyring& keyring, 
   audit::AuditLogOptions options;
   options.segment_bytes = config.audit.segment_bytes;
   options.append_deadline_ms = config.audit.append_deadline_ms;
-  options.commit_delay_us = config.audit.commit_delay_us;
+  options.commit_interval_us = config.audit.commit_interval_us;
   std::unique_ptr<audit::CheckpointSigner> signer;
   if (use == AuditTrailUse::kServe) {
     auto key = audit::LoadOrCreateAuditSigningKey(config.keys.audit_signing_key_file);

@@ -418,6 +418,10 @@ struct AuditLog::Impl {
   // Releases the writers' lock unless bytes that are not durable remain in a file.
   void ReleaseTail();
   void WriterLoop();
+  // After queueing (under mu): notifies the writer if it waits for work or the queue is full.
+  void WakeWriter() {
+    if (writer_idle || queue.size() >= static_cast<size_t>(options.max_batch)) work_cv.notify_one();
+  }
   // Fails the AppendAsync slots whose deadline passed (a stalled disk blocks the writer,
   // so the writer cannot be the one to give up on them).
   void WatcherLoop();
@@ -445,7 +449,8 @@ struct AuditLog::Impl {
   bool dir_sync_pending = false;      // a new segment's directory entry is not durable yet
   bool checkpoint_failing = false;    // the last checkpoint attempt failed: not healthy
   bool batch_failing = false;         // the last batch failed: not healthy
-  size_t last_batch = 0;              // records in the last batch (group commit delay)
+  size_t last_batch = 0;              // records in the last batch (group commit interval)
+  std::chrono::steady_clock::time_point last_write;  // when the last batch's write began
 
   // mu guards queue, stop, every Slot and stats.
   mutable std::mutex mu;
@@ -453,6 +458,10 @@ struct AuditLog::Impl {
   std::condition_variable done_cv;  // Appends wait for their slot
   std::deque<Pending> queue;
   bool stop = false;
+  // The writer waits for work (not in the group commit interval): an Append must wake it.
+  // Otherwise Appends do not notify (a wake-up per record would cost more than the record),
+  // unless the queue reached max_batch.
+  bool writer_idle = false;
   AuditLogStats stats;
   std::atomic<bool> healthy{true};
   std::thread writer;
@@ -672,12 +681,17 @@ void AuditLog::Impl::WriterLoop() {
       // periodically rather than missed.
       // Capped so a huge every_ms never overflows the steady-clock deadline.
       int64_t wait_ms = std::min<int64_t>(signer->MillisUntilDue(clock.NowMillis()), 60'000);
-      if (!work_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), has_work)) {
+      writer_idle = true;
+      const bool woke = work_cv.wait_for(lock, std::chrono::milliseconds(wait_ms), has_work);
+      writer_idle = false;
+      if (!woke) {
         if (signer->Due(next_seq - 1, clock.NowMillis())) WriteCheckpoint(lock);
         continue;
       }
     } else {
+      writer_idle = true;
       work_cv.wait(lock, has_work);
+      writer_idle = false;
     }
     if (queue.empty()) {
       // stop, and every pending Append completed: a last checkpoint covers the tail,
@@ -685,10 +699,12 @@ void AuditLog::Impl::WriterLoop() {
       if (signer != nullptr) WriteCheckpoint(lock);
       return;
     }
-    if (options.commit_delay_us > 0 && last_batch > 1 && !stop) {
-      work_cv.wait_for(lock, std::chrono::microseconds(options.commit_delay_us), [&] {
-        return stop || queue.size() >= static_cast<size_t>(options.max_batch);
-      });
+    if (options.commit_interval_us > 0 && last_batch > 1 && !stop) {
+      // Under load, batches start at most one per interval: the records that arrive
+      // meanwhile share the next fsync (an fsync costs the same for one record or many).
+      work_cv.wait_until(
+          lock, last_write + std::chrono::microseconds(options.commit_interval_us),
+          [&] { return stop || queue.size() >= static_cast<size_t>(options.max_batch); });
     }
 
     std::vector<Pending> batch;
@@ -700,6 +716,7 @@ void AuditLog::Impl::WriterLoop() {
     }
     if (batch.empty()) continue;
     last_batch = batch.size();
+    last_write = std::chrono::steady_clock::now();
 
     lock.unlock();
     Outcome out = WriteBatch(batch);
@@ -785,7 +802,7 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(std::unique_ptr<Directory> dir,
   if (dir == nullptr) return InvalidArgument("audit log needs a directory");
   if (keyring.empty()) return InvalidArgument("audit log needs a keyring with a data key");
   if (options.segment_bytes <= 0 || options.append_deadline_ms <= 0 || options.max_batch <= 0 ||
-      options.commit_delay_us < 0) {
+      options.commit_interval_us < 0) {
     return InvalidArgument("audit log options must be positive");
   }
   auto impl = std::make_unique<Impl>(std::move(dir), keyring, clock, options, std::move(signer));
@@ -833,7 +850,7 @@ Result<int64_t> AuditLog::Append(std::string event_json, std::vector<std::string
   auto slot = std::make_shared<Impl::Slot>();
   std::unique_lock<std::mutex> lock(impl_->mu);
   impl_->queue.push_back({std::move(event_json), std::move(tags), slot});
-  impl_->work_cv.notify_one();
+  impl_->WakeWriter();
   if (!impl_->done_cv.wait_until(lock, deadline, [&] { return slot->done; })) {
     slot->abandoned = true;
     impl_->healthy = false;
@@ -858,7 +875,7 @@ void AuditLog::AppendAsync(std::string event_json, std::vector<std::string> tags
   const bool watcher_idle = impl_->async_slots.empty();
   impl_->async_slots.push_back(slot);
   impl_->queue.push_back({std::move(event_json), std::move(tags), std::move(slot)});
-  impl_->work_cv.notify_one();
+  impl_->WakeWriter();
   if (watcher_idle) impl_->watcher_cv.notify_one();
 }
 

@@ -125,10 +125,12 @@ struct AuditLogOptions {
   int64_t segment_bytes = 64 * 1024 * 1024;
   int64_t append_deadline_ms = 2000;
   int max_batch = 4096;
-  // Group commit under load: when the previous batch held more than one record, the writer
-  // waits up to this long (or until max_batch records) before the next write and fsync, so
-  // that requests being served right now share it. A lone record never waits. 0: never.
-  int64_t commit_delay_us = 0;
+  // Group commit under load: when the previous batch held more than one record, the next
+  // batch's write and fsync begin no sooner than this long after the previous one's (or once
+  // max_batch records wait), so that at most one fsync per interval serves every request
+  // meanwhile. After a lone record (no load), the next record is written at once. 0: never
+  // wait.
+  int64_t commit_interval_us = 0;
 };
 
 struct AuditLogStats {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 
 #include "core/base64.h"
 #include "core/clock.h"
@@ -515,12 +516,13 @@ std::string_view OutcomeCode(const Event& event) {
   return "8";
 }
 
-std::string EventJson(const Event& event) {
+std::string EventJson(const Event& event, std::string_view id) {
   std::string out;
   out.reserve(4096);  // a full event is ~2.5 KB: one allocation
   Writer w(out);
   w.BeginObject();
   w.String("resourceType", "AuditEvent");
+  w.StringIfSet("id", id);
   WriteExtensions(w, event);
   WriteType(w, event);
   w.String("action", std::string_view(&event.action, 1));
@@ -564,6 +566,213 @@ std::string Tag(std::string_view key, std::string_view kind, std::string_view va
   return HexEncode(crypto::HmacSha256(key, TagData(kind, value)).substr(0, kTagBytes));
 }
 
+// ---- the record form ----
+
+namespace {
+
+constexpr char kEventFormat = 1;
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out += static_cast<char>((v & 0x7F) | 0x80);
+    v >>= 7;
+  }
+  out += static_cast<char>(v);
+}
+
+void PutInt(std::string& out, int64_t v) { PutVarint(out, static_cast<uint64_t>(v)); }
+
+void PutString(std::string& out, std::string_view text) {
+  PutVarint(out, text.size());
+  out += text;
+}
+
+void PutStrings(std::string& out, const std::vector<std::string>& list) {
+  PutVarint(out, list.size());
+  for (const std::string& text : list) PutString(out, text);
+}
+
+// Reads what the Put functions wrote; the first failure sticks (ok false).
+struct Reader {
+  std::string_view in;
+  size_t pos = 0;
+  bool ok = true;
+
+  // Only the encoding PutVarint writes is accepted (one encoding per value): no zero last
+  // byte after the first, nothing past bit 63.
+  uint64_t Varint() {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+      if (pos >= in.size()) break;
+      const auto byte = static_cast<unsigned char>(in[pos++]);
+      if (shift == 63 && byte > 1) break;
+      v |= static_cast<uint64_t>(byte & 0x7F) << shift;
+      if ((byte & 0x80) == 0) {
+        if (byte == 0 && shift > 0) break;
+        return v;
+      }
+    }
+    ok = false;
+    return 0;
+  }
+  int64_t Int() { return static_cast<int64_t>(Varint()); }
+  std::string String() {
+    const uint64_t n = Varint();
+    if (!ok || n > in.size() - pos) {
+      ok = false;
+      return {};
+    }
+    std::string text(in.substr(pos, n));
+    pos += n;
+    return text;
+  }
+  // A list's length, bounded by the bytes left (every element takes at least one).
+  size_t Count() {
+    const uint64_t n = Varint();
+    if (!ok || n > in.size() - pos) {
+      ok = false;
+      return 0;
+    }
+    return n;
+  }
+  std::vector<std::string> Strings() {
+    std::vector<std::string> list(Count());
+    for (std::string& text : list) text = String();
+    return list;
+  }
+};
+
+}  // namespace
+
+std::string EncodeEvent(const Event& e) {
+  std::string out;
+  size_t estimate = 64;
+  for (const std::string* text :
+       {&e.subtype, &e.user_id, &e.client_id, &e.address, &e.user_agent, &e.baa_counterparty,
+        &e.method, &e.route, &e.resource_type, &e.resource_id, &e.purpose, &e.break_glass_reason,
+        &e.break_glass_grant, &e.outcome_code, &e.denial, &e.request_id, &e.detail}) {
+    estimate += text->size() + 1;
+  }
+  for (const auto* list : {&e.roles, &e.patients, &e.returned}) {
+    for (const std::string& text : *list) estimate += text.size() + 1;
+  }
+  out.reserve(estimate);
+  out += kEventFormat;
+  PutVarint(out, static_cast<uint64_t>(e.kind));
+  PutString(out, e.subtype);
+  out += e.action;
+  PutInt(out, e.time_ms);
+  PutString(out, e.user_id);
+  PutString(out, e.client_id);
+  PutStrings(out, e.roles);
+  PutString(out, e.address);
+  PutString(out, e.user_agent);
+  PutString(out, e.baa_counterparty);
+  PutString(out, e.method);
+  PutString(out, e.route);
+  PutString(out, e.resource_type);
+  PutString(out, e.resource_id);
+  PutInt(out, e.version);
+  PutStrings(out, e.patients);
+  PutStrings(out, e.returned);
+  PutVarint(out, e.query.size());
+  for (const auto& [name, value] : e.query) {
+    PutString(out, name);
+    PutString(out, value);
+  }
+  PutString(out, e.purpose);
+  PutString(out, e.break_glass_reason);
+  PutString(out, e.break_glass_grant);
+  PutInt(out, e.status);
+  PutString(out, e.outcome_code);
+  PutString(out, e.denial);
+  PutString(out, e.request_id);
+  PutVarint(out, e.security.size());
+  for (const SecurityDetail& d : e.security) {
+    PutString(out, d.name);
+    PutString(out, d.user_id);
+    PutString(out, d.client_id);
+    PutString(out, d.reason);
+  }
+  PutString(out, e.detail);
+  return out;
+}
+
+Result<Event> DecodeEvent(std::string_view bytes) {
+  Reader r{bytes};
+  Event e;
+  if (bytes.empty() || bytes[0] != kEventFormat) return InvalidArgument("malformed audit event");
+  r.pos = 1;
+  const uint64_t kind = r.Varint();
+  if (kind > static_cast<uint64_t>(EventKind::kSystem)) r.ok = false;
+  e.kind = static_cast<EventKind>(kind);
+  e.subtype = r.String();
+  if (r.pos < bytes.size()) {
+    e.action = bytes[r.pos++];
+  } else {
+    r.ok = false;
+  }
+  e.time_ms = r.Int();
+  e.user_id = r.String();
+  e.client_id = r.String();
+  e.roles = r.Strings();
+  e.address = r.String();
+  e.user_agent = r.String();
+  e.baa_counterparty = r.String();
+  e.method = r.String();
+  e.route = r.String();
+  e.resource_type = r.String();
+  e.resource_id = r.String();
+  e.version = r.Int();
+  e.patients = r.Strings();
+  e.returned = r.Strings();
+  e.query.resize(r.Count());
+  for (auto& [name, value] : e.query) {
+    name = r.String();
+    value = r.String();
+  }
+  e.purpose = r.String();
+  e.break_glass_reason = r.String();
+  e.break_glass_grant = r.String();
+  const int64_t status = r.Int();
+  if (status < std::numeric_limits<int>::min() || status > std::numeric_limits<int>::max()) {
+    r.ok = false;
+  }
+  e.status = static_cast<int>(status);
+  e.outcome_code = r.String();
+  e.denial = r.String();
+  e.request_id = r.String();
+  e.security.resize(r.Count());
+  for (SecurityDetail& d : e.security) {
+    d.name = r.String();
+    d.user_id = r.String();
+    d.client_id = r.String();
+    d.reason = r.String();
+  }
+  e.detail = r.String();
+  if (!r.ok || r.pos != bytes.size()) return InvalidArgument("malformed audit event");
+  return e;
+}
+
+bool IsTaggedKind(std::string_view kind) {
+  return kind == "agent" || kind == "patient" || kind == "entity" || kind == "query-value";
+}
+
+bool EventHas(const Event& event, std::string_view kind, std::string_view value) {
+  if (kind == "entity-type") {
+    if (!event.resource_type.empty() && event.resource_type == value) return true;
+    return std::any_of(event.returned.begin(), event.returned.end(), [&](const std::string& r) {
+      return std::string_view(r).substr(0, r.find('/')) == value;
+    });
+  }
+  if (kind == "action") return value.size() == 1 && value[0] == event.action;
+  if (kind == "outcome") return OutcomeCode(event) == value;
+  if (kind == "purpose") return !event.purpose.empty() && event.purpose == value;
+  if (kind == "subtype") return !event.subtype.empty() && event.subtype == value;
+  if (kind == "type") return KindName(event.kind) == value;
+  return false;
+}
+
 std::vector<std::string> EventTags(const Event& event, std::string_view key) {
   const crypto::HmacSha256Key prepared(key);
   return EventTags(event, prepared);
@@ -583,19 +792,10 @@ std::vector<std::string> EventTags(const Event& event, const crypto::HmacSha256K
     add("agent", detail.client_id);
   }
   for (const std::string& patient : event.patients) add("patient", patient);
-  if (!event.resource_type.empty()) {
-    add("entity-type", event.resource_type);
-    if (!event.resource_id.empty()) add("entity", event.resource_type + "/" + event.resource_id);
+  if (!event.resource_type.empty() && !event.resource_id.empty()) {
+    add("entity", event.resource_type + "/" + event.resource_id);
   }
-  for (const std::string& returned : event.returned) {
-    add("entity", returned);
-    add("entity-type", std::string_view(returned).substr(0, returned.find('/')));
-  }
-  add("action", std::string_view(&event.action, 1));
-  add("outcome", OutcomeCode(event));
-  add("purpose", event.purpose);
-  add("subtype", event.subtype);
-  add("type", KindName(event.kind));
+  for (const std::string& returned : event.returned) add("entity", returned);
   for (const auto& [name, value] : event.query) {
     add("query-value", value);
     if (value.find(',') != std::string::npos) {

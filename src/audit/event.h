@@ -87,22 +87,43 @@ struct Event {
 // 8 serious failure (5xx). Commands: 0, or 8 when outcome_code is set.
 std::string_view OutcomeCode(const Event& event);
 
-// The AuditEvent JSON (minified, no id). See docs/audit.md for the element mapping.
-std::string EventJson(const Event& event);
+// The AuditEvent JSON (minified; `id` the record's seq once stored, none if empty). See
+// docs/audit.md for the element mapping.
+std::string EventJson(const Event& event, std::string_view id = {});
+
+// The record form of an event, what the trail seals (encrypts) into a record: a compact
+// binary encoding (format 1: a format byte, then every field in declaration order; integers
+// as LEB128 varints, strings and lists length-prefixed), lossless for any bytes. The
+// AuditEvent JSON is rendered from it when a record is read (EventJson(DecodeEvent(...))),
+// so that writing a record, on every request's path, costs a fraction of rendering it.
+std::string EncodeEvent(const Event& event);
+// kInvalidArgument "malformed audit event" for anything EncodeEvent did not produce
+// (truncated, trailing bytes, an unknown format or kind).
+Result<Event> DecodeEvent(std::string_view bytes);
 
 // The HMAC key of the lookup tags for keyring version `version`: HKDF of that version's
 // audit subkey, info "phigate-audit-tag-1".
 Result<std::string> TagKey(const crypto::Keyring& keyring, uint32_t version);
 // One tag: lower-case hex of the first 16 bytes of HMAC-SHA256(key, kind "\0" value).
 std::string Tag(std::string_view key, std::string_view kind, std::string_view value);
-// The tags of `event` under `key`, sorted and without duplicates. Kinds (the search
-// parameters of GET /fhir/AuditEvent): "agent" (user_id, client_id, and those of each
-// security detail), "patient" (each patient id), "entity" ("Type/id" of the resource and
-// of each returned one), "entity-type", "action", "outcome", "purpose", "subtype", "type"
-// (rest/authentication/administration/system), "query-value" (each search parameter value).
+// The tags of `event` under `key`, sorted and without duplicates. Kinds (search parameters
+// of GET /fhir/AuditEvent whose values identify someone or something): "agent" (user_id,
+// client_id, and those of each security detail), "patient" (each patient id), "entity"
+// ("Type/id" of the resource and of each returned one), "query-value" (each search parameter
+// value). The other parameters (entity-type, action, outcome, purpose, subtype, type) take
+// one of a few values each: a tag would only tell which records share one, so they are
+// matched on the opened event instead (EventHas).
 std::vector<std::string> EventTags(const Event& event, std::string_view key);
 // The same with the key prepared once (TrailSink: one per key version).
 std::vector<std::string> EventTags(const Event& event, const crypto::HmacSha256Key& key);
+
+// Whether search parameter `kind` is matched by tag (IsTaggedKind: agent, patient, entity,
+// query-value) or on the opened event (EventHas: entity-type, action, outcome, purpose,
+// subtype, type), and whether `event` has `value` for such a kind: entity-type the resource
+// type or that of a returned resource; outcome OutcomeCode; type the EventKind's name
+// (rest, authentication, administration, system). False for a tagged or unknown kind.
+bool IsTaggedKind(std::string_view kind);
+bool EventHas(const Event& event, std::string_view kind, std::string_view value);
 
 // The values of one search parameter value: split at unescaped commas, "\," unescaped to
 // "," (FHIR search.html#escaping). "query-value" tags cover each part (and the whole value).

@@ -209,32 +209,43 @@ bool IsTagParam(std::string_view name) {
 
 // ---- reading ----
 
-// Each criteria group as the sorted tags of its values under every keyring version: a record
-// carries the tags of the version current when it was written.
-using TagGroups = std::vector<std::vector<std::string>>;
+// The criteria of a search, split: each tagged group as the sorted tags of its values under
+// every keyring version (a record carries the tags of the version current when it was
+// written), and the groups matched on the opened event (EventHas).
+struct Criteria {
+  std::vector<std::vector<std::string>> tags;
+  std::vector<std::vector<std::pair<std::string, std::string>>> fields;
+};
 
-TagGroups GroupTags(const crypto::Keyring& keyring,
-                    const std::vector<std::vector<std::pair<std::string, std::string>>>& criteria) {
+Criteria Prepare(const crypto::Keyring& keyring,
+                 const std::vector<std::vector<std::pair<std::string, std::string>>>& criteria) {
+  Criteria out;
   std::vector<std::string> keys;
-  for (uint32_t version = 1; version <= keyring.current_version(); ++version) {
-    Result<std::string> key = TagKey(keyring, version);
-    if (key.ok()) keys.push_back(std::move(key).value());  // versions may have gaps
-  }
-  TagGroups groups;
   for (const auto& group : criteria) {
+    // A group is of one parameter: all its criteria share the kind.
+    if (group.empty() || !IsTaggedKind(group.front().first)) {
+      out.fields.push_back(group);
+      continue;
+    }
+    if (keys.empty()) {
+      for (uint32_t version = 1; version <= keyring.current_version(); ++version) {
+        Result<std::string> key = TagKey(keyring, version);
+        if (key.ok()) keys.push_back(std::move(key).value());  // versions may have gaps
+      }
+    }
     std::vector<std::string> tags;
     for (const std::string& key : keys) {
       for (const auto& [kind, value] : group) tags.push_back(Tag(key, kind, value));
     }
     std::sort(tags.begin(), tags.end());
-    groups.push_back(std::move(tags));
+    out.tags.push_back(std::move(tags));
   }
   for (std::string& key : keys) std::fill(key.begin(), key.end(), '\0');
-  return groups;
+  return out;
 }
 
-bool Matches(const StoredRecord& record, const TagGroups& groups) {
-  for (const std::vector<std::string>& group : groups) {
+bool TagsMatch(const StoredRecord& record, const Criteria& criteria) {
+  for (const std::vector<std::string>& group : criteria.tags) {
     const bool any = std::any_of(record.tags.begin(), record.tags.end(), [&](std::string_view t) {
       return std::binary_search(group.begin(), group.end(), t);
     });
@@ -243,16 +254,14 @@ bool Matches(const StoredRecord& record, const TagGroups& groups) {
   return true;
 }
 
-// The record's AuditEvent with its seq as id. EventJson always starts with the resourceType.
-std::string WithId(std::string json, int64_t seq) {
-  static constexpr std::string_view kHead = "{\"resourceType\":\"AuditEvent\"";
-  const std::string id = "\"id\":\"" + std::to_string(seq) + "\"";
-  if (json.compare(0, kHead.size(), kHead) == 0) {
-    json.insert(kHead.size(), "," + id);
-  } else if (json.size() >= 2 && json[0] == '{') {
-    json.insert(1, json[1] == '}' ? id : id + ",");
+bool FieldsMatch(const Event& event, const Criteria& criteria) {
+  for (const auto& group : criteria.fields) {
+    const bool any = std::any_of(group.begin(), group.end(), [&](const auto& criterion) {
+      return EventHas(event, criterion.first, criterion.second);
+    });
+    if (!any) return false;
   }
-  return json;
+  return true;
 }
 
 Status Unreadable() { return Internal("audit record cannot be read"); }
@@ -260,13 +269,14 @@ Status Unreadable() { return Internal("audit record cannot be read"); }
 // One matching record, opened.
 struct Found {
   int64_t seq = 0;
-  std::string json;  // with id
+  Event event;
+  std::string json;  // its AuditEvent, with the seq as id
 };
 
-// Walks records with seq > after_seq in [since_ms, until_ms) that match `groups`, opens each,
-// and passes it to `take`, which returns false to stop. The walk also stops after `limit`
-// records were taken; *more (may be null) tells whether another match followed.
-Status Walk(Directory& dir, const crypto::Keyring& keyring, const TagGroups& groups,
+// Walks records with seq > after_seq in [since_ms, until_ms) that match `criteria`, opens
+// each, and passes it to `take`, which returns false to stop. The walk also stops after
+// `limit` records were taken; *more (may be null) tells whether another match followed.
+Status Walk(Directory& dir, const crypto::Keyring& keyring, const Criteria& criteria,
             int64_t after_seq, int64_t since_ms, int64_t until_ms,
             const std::function<Status(Found)>& take, int64_t limit, bool* more) {
   Status failure;
@@ -275,17 +285,20 @@ Status Walk(Directory& dir, const crypto::Keyring& keyring, const TagGroups& gro
   RETURN_IF_ERROR(ForEachRecord(dir, after_seq + 1, [&](const StoredRecord& record) {
     if (record.seq <= after_seq) return true;
     if (record.time_ms < since_ms || record.time_ms >= until_ms) return true;
-    if (!Matches(record, groups)) return true;
+    if (!TagsMatch(record, criteria)) return true;
+    Result<Event> event = OpenEvent(record.line, keyring);
+    if (!event.ok()) {
+      failure = Unreadable();
+      return false;
+    }
+    if (!FieldsMatch(*event, criteria)) return true;
     if (taken == limit) {
       if (more != nullptr) *more = true;
       return false;
     }
-    Result<std::string> json = OpenRecord(record.line, keyring);
-    if (!json.ok()) {
-      failure = Unreadable();
-      return false;
-    }
-    failure = take(Found{record.seq, WithId(std::move(json).value(), record.seq)});
+    Found found{record.seq, std::move(event).value(), {}};
+    found.json = EventJson(found.event, std::to_string(record.seq));
+    failure = take(std::move(found));
     if (!failure.ok()) return false;
     ++taken;
     return true;
@@ -480,6 +493,13 @@ std::string SummaryXhtml(std::string_view patient_id, int64_t start_ms, int64_t 
 
 }  // namespace
 
+Result<Event> OpenEvent(std::string_view line, const crypto::Keyring& keyring) {
+  ASSIGN_OR_RETURN(std::string plain, OpenRecord(line, keyring));
+  Result<Event> event = DecodeEvent(plain);
+  std::fill(plain.begin(), plain.end(), '\0');
+  return event;
+}
+
 Result<SearchQuery> ParseSearch(const QueryParams& params, int max_count) {
   SearchQuery query;
   QueryParams canonical;
@@ -535,13 +555,13 @@ Result<SearchQuery> ParseSearch(const QueryParams& params, int max_count) {
 Result<std::string> SearchBundle(Directory& dir, const crypto::Keyring& keyring,
                                  const SearchQuery& query, std::string_view base_url,
                                  std::vector<std::string>* returned_ids) {
-  const TagGroups groups = GroupTags(keyring, query.criteria);
+  const Criteria criteria = Prepare(keyring, query.criteria);
   std::string entries;
   int64_t last_seq = 0;
   bool more = false;
   if (query.since_ms < query.until_ms) {
     RETURN_IF_ERROR(Walk(
-        dir, keyring, groups, query.after_seq, query.since_ms, query.until_ms,
+        dir, keyring, criteria, query.after_seq, query.since_ms, query.until_ms,
         [&](Found found) {
           if (!entries.empty()) entries += ',';
           AppendEntry(entries, base_url, found, "match");
@@ -568,9 +588,9 @@ Result<std::string> ReadEvent(Directory& dir, const crypto::Keyring& keyring, in
   Status failure;
   RETURN_IF_ERROR(ForEachRecord(dir, seq, [&](const StoredRecord& record) {
     if (record.seq == seq) {
-      Result<std::string> opened = OpenRecord(record.line, keyring);
+      Result<Event> opened = OpenEvent(record.line, keyring);
       if (opened.ok()) {
-        json = WithId(std::move(opened).value(), seq);
+        json = EventJson(*opened, std::to_string(seq));
       } else {
         failure = Unreadable();
       }
@@ -586,16 +606,16 @@ Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& key
                                       std::string_view patient_id, int64_t start_ms, int64_t end_ms,
                                       std::string_view base_url,
                                       std::vector<std::string>* returned_ids, bool include_events) {
-  // The tags narrow to successful records that touched the patient; the rest of the
-  // definition (kind rest, 2xx, action R/E, not the audit trail) is not tagged and is checked
-  // on the opened event.
-  const TagGroups groups =
-      GroupTags(keyring, {{{"patient", std::string(patient_id)}}, {{"outcome", "0"}}});
+  // The patient's tag narrows to records that touched the patient; the rest of the
+  // definition (kind rest, 2xx, action R/E, not the audit trail) is checked on the opened
+  // event.
+  const Criteria criteria =
+      Prepare(keyring, {{{"patient", std::string(patient_id)}}, {{"outcome", "0"}}});
   std::vector<Disclosure> rows;
   std::string entries;
   if (start_ms < end_ms) {
     RETURN_IF_ERROR(Walk(
-        dir, keyring, groups, 0, start_ms, end_ms,
+        dir, keyring, criteria, 0, start_ms, end_ms,
         [&](Found found) {
           std::optional<Disclosure> row = AsDisclosure(found.json, patient_id);
           if (!row) return Status::Ok();

@@ -3,10 +3,11 @@
 // of HIPAA §164.528 (GET /fhir/Patient/{id}/$disclosures).
 //
 // Records are found without decrypting every one: the date range narrows by the record
-// time (in the clear), and every other criterion is matched against the record's lookup
-// tags (event.h: keyed HMACs, computed here for each keyring version); only matching
-// records are opened. Authorization (auditor only; the patient for their own
-// disclosures) is the caller's (http/) job.
+// time (in the clear), and the criteria that identify someone or something (agent,
+// patient, entity, query-value) are matched against the record's lookup tags (event.h:
+// keyed HMACs, computed here for each keyring version); only matching records are opened,
+// and the remaining criteria (event.h EventHas) are checked on the opened event. Authorization
+// (auditor only; the patient for their own disclosures) is the caller's (http/) job.
 //
 // Thread-safety: functions; they read the trail through `dir` while an AuditLog may
 // append to it (a partial last line is not yet a record and is skipped).
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "audit/audit_log.h"
+#include "audit/event.h"
 #include "core/status.h"
 #include "core/url.h"
 #include "crypto/keyring.h"
@@ -35,6 +37,10 @@ struct SearchQuery {
   int64_t after_seq = 0;   // paging: records with a larger seq
   std::string next_query;  // the canonical query string of the next page, without _cursor
 };
+
+// The event of one stored record line (StoredRecord::line): errors as OpenRecord's, or
+// kInvalidArgument "malformed audit event" (event.h DecodeEvent).
+Result<Event> OpenEvent(std::string_view line, const crypto::Keyring& keyring);
 
 // The AuditEvent search parameters: date (FHIR date prefixes eq, ge, gt, le, lt; repeated
 // = AND; precision as in search.html#date), agent (user or client id), patient ("x" or

@@ -25,7 +25,7 @@ Result<std::pair<std::string, std::vector<std::string>>> TrailSink::Render(const
     key = key_;
   }
   std::vector<std::string> tags = EventTags(event, *key);
-  return std::make_pair(EventJson(event), std::move(tags));
+  return std::make_pair(EncodeEvent(event), std::move(tags));
 }
 
 Result<int64_t> TrailSink::Record(const Event& event) {

@@ -2,7 +2,7 @@
 // trail (issue 5 §2; STYLE.md "narrow seams"). Record returns only once the event is
 // durable, or fails; the pipeline then fails the request closed (503).
 //
-// TrailSink is the real one: it renders the event (EventJson), computes its lookup tags
+// TrailSink is the real one: it encodes the event (EncodeEvent), computes its lookup tags
 // (EventTags under the current keyring version's tag key) and appends both to an AuditLog.
 // NullAuditSink exists for the benchmark build only (PHIGATE_BENCH_NO_AUDIT), to measure
 // what the audit stage costs.

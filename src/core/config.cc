@@ -138,7 +138,7 @@ std::map<std::string, Setter> Schema(Config& c) {
       {"audit.checkpoint_every_records", Int(c.audit.checkpoint_every_records, 1, 1'000'000)},
       {"audit.checkpoint_every_ms", Int(c.audit.checkpoint_every_ms, 10, 3'600'000)},
       {"audit.append_deadline_ms", Int(c.audit.append_deadline_ms, 50, 60'000)},
-      {"audit.commit_delay_us", Int(c.audit.commit_delay_us, 0, 100'000)},
+      {"audit.commit_interval_us", Int(c.audit.commit_interval_us, 0, 100'000)},
       {"audit.segment_bytes", Int(c.audit.segment_bytes, 4096, int64_t{1} << 34)},
       {"audit.retention_days", Int(c.audit.retention_days, 0, 36'525)},
       {"audit.max_page", Int(c.audit.max_page, 1, 10'000)},

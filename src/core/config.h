@@ -118,10 +118,10 @@ struct BreakGlassConfig {
 
 // [audit] (issue 5, docs/audit.md).
 struct AuditConfig {
-  int64_t checkpoint_every_records = 1000;  // a signed checkpoint every N records ...
-  int64_t checkpoint_every_ms = 1000;       // ... or T milliseconds, whichever comes first
-  int64_t append_deadline_ms = 2000;        // a record not durable by then fails (503)
-  int64_t commit_delay_us = 100;  // under load, wait this long to share an fsync (0: never)
+  int64_t checkpoint_every_records = 1000;   // a signed checkpoint every N records ...
+  int64_t checkpoint_every_ms = 1000;        // ... or T milliseconds, whichever comes first
+  int64_t append_deadline_ms = 2000;         // a record not durable by then fails (503)
+  int64_t commit_interval_us = 1000;         // under load, at most one fsync per interval (0: none)
   int64_t segment_bytes = 64 * 1024 * 1024;  // a new segment file beyond this size
   // HIPAA §164.316(b)(2)(i): documentation is kept six years; `audit purge` refuses younger.
   int64_t retention_days = 2191;

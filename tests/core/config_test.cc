@@ -164,7 +164,7 @@ TEST(ConfigTest, AuditKeys) {
   EXPECT_EQ(d.audit.checkpoint_every_records, 1000);
   EXPECT_EQ(d.audit.checkpoint_every_ms, 1000);
   EXPECT_EQ(d.audit.append_deadline_ms, 2000);
-  EXPECT_EQ(d.audit.commit_delay_us, 100);
+  EXPECT_EQ(d.audit.commit_interval_us, 1000);
   EXPECT_EQ(d.audit.segment_bytes, 64 * 1024 * 1024);
   EXPECT_EQ(d.audit.retention_days, 2191);
   EXPECT_EQ(d.audit.max_page, 1000);
@@ -177,7 +177,7 @@ audit_signing_key_file = "/etc/phigate/audit.pem"
 checkpoint_every_records = 5
 checkpoint_every_ms = 250
 append_deadline_ms = 100
-commit_delay_us = 0
+commit_interval_us = 0
 segment_bytes = 4096
 retention_days = 0
 max_page = 20
@@ -187,7 +187,7 @@ max_page = 20
   EXPECT_EQ(c.audit.checkpoint_every_records, 5);
   EXPECT_EQ(c.audit.checkpoint_every_ms, 250);
   EXPECT_EQ(c.audit.append_deadline_ms, 100);
-  EXPECT_EQ(c.audit.commit_delay_us, 0);
+  EXPECT_EQ(c.audit.commit_interval_us, 0);
   EXPECT_EQ(c.audit.segment_bytes, 4096);
   EXPECT_EQ(c.audit.retention_days, 0);
   EXPECT_EQ(c.audit.max_page, 20);

@@ -20,7 +20,7 @@ import {
 } from './harness.mjs';
 
 const SMALL_TRAIL = '[audit]\nsegment_bytes = 4096\ncheckpoint_every_records = 5\n';
-const REQUESTS = 60;
+const REQUESTS = 120;
 
 function bearer(token) { return { authorization: `Bearer ${token}` }; }
 
