@@ -26,9 +26,9 @@ std::string RandomToken(size_t bytes);
 std::string Sha256(std::string_view data);                            // 32 raw bytes
 std::string HmacSha256(std::string_view key, std::string_view data);  // 32 raw bytes
 // HMAC-SHA256 under one key set up once, for many MACs under the same key (the audit
-// trail's lookup tags: about ten per request). Mac(data) == HmacSha256(key, data). The
-// keyed state is freed (and cleansed by OpenSSL) with the object.
-// Thread-safety: Mac may be called concurrently (each call works on its own copy).
+// trail's lookup tags, on every request). Mac(data) == HmacSha256(key, data). The padded
+// key blocks are cleansed with the object.
+// Thread-safety: Mac may be called concurrently (each thread hashes with its own context).
 class HmacSha256Key {
  public:
   explicit HmacSha256Key(std::string_view key);
@@ -38,7 +38,9 @@ class HmacSha256Key {
   std::string Mac(std::string_view data) const;  // 32 raw bytes
 
  private:
-  void* ctx_;  // EVP_MAC_CTX, keyed (OpenSSL types stay out of headers)
+  static constexpr size_t kBlock = 64;  // SHA-256's block size
+  char ipad_[kBlock];                   // the key block XOR 0x36 (RFC 2104)
+  char opad_[kBlock];                   // the key block XOR 0x5c
 };
 
 // HMAC-SHA-1 (20 raw bytes): only for TOTP (RFC 6238), whose authenticator apps use it.
