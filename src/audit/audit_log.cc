@@ -428,6 +428,8 @@ struct AuditLog::Impl {
   // Completes the async slots of a finished batch (outside mu).
   static void Complete(std::vector<std::pair<AppendCallback, Result<int64_t>>>& calls);
   Outcome WriteBatch(std::vector<Pending>& batch);
+  // keyring.Seal(kAudit, ...) with the current version's key set up once per version.
+  Result<std::string> Seal(std::string_view event, std::string_view aad, uint32_t* kv);
   // Writes the checkpoint of the last durable record (after re-reading the tail: another
   // writer may have added records or checkpoints); `lock` (on mu) is released for the I/O.
   void WriteCheckpoint(std::unique_lock<std::mutex>& lock);
@@ -450,6 +452,8 @@ struct AuditLog::Impl {
   bool checkpoint_failing = false;    // the last checkpoint attempt failed: not healthy
   bool batch_failing = false;         // the last batch failed: not healthy
   size_t last_batch = 0;              // records in the last batch (group commit interval)
+  std::unique_ptr<crypto::AesGcmKey> sealer;  // the audit subkey of sealer_version
+  uint32_t sealer_version = 0;
   std::chrono::steady_clock::time_point last_write;  // when the last batch's write began
 
   // mu guards queue, stop, every Slot and stats.
@@ -582,6 +586,22 @@ void AuditLog::Impl::ReleaseTail() {
   locked = false;
 }
 
+Result<std::string> AuditLog::Impl::Seal(std::string_view event, std::string_view aad,
+                                         uint32_t* kv) {
+  const uint32_t version = keyring.current_version();
+  if (sealer == nullptr || sealer_version != version) {
+    sealer.reset();
+    ASSIGN_OR_RETURN(std::string key, keyring.Subkey(crypto::KeyPurpose::kAudit, version));
+    Result<std::unique_ptr<crypto::AesGcmKey>> created = crypto::AesGcmKey::Create(key);
+    std::fill(key.begin(), key.end(), '\0');
+    if (!created.ok()) return created.status();
+    sealer = std::move(created).value();
+    sealer_version = version;
+  }
+  *kv = version;
+  return sealer->Seal(event, aad);
+}
+
 AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) {
   Outcome out;
   out.count = batch.size();  // a failure consumes the whole batch
@@ -597,7 +617,7 @@ AuditLog::Impl::Outcome AuditLog::Impl::WriteBatch(std::vector<Pending>& batch) 
     const int64_t seq = next_seq + static_cast<int64_t>(taken);
     const int64_t time = clock.NowMillis();
     uint32_t kv = 0;
-    Result<std::string> sealed = keyring.Seal(crypto::KeyPurpose::kAudit, p.event, Aad(seq), &kv);
+    Result<std::string> sealed = Seal(p.event, Aad(seq), &kv);
     if (!sealed.ok()) {
       out.status = sealed.status();
       return out;

@@ -113,6 +113,46 @@ Result<std::string> Seal(std::string_view key, std::string_view plaintext, std::
   return nonce + body;
 }
 
+Result<std::unique_ptr<AesGcmKey>> AesGcmKey::Create(std::string_view key) {
+  if (key.size() != kKeyBytes) return InvalidArgument("AES-256-GCM key must be 32 bytes");
+  CipherCtx ctx(EVP_CIPHER_CTX_new(), EVP_CIPHER_CTX_free);
+  // The key alone: each Seal then sets only its nonce, reusing the key schedule.
+  if (!ctx || EVP_EncryptInit_ex2(ctx.get(), Aes256Gcm(), In(key), nullptr, nullptr) != 1) {
+    return EncryptionFailed();
+  }
+  return std::unique_ptr<AesGcmKey>(new AesGcmKey(ctx.release()));
+}
+
+AesGcmKey::~AesGcmKey() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
+
+Result<std::string> AesGcmKey::Seal(std::string_view plaintext, std::string_view aad) {
+  if (!FitsInInt(plaintext) || !FitsInInt(aad)) return InvalidArgument("input too large");
+  auto* ctx = static_cast<EVP_CIPHER_CTX*>(ctx_);
+  std::string out = RandomBytes(kNonceBytes);
+  if (EVP_EncryptInit_ex2(ctx, nullptr, nullptr, In(out), nullptr) != 1) {
+    return EncryptionFailed();
+  }
+  int len = 0;
+  if (!aad.empty() &&
+      EVP_EncryptUpdate(ctx, nullptr, &len, In(aad), static_cast<int>(aad.size())) != 1) {
+    return EncryptionFailed();
+  }
+  out.resize(kNonceBytes + plaintext.size() + kTagBytes);
+  auto* o = reinterpret_cast<unsigned char*>(out.data()) + kNonceBytes;
+  int written = 0;
+  if (!plaintext.empty() &&
+      EVP_EncryptUpdate(ctx, o, &written, In(plaintext), static_cast<int>(plaintext.size())) != 1) {
+    return EncryptionFailed();
+  }
+  if (EVP_EncryptFinal_ex(ctx, o + written, &len) != 1 ||
+      static_cast<size_t>(written) + static_cast<size_t>(len) != plaintext.size() ||
+      EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, static_cast<int>(kTagBytes),
+                          o + plaintext.size()) != 1) {
+    return EncryptionFailed();
+  }
+  return out;
+}
+
 Result<std::string> Open(std::string_view key, std::string_view sealed, std::string_view aad) {
   if (key.size() != kKeyBytes) return InvalidArgument("AES-256-GCM key must be 32 bytes");
   if (sealed.size() < kNonceBytes + kTagBytes) return DecryptionFailed();

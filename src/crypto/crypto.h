@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -54,6 +55,24 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b);
 // AES-256-GCM with a fresh random 96-bit nonce. Output: nonce || ciphertext || tag.
 // The AAD is authenticated, not encrypted: bind each ciphertext to its identity.
 Result<std::string> Seal(std::string_view key, std::string_view plaintext, std::string_view aad);
+// AES-256-GCM under one key whose schedule is set up once rather than per message (the
+// audit trail's writer seals every record under the same subkey). Seal's output is
+// crypto::Seal's (a fresh random nonce || ciphertext || tag): crypto::Open opens it.
+// Thread-safety: one cipher context: not for concurrent use.
+class AesGcmKey {
+ public:
+  // kInvalidArgument "AES-256-GCM key must be 32 bytes".
+  static Result<std::unique_ptr<AesGcmKey>> Create(std::string_view key);
+  ~AesGcmKey();
+  AesGcmKey(const AesGcmKey&) = delete;
+  AesGcmKey& operator=(const AesGcmKey&) = delete;
+  Result<std::string> Seal(std::string_view plaintext, std::string_view aad);
+
+ private:
+  explicit AesGcmKey(void* ctx) : ctx_(ctx) {}
+  void* ctx_;  // EVP_CIPHER_CTX, keyed (OpenSSL types stay out of headers)
+};
+
 // Fails with kInternal "decryption failed" (nothing more, never key material) on a wrong
 // key, AAD, or any flipped bit. Keys that are not 32 bytes are kInvalidArgument.
 Result<std::string> Open(std::string_view key, std::string_view sealed, std::string_view aad);

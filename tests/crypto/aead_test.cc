@@ -1,6 +1,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "core/base64.h"
 #include "crypto/crypto.h"
 #include "crypto/hex.h"
@@ -150,6 +155,43 @@ TEST_F(AeadTest, WrongKeyLengthIsInvalidArgument) {
   Result<std::string> opened = Open(std::string(33, 'k'), *Seal(key_, plaintext_, aad_), aad_);
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+}
+
+// The prepared key's output is crypto::Seal's: what one seals the other opens, and the
+// known answers hold with the nonce that Seal chose.
+TEST_F(AeadTest, PreparedKeySealsWhatOpenOpensWithAFreshNonceEachTime) {
+  Result<std::unique_ptr<AesGcmKey>> prepared = AesGcmKey::Create(key_);
+  ASSERT_TRUE(prepared.ok());
+  std::vector<std::string> nonces;
+  for (int i = 0; i < 200; ++i) {
+    // Different lengths and AADs on one context: each message stands alone.
+    const std::string plaintext = plaintext_.substr(0, static_cast<size_t>(i) % plaintext_.size());
+    const std::string aad = "audit/" + std::to_string(i);
+    Result<std::string> sealed = (*prepared)->Seal(plaintext, aad);
+    ASSERT_TRUE(sealed.ok());
+    ASSERT_EQ(sealed->size(), kNonceBytes + plaintext.size() + kTagBytes);
+    Result<std::string> opened = Open(key_, *sealed, aad);
+    ASSERT_TRUE(opened.ok()) << i;
+    EXPECT_EQ(*opened, plaintext);
+    ExpectOpenFails(key_, *sealed, aad + "x");
+    // Equal to sealing with the one-shot function under the nonce it used.
+    Result<std::string> expected =
+        SealWithNonce(key_, sealed->substr(0, kNonceBytes), plaintext, aad);
+    ASSERT_TRUE(expected.ok());
+    EXPECT_EQ(sealed->substr(kNonceBytes), *expected);
+    nonces.push_back(sealed->substr(0, kNonceBytes));
+  }
+  std::sort(nonces.begin(), nonces.end());
+  EXPECT_EQ(std::unique(nonces.begin(), nonces.end()), nonces.end());
+}
+
+TEST_F(AeadTest, PreparedKeyNeedsA32ByteKey) {
+  for (size_t size : {0, 16, 31, 33}) {
+    Result<std::unique_ptr<AesGcmKey>> prepared = AesGcmKey::Create(std::string(size, 'k'));
+    ASSERT_FALSE(prepared.ok());
+    EXPECT_EQ(prepared.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(prepared.status().message(), "AES-256-GCM key must be 32 bytes");
+  }
 }
 
 TEST_F(AeadTest, ErrorsNeverContainKeyMaterial) {
