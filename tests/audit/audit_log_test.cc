@@ -1027,5 +1027,122 @@ TEST_F(AuditLogTest, FailedBatchKeepsTheLockUntilItsBytesAreTruncated) {
   EXPECT_EQ(Events(), (std::vector<std::string>{"event-1", "event-2", "event-3"}));
 }
 
+// ---- Group commit interval (commit_interval_us: real steady-clock time) ----
+
+// Blocks until the writer is inside the stalled Sync (the stall flag is consumed there),
+// so the batch being written is exactly what was queued before. At most 5 s.
+bool WaitUntilStalled(Faults& faults) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (std::chrono::steady_clock::now() < until) {
+    {
+      std::lock_guard<std::mutex> lock(faults.mu);
+      if (!faults.stall_next_sync) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return false;
+}
+
+TEST_F(AuditLogTest, LoneRecordIsWrittenAtOnce) {
+  AuditLogOptions options;
+  options.commit_interval_us = 2'000'000;
+  std::unique_ptr<AuditLog> log = OpenLog(Posix(), options);
+  ASSERT_NE(log, nullptr);
+  // Each Append waits for its own durability, so every batch holds one record: none waits
+  // for the interval (5 waits would take 8 s).
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 1; i <= 5; ++i) {
+    Result<int64_t> seq = log->Append("event-" + std::to_string(i));
+    ASSERT_TRUE(seq.ok()) << seq.status().message();
+    EXPECT_EQ(*seq, i);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_EQ(log->stats().records, 5u);
+  EXPECT_EQ(log->stats().syncs, 5u);
+}
+
+TEST_F(AuditLogTest, UnderLoadBatchesWaitForTheInterval) {
+  AuditLogOptions options;
+  options.commit_interval_us = 300'000;
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  // Completion times, written by the writer before the AsyncResults callback (whose mutex
+  // publishes them to WaitFor).
+  std::vector<std::chrono::steady_clock::time_point> done_at(41);
+  auto timed = [&](int index) {
+    return [&done_at, index, callback = results.Callback(index)](Result<int64_t> r) {
+      done_at[static_cast<size_t>(index)] = std::chrono::steady_clock::now();
+      callback(std::move(r));
+    };
+  };
+  // Batch 1: record 0 alone, held in its fsync while records 1..20 queue behind it.
+  faults_.StallNextSync();
+  log->AppendAsync("event-0", {}, timed(0));
+  ASSERT_TRUE(WaitUntilStalled(faults_));
+  for (int i = 1; i <= 20; ++i) log->AppendAsync("event-" + std::to_string(i), {}, timed(i));
+  const auto released = std::chrono::steady_clock::now();
+  faults_.Release();
+  // Batch 2 follows a lone record: written at once, all 20 records in one fsync, and it
+  // begins after `released` (it needs batch 1's fsync to return).
+  ASSERT_TRUE(results.WaitFor(21));
+  EXPECT_EQ(log->stats().syncs, 2u);
+  // Batches 3..: they follow a batch of 20, so none begins before batch 2's write began
+  // plus the interval, whenever these records arrive.
+  for (int i = 21; i <= 40; ++i) log->AppendAsync("event-" + std::to_string(i), {}, timed(i));
+  ASSERT_TRUE(results.WaitFor(41));
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*r, index + 1);
+  }
+  for (int i = 21; i <= 40; ++i) {
+    EXPECT_GE(done_at[static_cast<size_t>(i)] - released, std::chrono::milliseconds(300))
+        << "record " << i;
+    EXPECT_LT(done_at[static_cast<size_t>(i)] - released, std::chrono::seconds(3))
+        << "record " << i;
+  }
+  // The 20 late records share one fsync (two if queuing them outlasted the interval).
+  EXPECT_EQ(log->stats().records, 41u);
+  EXPECT_GE(log->stats().syncs, 3u);
+  EXPECT_LE(log->stats().syncs, 4u);
+  log.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 41);
+}
+
+TEST_F(AuditLogTest, MaxBatchEndsTheIntervalEarly) {
+  AuditLogOptions options;
+  options.commit_interval_us = 5'000'000;
+  options.max_batch = 4;
+  options.append_deadline_ms = 10'000;  // a missed wake-up shows as time, not a deadline
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  // Batch 1: record 1 alone (stalled); batch 2: records 2..5, a full batch of 4.
+  faults_.StallNextSync();
+  log->AppendAsync("event-1", {}, results.Callback(1));
+  ASSERT_TRUE(WaitUntilStalled(faults_));
+  for (int i = 2; i <= 5; ++i)
+    log->AppendAsync("event-" + std::to_string(i), {}, results.Callback(i));
+  faults_.Release();
+  ASSERT_TRUE(results.WaitFor(5));
+  EXPECT_EQ(log->stats().syncs, 2u);
+  // After a multi-record batch the writer waits up to 5 s, but a full queue (max_batch)
+  // starts the batch at once: 8 records, two full batches, well under the interval.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 6; i <= 13; ++i) {
+    log->AppendAsync("event-" + std::to_string(i), {}, results.Callback(i));
+  }
+  ASSERT_TRUE(results.WaitFor(13));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*r, index);
+  }
+  EXPECT_EQ(log->stats().records, 13u);
+  EXPECT_EQ(log->stats().syncs, 4u);
+}
+
 }  // namespace
 }  // namespace phigate::audit
