@@ -420,7 +420,17 @@ struct AuditLog::Impl {
   void WriterLoop();
   // After queueing (under mu): notifies the writer if it waits for work or the queue is full.
   void WakeWriter() {
-    if (writer_idle || queue.size() >= static_cast<size_t>(options.max_batch)) work_cv.notify_one();
+    if (writer_idle || queue.size() >= static_cast<size_t>(options.max_batch) ||
+        (in_interval && Drained())) {
+      work_cv.notify_one();
+    }
+  }
+  // No request that will append is being processed: its records are all queued.
+  bool Drained() const {
+    return hinted.load(std::memory_order_relaxed) && producing.load(std::memory_order_relaxed) <= 0;
+  }
+  void EndOne() {
+    if (hinted.load(std::memory_order_relaxed)) producing.fetch_sub(1, std::memory_order_relaxed);
   }
   // Fails the AppendAsync slots whose deadline passed (a stalled disk blocks the writer,
   // so the writer cannot be the one to give up on them).
@@ -466,6 +476,10 @@ struct AuditLog::Impl {
   // Otherwise Appends do not notify (a wake-up per record would cost more than the record),
   // unless the queue reached max_batch.
   bool writer_idle = false;
+  bool in_interval = false;  // the writer waits out the group commit interval
+  // Requests being processed whose record will come (RequestStarted); see the header.
+  std::atomic<int64_t> producing{0};
+  std::atomic<bool> hinted{false};  // RequestStarted was ever called: the hint is in use
   AuditLogStats stats;
   std::atomic<bool> healthy{true};
   std::thread writer;
@@ -722,9 +736,12 @@ void AuditLog::Impl::WriterLoop() {
     if (options.commit_interval_us > 0 && last_batch > 1 && !stop) {
       // Under load, batches start at most one per interval: the records that arrive
       // meanwhile share the next fsync (an fsync costs the same for one record or many).
+      in_interval = true;
       work_cv.wait_until(
-          lock, last_write + std::chrono::microseconds(options.commit_interval_us),
-          [&] { return stop || queue.size() >= static_cast<size_t>(options.max_batch); });
+          lock, last_write + std::chrono::microseconds(options.commit_interval_us), [&] {
+            return stop || queue.size() >= static_cast<size_t>(options.max_batch) || Drained();
+          });
+      in_interval = false;
     }
 
     std::vector<Pending> batch;
@@ -883,6 +900,7 @@ Result<int64_t> AuditLog::Append(std::string event_json, std::vector<std::string
 void AuditLog::AppendAsync(std::string event_json, std::vector<std::string> tags,
                            AppendCallback done) {
   if (!std::all_of(tags.begin(), tags.end(), IsTag)) {
+    RequestEnded();
     done(InvalidArgument("audit tag must be " + std::to_string(kTagHexChars) +
                          " lower-case hex characters"));
     return;
@@ -892,11 +910,23 @@ void AuditLog::AppendAsync(std::string event_json, std::vector<std::string> tags
   slot->deadline = std::chrono::steady_clock::now() +
                    std::chrono::milliseconds(impl_->options.append_deadline_ms);
   std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->EndOne();  // this request's record is here
   const bool watcher_idle = impl_->async_slots.empty();
   impl_->async_slots.push_back(slot);
   impl_->queue.push_back({std::move(event_json), std::move(tags), std::move(slot)});
   impl_->WakeWriter();
   if (watcher_idle) impl_->watcher_cv.notify_one();
+}
+
+void AuditLog::RequestStarted() {
+  impl_->hinted.store(true, std::memory_order_relaxed);
+  impl_->producing.fetch_add(1, std::memory_order_relaxed);
+}
+
+void AuditLog::RequestEnded() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->EndOne();
+  if (!impl_->queue.empty()) impl_->WakeWriter();
 }
 
 bool AuditLog::Healthy() const { return impl_->healthy.load(); }

@@ -126,10 +126,10 @@ struct AuditLogOptions {
   int64_t append_deadline_ms = 2000;
   int max_batch = 4096;
   // Group commit under load: when the previous batch held more than one record, the next
-  // batch's write and fsync begin no sooner than this long after the previous one's (or once
-  // max_batch records wait), so that at most one fsync per interval serves every request
-  // meanwhile. After a lone record (no load), the next record is written at once. 0: never
-  // wait.
+  // batch's write and fsync begin no sooner than this long after the previous one's, so that
+  // at most one fsync per interval serves every request meanwhile; unless max_batch records
+  // wait, or no request that will append is still being processed (RequestStarted). After a
+  // lone record (no load), the next record is written at once. 0: never wait.
   int64_t commit_interval_us = 0;
 };
 
@@ -166,6 +166,15 @@ class AuditLog {
   // is durable or kUnavailable (failure, or the deadline passed first), from the writer's
   // or the deadline watcher's thread; it must be quick and must not call into this log.
   void AppendAsync(std::string event_json, std::vector<std::string> tags, AppendCallback done);
+
+  // Group commit hint (see commit_interval_us): a request whose record will come through
+  // AppendAsync has started (RequestStarted), or ended without one (RequestEnded); each
+  // AppendAsync ends one too. When none is still being processed, nothing more is coming
+  // soon, so the writer ends its interval wait and writes what is queued rather than
+  // leaving those requests idle. Only a hint, used once RequestStarted was first called:
+  // counts that drift cost waiting, never durability.
+  void RequestStarted();
+  void RequestEnded();
 
   bool Healthy() const;
   AuditLogStats stats() const;

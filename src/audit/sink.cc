@@ -36,6 +36,7 @@ Result<int64_t> TrailSink::Record(const Event& event) {
 void TrailSink::RecordAsync(const Event& event, AppendCallback done) {
   auto rendered = Render(event);
   if (!rendered.ok()) {
+    log_.RequestEnded();
     done(rendered.status());
     return;
   }

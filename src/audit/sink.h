@@ -32,6 +32,10 @@ class AuditSink {
   // another thread (the trail's writer); it must be quick. Default: Record, then done.
   virtual void RecordAsync(const Event& event, AppendCallback done) { done(Record(event)); }
   virtual bool Healthy() const = 0;
+  // Group commit hint (AuditLog::RequestStarted): a request has started whose record may
+  // come through RecordAsync; RequestEnded if it ends without one (RecordAsync ends it).
+  virtual void RequestStarted() {}
+  virtual void RequestEnded() {}
   // For /metrics: records and fsyncs so far (group commit: records per fsync).
   virtual AuditLogStats stats() const { return {}; }
 };
@@ -43,6 +47,8 @@ class TrailSink : public AuditSink {
   Result<int64_t> Record(const Event& event) override;
   void RecordAsync(const Event& event, AppendCallback done) override;
   bool Healthy() const override { return log_.Healthy(); }
+  void RequestStarted() override { log_.RequestStarted(); }
+  void RequestEnded() override { log_.RequestEnded(); }
   AuditLogStats stats() const override { return log_.stats(); }
 
  private:

@@ -353,9 +353,12 @@ std::shared_ptr<Pipeline::InFlight> Pipeline::Begin(net::Request& request,
 
 void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& conn,
                            net::Responder respond) {
+  // Tells the trail's group commit that a record may be coming (sink.h).
+  deps_.audit->RequestStarted();
   std::shared_ptr<InFlight> f = Begin(request, conn);
   const int status = static_cast<int>(f->res.result_int());
   if (!NeedsRecord(f->ctx, status)) {
+    deps_.audit->RequestEnded();
     respond([this, f] { return Finish(*f); });
     return;
   }

@@ -1144,5 +1144,129 @@ TEST_F(AuditLogTest, MaxBatchEndsTheIntervalEarly) {
   EXPECT_EQ(log->stats().syncs, 4u);
 }
 
+// ---- Group commit hint (RequestStarted / RequestEnded) ----
+
+// Leaves `log` just past a batch of four records, so that its next batch waits for the
+// commit interval unless the hint ends the wait: record 1 alone (held in its fsync while
+// records 2..5 queue), then records 2..5 in one batch. Every record is announced with
+// RequestStarted first, as the server does, so the hint is in use and its count is back
+// at zero. `released`: a time before batch 2's write began (the interval counts from it).
+void HintedBatchOfFour(AuditLog& log, Faults& faults, AsyncResults& results,
+                       std::chrono::steady_clock::time_point& released) {
+  faults.StallNextSync();
+  log.RequestStarted();
+  log.AppendAsync("event-1", {}, results.Callback(1));
+  ASSERT_TRUE(WaitUntilStalled(faults));
+  for (int i = 2; i <= 5; ++i) {
+    log.RequestStarted();
+    log.AppendAsync("event-" + std::to_string(i), {}, results.Callback(i));
+  }
+  released = std::chrono::steady_clock::now();
+  faults.Release();
+  ASSERT_TRUE(results.WaitFor(5));
+  ASSERT_EQ(log.stats().syncs, 2u);
+  ASSERT_EQ(log.stats().records, 5u);
+}
+
+TEST_F(AuditLogTest, DrainedRequestsEndTheIntervalEarly) {
+  AuditLogOptions options;
+  options.commit_interval_us = 5'000'000;
+  options.append_deadline_ms = 10'000;  // a missed wake-up shows as time, not a deadline
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  std::chrono::steady_clock::time_point released;
+  ASSERT_NO_FATAL_FAILURE(HintedBatchOfFour(*log, faults_, results, released));
+  // Three requests in flight; each appends. The writer may take nothing while one of them
+  // is still producing (the interval is 5 s), and once the third record is queued none is:
+  // all three share one fsync, written at once rather than after the interval.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 6; i <= 8; ++i) log->RequestStarted();
+  for (int i = 6; i <= 8; ++i) {
+    log->AppendAsync("event-" + std::to_string(i), {}, results.Callback(i));
+  }
+  ASSERT_TRUE(results.WaitFor(8));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*r, index);
+  }
+  EXPECT_EQ(log->stats().records, 8u);
+  EXPECT_EQ(log->stats().syncs, 3u);
+  log.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 8);
+}
+
+TEST_F(AuditLogTest, AStillProducingRequestHoldsTheBatchForTheInterval) {
+  AuditLogOptions options;
+  options.commit_interval_us = 600'000;
+  options.append_deadline_ms = 10'000;
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  std::chrono::steady_clock::time_point released;
+  ASSERT_NO_FATAL_FAILURE(HintedBatchOfFour(*log, faults_, results, released));
+  // Two requests in flight, one appends: the other may still append, so the record waits
+  // out the interval, counted from batch 2's write (which began after `released`).
+  std::chrono::steady_clock::time_point done_at;
+  log->RequestStarted();
+  log->RequestStarted();
+  log->AppendAsync("event-6", {}, [&done_at, callback = results.Callback(6)](Result<int64_t> r) {
+    done_at = std::chrono::steady_clock::now();
+    callback(std::move(r));
+  });
+  ASSERT_TRUE(results.WaitFor(6));
+  EXPECT_GE(done_at - released, std::chrono::milliseconds(600));
+  EXPECT_LT(done_at - released, std::chrono::seconds(3));
+  EXPECT_EQ(log->stats().syncs, 3u);
+  // The other request ends without a record; the count is back at zero, and the next
+  // request's record (after a lone record: no interval) is written as usual.
+  log->RequestEnded();
+  log->RequestStarted();
+  log->AppendAsync("event-7", {}, results.Callback(7));
+  ASSERT_TRUE(results.WaitFor(7));
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*r, index);
+  }
+  EXPECT_EQ(log->stats().records, 7u);
+  EXPECT_EQ(log->stats().syncs, 4u);
+  log.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 7);
+}
+
+TEST_F(AuditLogTest, RequestEndedWithQueuedRecordsWakesTheWriter) {
+  AuditLogOptions options;
+  options.commit_interval_us = 5'000'000;
+  options.append_deadline_ms = 10'000;
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  std::chrono::steady_clock::time_point released;
+  ASSERT_NO_FATAL_FAILURE(HintedBatchOfFour(*log, faults_, results, released));
+  // Two requests in flight, one appends: its record waits (the other may still append).
+  log->RequestStarted();
+  log->RequestStarted();
+  log->AppendAsync("event-6", {}, results.Callback(6));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_EQ(results.results().size(), 5u);  // not written before the interval's end
+  EXPECT_EQ(log->stats().syncs, 2u);
+  // The other ends without a record: nothing more is coming, so the writer stops waiting.
+  const auto ended = std::chrono::steady_clock::now();
+  log->RequestEnded();
+  ASSERT_TRUE(results.WaitFor(6));
+  EXPECT_LT(std::chrono::steady_clock::now() - ended, std::chrono::seconds(2));
+  for (auto& [index, r] : results.results()) {
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_EQ(*r, index);
+  }
+  EXPECT_EQ(log->stats().records, 6u);
+  EXPECT_EQ(log->stats().syncs, 3u);
+}
+
 }  // namespace
 }  // namespace phigate::audit
