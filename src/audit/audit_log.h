@@ -157,7 +157,8 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  // Seals `event_json` (may hold PHI: it is only ever stored encrypted) as the next record,
+  // Seals `event_json` (the event's record form, event.h EncodeEvent: the name predates it;
+  // may hold PHI: it is only ever stored encrypted) as the next record,
   // with its lookup `tags` (event.h: hex HMACs, stored in the clear in "ix"), and returns
   // its seq once durable. kUnavailable as described above; kInvalidArgument if a tag is
   // not 32 lower-case hex characters.

@@ -545,7 +545,7 @@ std::string EventJson(const Event& event, std::string_view id) {
 Result<std::string> TagKey(const crypto::Keyring& keyring, uint32_t version) {
   ASSIGN_OR_RETURN(std::string subkey, keyring.Subkey(crypto::KeyPurpose::kAudit, version));
   std::string key = crypto::HkdfSha256(subkey, "", kTagInfo, crypto::kKeyBytes);
-  std::fill(subkey.begin(), subkey.end(), '\0');
+  crypto::Wipe(subkey);
   return key;
 }
 
@@ -626,10 +626,11 @@ struct Reader {
     pos += n;
     return text;
   }
-  // A list's length, bounded by the bytes left (every element takes at least one).
-  size_t Count() {
+  // A list's length, bounded by the bytes left: every element takes at least
+  // `element_bytes` (so a forged count cannot make the decoder allocate far beyond its input).
+  size_t Count(size_t element_bytes = 1) {
     const uint64_t n = Varint();
-    if (!ok || n > in.size() - pos) {
+    if (!ok || n > (in.size() - pos) / element_bytes) {
       ok = false;
       return 0;
     }
@@ -726,7 +727,7 @@ Result<Event> DecodeEvent(std::string_view bytes) {
   e.version = r.Int();
   e.patients = r.Strings();
   e.returned = r.Strings();
-  e.query.resize(r.Count());
+  e.query.resize(r.Count(2));  // two length bytes at least
   for (auto& [name, value] : e.query) {
     name = r.String();
     value = r.String();
@@ -742,7 +743,7 @@ Result<Event> DecodeEvent(std::string_view bytes) {
   e.outcome_code = r.String();
   e.denial = r.String();
   e.request_id = r.String();
-  e.security.resize(r.Count());
+  e.security.resize(r.Count(4));  // four length bytes at least
   for (SecurityDetail& d : e.security) {
     d.name = r.String();
     d.user_id = r.String();

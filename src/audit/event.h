@@ -4,13 +4,14 @@
 // patients touched, the resources returned), when (UTC milliseconds), why (purpose of
 // use, break-glass reason), outcome (HTTP status, OperationOutcome code) and request id.
 //
-// EventJson renders an Event as the AuditEvent JSON that is sealed (encrypted) into the
-// record; it has no `id` (the record's seq becomes its id when it is read back). Values
-// that may be PHI (search parameter values, a break-glass reason, user agents) exist only
-// inside that ciphertext. EventTags computes the record's lookup tags: a keyed HMAC of
-// each searchable value (agent, patient, entity, entity type, action, outcome, purpose,
-// subtype, query value), so an auditor finds records by value without the value being
-// stored in the clear (docs/audit.md says what equal tags reveal).
+// EncodeEvent gives the compact record form that the trail seals (encrypts) into a record;
+// readers decode it and render the AuditEvent JSON with EventJson (its `id` the record's
+// seq). Values that may be PHI (search parameter values, a break-glass reason, user agents)
+// exist only inside that ciphertext. EventTags computes the record's lookup tags: a keyed
+// HMAC of each identifying value (agent, patient, entity, query value), so an auditor finds
+// records by value without the value being stored in the clear; the few-valued search
+// parameters are matched on the decrypted event (EventHas). docs/audit.md says what equal
+// tags reveal.
 //
 // Thread-safety: value types and pure functions.
 #pragma once

@@ -12,6 +12,7 @@
 #include "audit/event.h"
 #include "core/clock.h"
 #include "core/html.h"
+#include "crypto/crypto.h"
 
 namespace phigate::audit {
 
@@ -240,7 +241,7 @@ Criteria Prepare(const crypto::Keyring& keyring,
     std::sort(tags.begin(), tags.end());
     out.tags.push_back(std::move(tags));
   }
-  for (std::string& key : keys) std::fill(key.begin(), key.end(), '\0');
+  for (std::string& key : keys) crypto::Wipe(key);
   return out;
 }
 
@@ -496,7 +497,7 @@ std::string SummaryXhtml(std::string_view patient_id, int64_t start_ms, int64_t 
 Result<Event> OpenEvent(std::string_view line, const crypto::Keyring& keyring) {
   ASSIGN_OR_RETURN(std::string plain, OpenRecord(line, keyring));
   Result<Event> event = DecodeEvent(plain);
-  std::fill(plain.begin(), plain.end(), '\0');
+  crypto::Wipe(plain);
   return event;
 }
 

@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "crypto/crypto.h"
+
 namespace phigate::audit {
 
 Result<std::pair<std::string, std::vector<std::string>>> TrailSink::Render(const Event& event) {
@@ -19,7 +21,7 @@ Result<std::pair<std::string, std::vector<std::string>>> TrailSink::Render(const
       Result<std::string> derived = TagKey(keyring_, version);
       if (!derived.ok()) return Unavailable("audit trail unavailable");
       key_ = std::make_shared<const crypto::HmacSha256Key>(*derived);
-      std::fill(derived->begin(), derived->end(), '\0');
+      crypto::Wipe(*derived);
       key_version_ = version;
     }
     key = key_;

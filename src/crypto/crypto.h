@@ -51,6 +51,9 @@ std::string HmacSha1(std::string_view key, std::string_view data);
 std::string HkdfSha256(std::string_view ikm, std::string_view salt, std::string_view info,
                        size_t length);
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
+// Overwrites `secret`'s bytes with zeros in a way the compiler cannot drop as a dead store
+// (OPENSSL_cleanse), for key material and plaintext about to be freed.
+void Wipe(std::string& secret);
 
 // AES-256-GCM with a fresh random 96-bit nonce. Output: nonce || ciphertext || tag.
 // The AAD is authenticated, not encrypted: bind each ciphertext to its identity.

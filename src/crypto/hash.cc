@@ -134,6 +134,8 @@ std::string HmacSha256Key::Mac(std::string_view data) const {
   return out;
 }
 
+void Wipe(std::string& secret) { OPENSSL_cleanse(secret.data(), secret.size()); }
+
 std::string HmacSha1(std::string_view key, std::string_view data) {
   return Hmac("SHA1", 20, key, data);
 }

@@ -33,8 +33,6 @@ const char* PurposeName(KeyPurpose purpose) {
 // version in the key table.
 std::string WrapAad(uint32_t version) { return "phigate-dek-v" + std::to_string(version); }
 
-void Wipe(std::string& secret) { OPENSSL_cleanse(secret.data(), secret.size()); }
-
 }  // namespace
 
 Result<std::unique_ptr<Keyring>> Keyring::Open(std::string kek,

@@ -353,12 +353,18 @@ std::shared_ptr<Pipeline::InFlight> Pipeline::Begin(net::Request& request,
 
 void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& conn,
                            net::Responder respond) {
-  // Tells the trail's group commit that a record may be coming (sink.h).
+  // Tells the trail's group commit that a record may be coming (sink.h); ended on every
+  // path, an exception included, until RecordAsync takes the request over.
   deps_.audit->RequestStarted();
+  struct Producing {
+    audit::AuditSink* sink;
+    ~Producing() {
+      if (sink != nullptr) sink->RequestEnded();
+    }
+  } producing{deps_.audit};
   std::shared_ptr<InFlight> f = Begin(request, conn);
   const int status = static_cast<int>(f->res.result_int());
   if (!NeedsRecord(f->ctx, status)) {
-    deps_.audit->RequestEnded();
     respond([this, f] { return Finish(*f); });
     return;
   }
@@ -367,6 +373,7 @@ void Pipeline::HandleAsync(net::Request&& request, const net::ConnectionInfo& co
   // record joins the trail's next group commit, and the response is finished once it is
   // durable (or has failed).
   CompleteEvent(f->ctx, status, f->res.body());
+  producing.sink = nullptr;  // RecordAsync ends it
   deps_.audit->RecordAsync(f->ctx.event, [this, f, respond](Result<int64_t> recorded) {
     const bool ok = recorded.ok();
     respond([this, f, ok] {

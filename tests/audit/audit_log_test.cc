@@ -1268,5 +1268,39 @@ TEST_F(AuditLogTest, RequestEndedWithQueuedRecordsWakesTheWriter) {
   EXPECT_EQ(log->stats().syncs, 3u);
 }
 
+// A request that records synchronously (a change inside its transaction, a /readyz probe)
+// waits in Append: meanwhile it produces nothing else, so its own record is not held for
+// the interval; once the wait is over it counts again until it ends.
+TEST_F(AuditLogTest, ASynchronousAppendDoesNotHoldItsOwnBatch) {
+  AuditLogOptions options;
+  options.commit_interval_us = 5'000'000;
+  options.append_deadline_ms = 10'000;  // a held batch shows as time, not a deadline
+  std::unique_ptr<AuditLog> log = OpenLog(Faulty(), options);
+  ASSERT_NE(log, nullptr);
+  AsyncResults results;
+  std::chrono::steady_clock::time_point released;
+  ASSERT_NO_FATAL_FAILURE(HintedBatchOfFour(*log, faults_, results, released));
+
+  log->RequestStarted();
+  const auto start = std::chrono::steady_clock::now();
+  Result<int64_t> seq = log->Append("event-6");
+  ASSERT_TRUE(seq.ok()) << seq.status().message();
+  EXPECT_EQ(*seq, 6);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_EQ(log->stats().syncs, 3u);
+
+  // Still in flight after its Append: a record of another request, after a lone record,
+  // is written at once; then this request ends, and the counts are back at zero.
+  log->RequestEnded();
+  log->RequestStarted();
+  log->AppendAsync("event-7", {}, results.Callback(7));
+  ASSERT_TRUE(results.WaitFor(6));  // 1-5 and 7
+  EXPECT_EQ(log->stats().records, 7u);
+  log.reset();
+  VerifyResult verify = Verify();
+  EXPECT_TRUE(verify.ok) << verify.problem;
+  EXPECT_EQ(verify.records, 7);
+}
+
 }  // namespace
 }  // namespace phigate::audit
