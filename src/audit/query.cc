@@ -274,27 +274,43 @@ struct Found {
   std::string json;  // its AuditEvent, with the seq as id
 };
 
+// Where a walk stops short of the end: after `limit` records were taken, or before opening
+// more than `budget` records. *more (may be null) tells whether another match followed or
+// the budget ran out; *resume_after (may be null), the seq after which a next page goes on.
+struct WalkLimits {
+  int64_t limit = std::numeric_limits<int64_t>::max();
+  int64_t budget = std::numeric_limits<int64_t>::max();
+  bool* more = nullptr;
+  int64_t* resume_after = nullptr;
+};
+
 // Walks records with seq > after_seq in [since_ms, until_ms) that match `criteria`, opens
-// each, and passes it to `take`, which returns false to stop. The walk also stops after
-// `limit` records were taken; *more (may be null) tells whether another match followed.
+// each, and passes it to `take`, which returns false to stop.
 Status Walk(Directory& dir, const crypto::Keyring& keyring, const Criteria& criteria,
             int64_t after_seq, int64_t since_ms, int64_t until_ms,
-            const std::function<Status(Found)>& take, int64_t limit, bool* more) {
+            const std::function<Status(Found)>& take, const WalkLimits& limits) {
   Status failure;
   int64_t taken = 0;
-  if (more != nullptr) *more = false;
+  int64_t opened = 0;
+  if (limits.more != nullptr) *limits.more = false;
   RETURN_IF_ERROR(ForEachRecord(dir, after_seq + 1, [&](const StoredRecord& record) {
     if (record.seq <= after_seq) return true;
     if (record.time_ms < since_ms || record.time_ms >= until_ms) return true;
     if (!TagsMatch(record, criteria)) return true;
+    if (opened == limits.budget) {
+      if (limits.more != nullptr) *limits.more = true;
+      if (limits.resume_after != nullptr) *limits.resume_after = record.seq - 1;
+      return false;
+    }
+    ++opened;
     Result<Event> event = OpenEvent(record.line, keyring);
     if (!event.ok()) {
       failure = Unreadable();
       return false;
     }
     if (!FieldsMatch(*event, criteria)) return true;
-    if (taken == limit) {
-      if (more != nullptr) *more = true;
+    if (taken == limits.limit) {
+      if (limits.more != nullptr) *limits.more = true;
       return false;
     }
     Found found{record.seq, std::move(event).value(), {}};
@@ -302,6 +318,7 @@ Status Walk(Directory& dir, const crypto::Keyring& keyring, const Criteria& crit
     failure = take(std::move(found));
     if (!failure.ok()) return false;
     ++taken;
+    if (limits.resume_after != nullptr) *limits.resume_after = record.seq;
     return true;
   }));
   return failure;
@@ -558,9 +575,14 @@ Result<std::string> SearchBundle(Directory& dir, const crypto::Keyring& keyring,
                                  std::vector<std::string>* returned_ids) {
   const Criteria criteria = Prepare(keyring, query.criteria);
   std::string entries;
-  int64_t last_seq = 0;
+  int64_t resume_after = query.after_seq;
   bool more = false;
   if (query.since_ms < query.until_ms) {
+    WalkLimits limits;
+    limits.limit = query.count;
+    limits.budget = std::max<int64_t>(1, query.scan_budget);
+    limits.more = &more;
+    limits.resume_after = &resume_after;
     RETURN_IF_ERROR(Walk(
         dir, keyring, criteria, query.after_seq, query.since_ms, query.until_ms,
         [&](Found found) {
@@ -569,14 +591,13 @@ Result<std::string> SearchBundle(Directory& dir, const crypto::Keyring& keyring,
           if (returned_ids != nullptr) {
             returned_ids->push_back("AuditEvent/" + std::to_string(found.seq));
           }
-          last_seq = found.seq;
           return Status::Ok();
         },
-        query.count, &more));
+        limits));
   }
   std::string out = "{\"resourceType\":\"Bundle\",\"type\":\"searchset\",\"link\":[";
   AppendLink(out, true, "self", SearchUrl(base_url, query.next_query, query.after_seq));
-  if (more) AppendLink(out, false, "next", SearchUrl(base_url, query.next_query, last_seq));
+  if (more) AppendLink(out, false, "next", SearchUrl(base_url, query.next_query, resume_after));
   out += "]";
   if (!entries.empty()) out += ",\"entry\":[" + entries + "]";
   out += '}';
@@ -630,7 +651,7 @@ Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& key
           }
           return Status::Ok();
         },
-        std::numeric_limits<int64_t>::max(), nullptr));
+        WalkLimits{}));
   }
 
   std::string list = "{\"resourceType\":\"List\",\"text\":{\"status\":\"generated\",\"div\":";

@@ -33,8 +33,13 @@ struct SearchQuery {
   // Each group lists the acceptable "kind\0value" criteria of one parameter (a
   // comma-separated value gives several, OR); a record must match every group (AND).
   std::vector<std::vector<std::pair<std::string, std::string>>> criteria;
-  int count = 50;          // page size
-  int64_t after_seq = 0;   // paging: records with a larger seq
+  int count = 50;         // page size
+  int64_t after_seq = 0;  // paging: records with a larger seq
+  // Records decrypted per page at most: a search by parameters that are not tagged (say
+  // action=D alone) opens every record in its date range. A page that reaches the budget
+  // ends early, with fewer than `count` entries (possibly none), and a next link that
+  // continues after the last record it looked at.
+  int64_t scan_budget = 10000;
   std::string next_query;  // the canonical query string of the next page, without _cursor
 };
 

@@ -424,6 +424,47 @@ TEST_F(SearchTest, PagingCoversEveryRecordExactlyOnce) {
                         }));
 }
 
+// A criterion without tags (action) opens every record in range: each page opens at most
+// scan_budget of them, ends early (even empty) with a next link after the last record it
+// looked at, and following the links still finds every match exactly once.
+TEST_F(SearchTest, ScanBudgetEndsAPageEarlyAndPagingStillFindsEveryMatch) {
+  QueryParams params = {{"action", "R"}};
+  std::vector<std::vector<int64_t>> pages;
+  std::vector<std::string> next_links;
+  for (int guard = 0; guard < 10; ++guard) {
+    Result<SearchQuery> q = Search(params);
+    ASSERT_TRUE(q.ok()) << q.status().message();
+    q->scan_budget = 2;
+    std::unique_ptr<Directory> dir = Dir();
+    Result<std::string> bundle = SearchBundle(*dir, *keyring_, *q, kBase, nullptr);
+    ASSERT_TRUE(bundle.ok()) << bundle.status().message();
+    pages.push_back(EntrySeqs(*bundle));
+    const json::value parsed_bundle = Parse(*bundle);
+    const json::array& links = parsed_bundle.at("link").as_array();
+    if (links.size() == 1) break;
+    ASSERT_EQ(links[1].at("relation"), json::value("next"));
+    const std::string next(links[1].at("url").as_string());
+    next_links.push_back(next);
+    const std::string prefix = "https://h.example/fhir/AuditEvent?";
+    ASSERT_EQ(next.rfind(prefix, 0), 0u) << next;
+    std::optional<QueryParams> parsed = ParseQuery(next.substr(prefix.size()));
+    ASSERT_TRUE(parsed.has_value());
+    params = *parsed;
+  }
+  // Records 1, 2 and 5 are reads (R); 3, 4, 6 and 7 are not.
+  EXPECT_EQ(pages, std::vector<std::vector<int64_t>>({{1, 2}, {}, {5}, {}}));
+  EXPECT_EQ(next_links, std::vector<std::string>({
+                            "https://h.example/fhir/AuditEvent?action=R&_cursor=2",
+                            "https://h.example/fhir/AuditEvent?action=R&_cursor=4",
+                            "https://h.example/fhir/AuditEvent?action=R&_cursor=6",
+                        }));
+  // The default budget is far beyond this trail: one page, no next link.
+  Result<std::string> whole = RunSearch({{"action", "R"}});
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(EntrySeqs(*whole), std::vector<int64_t>({1, 2, 5}));
+  EXPECT_EQ(Parse(*whole).at("link").as_array().size(), 1u);
+}
+
 TEST_F(SearchTest, PagingWithACriterionAndAnExactlyFullLastPage) {
   Result<std::string> first = RunSearch({{"patient", "p1"}, {"_count", "2"}});
   ASSERT_TRUE(first.ok());
