@@ -15,6 +15,7 @@
 #include "core/base64.h"
 #include "crypto/crypto.h"
 #include "crypto/keyring.h"
+#include "status_matchers.h"
 
 namespace phigate::audit {
 namespace {
@@ -424,17 +425,7 @@ TEST(SplitSearchValuesTest, CommasAndEscapedCommas) {
 
 // ---- the record form (EncodeEvent / DecodeEvent) ----
 
-template <typename T>
-const Status& StatusOf(const Result<T>& result) {
-  return result.status();
-}
-
-MATCHER_P2(StatusIs, code, message, "") {
-  const Status& status = StatusOf(arg);
-  *result_listener << "code " << static_cast<int>(status.code()) << ", message \""
-                   << status.message() << "\"";
-  return status.code() == code && status.message() == message;
-}
+using ::phigate::testing::StatusIs;
 
 // Every field of two events, one EXPECT each, so a field that the record form drops or
 // garbles is named in the failure.
@@ -923,7 +914,7 @@ TEST(RecordFormTest, OverLongEncodingIsMalformed) {
 TEST(RecordFormTest, TenthVarintByteAboveOneIsMalformed) {
   for (int last : {0x02, 0x7F}) {
     for (int fill : {0x80, 0xFF}) {
-      SCOPED_TRACE(testing::Message() << "fill " << fill << " last " << last);
+      SCOPED_TRACE(::testing::Message() << "fill " << fill << " last " << last);
       EXPECT_THAT(DecodeEvent(TinyWith(kTimeField, TenByteVarint(fill, last))),
                   StatusIs(StatusCode::kInvalidArgument, kMalformed));
       EXPECT_THAT(DecodeEvent(TinyWith(kVersionField, TenByteVarint(fill, last))),

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "status_matchers.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace phigate::storage {
@@ -28,25 +29,8 @@ namespace fs = std::filesystem;
 constexpr int64_t kT0 = 1'700'000'000'000;  // Nov 2023
 constexpr int64_t kDayMs = 24 * 60 * 60 * 1000;
 
-const Status& StatusOf(const Status& status) { return status; }
-template <typename T>
-const Status& StatusOf(const Result<T>& result) {
-  return result.status();
-}
-
-MATCHER_P2(StatusIs, code, message, "") {
-  const Status& status = StatusOf(arg);
-  *result_listener << "code " << static_cast<int>(status.code()) << ", message \""
-                   << status.message() << "\"";
-  return status.code() == code && status.message() == message;
-}
-
-MATCHER(IsOk, "") {
-  const Status& status = StatusOf(arg);
-  *result_listener << "code " << static_cast<int>(status.code()) << ", message \""
-                   << status.message() << "\"";
-  return status.ok();
-}
+using ::phigate::testing::IsOk;
+using ::phigate::testing::StatusIs;
 
 // A raw SQLite handle for building and inspecting files without the Store.
 class RawDb {
