@@ -572,34 +572,100 @@ namespace {
 
 constexpr char kEventFormat = 1;
 
-void PutVarint(std::string& out, uint64_t v) {
-  while (v >= 0x80) {
-    out += static_cast<char>((v & 0x7F) | 0x80);
-    v >>= 7;
+// The one list of an event's fields in record order. EncodeEvent walks it with a RecordWriter and
+// DecodeEvent with a Reader, so the two cannot disagree. A list's elements take at least
+// `min_bytes` each in the record (the Reader's bound on a forged count).
+template <typename E, typename Visitor>
+void Fields(E& e, Visitor& v) {
+  v.Field(e.kind);
+  v.Field(e.subtype);
+  v.Field(e.action);
+  v.Field(e.time_ms);
+  v.Field(e.user_id);
+  v.Field(e.client_id);
+  v.List(e.roles, 1, [&](auto& role) { v.Field(role); });
+  v.Field(e.address);
+  v.Field(e.user_agent);
+  v.Field(e.baa_counterparty);
+  v.Field(e.method);
+  v.Field(e.route);
+  v.Field(e.resource_type);
+  v.Field(e.resource_id);
+  v.Field(e.version);
+  v.List(e.patients, 1, [&](auto& patient) { v.Field(patient); });
+  v.List(e.returned, 1, [&](auto& returned) { v.Field(returned); });
+  v.List(e.query, 2, [&](auto& param) {
+    v.Field(param.first);
+    v.Field(param.second);
+  });
+  v.Field(e.purpose);
+  v.Field(e.break_glass_reason);
+  v.Field(e.break_glass_grant);
+  v.Field(e.status);
+  v.Field(e.outcome_code);
+  v.Field(e.denial);
+  v.Field(e.request_id);
+  v.List(e.security, 4, [&](auto& detail) {
+    v.Field(detail.name);
+    v.Field(detail.user_id);
+    v.Field(detail.client_id);
+    v.Field(detail.reason);
+  });
+  v.Field(e.detail);
+}
+
+// Integers as LEB128 varints (negative ones as their 64-bit two's complement), a char as
+// its byte, strings and lists length-prefixed.
+struct RecordWriter {
+  std::string& out;
+
+  void Varint(uint64_t v) {
+    while (v >= 0x80) {
+      out += static_cast<char>((v & 0x7F) | 0x80);
+      v >>= 7;
+    }
+    out += static_cast<char>(v);
   }
-  out += static_cast<char>(v);
-}
+  void Field(EventKind kind) { Varint(static_cast<uint64_t>(kind)); }
+  void Field(char c) { out += c; }
+  void Field(int64_t v) { Varint(static_cast<uint64_t>(v)); }
+  void Field(int v) { Field(static_cast<int64_t>(v)); }
+  void Field(const std::string& text) {
+    Varint(text.size());
+    out += text;
+  }
+  template <typename T, typename Each>
+  void List(const std::vector<T>& list, size_t /*min_bytes*/, Each each) {
+    Varint(list.size());
+    for (const T& element : list) each(element);
+  }
+};
 
-void PutInt(std::string& out, int64_t v) { PutVarint(out, static_cast<uint64_t>(v)); }
+// What a RecordWriter would append, give or take the varints' lengths (for one allocation).
+struct Sizer {
+  size_t bytes = 0;
 
-void PutString(std::string& out, std::string_view text) {
-  PutVarint(out, text.size());
-  out += text;
-}
+  void Field(EventKind) { bytes += 1; }
+  void Field(char) { bytes += 1; }
+  void Field(int64_t) { bytes += 10; }
+  void Field(int) { bytes += 10; }
+  void Field(const std::string& text) { bytes += text.size() + 2; }
+  template <typename T, typename Each>
+  void List(const std::vector<T>& list, size_t /*min_bytes*/, Each each) {
+    bytes += 2;
+    for (const T& element : list) each(element);
+  }
+};
 
-void PutStrings(std::string& out, const std::vector<std::string>& list) {
-  PutVarint(out, list.size());
-  for (const std::string& text : list) PutString(out, text);
-}
-
-// Reads what the Put functions wrote; the first failure sticks (ok false).
+// Reads what a RecordWriter wrote; the first failure sticks (ok false), after which every field
+// reads as empty.
 struct Reader {
   std::string_view in;
   size_t pos = 0;
   bool ok = true;
 
-  // Only the encoding PutVarint writes is accepted (one encoding per value): no zero last
-  // byte after the first, nothing past bit 63.
+  // Only the encoding RecordWriter::Varint writes is accepted (one encoding per value): no zero
+  // last byte after the first, nothing past bit 63.
   uint64_t Varint() {
     uint64_t v = 0;
     for (int shift = 0; shift < 64; shift += 7) {
@@ -615,143 +681,68 @@ struct Reader {
     ok = false;
     return 0;
   }
-  int64_t Int() { return static_cast<int64_t>(Varint()); }
-  std::string String() {
+  // A length, bounded by the bytes left at `unit` bytes per counted thing (so a forged
+  // length or count cannot make the decoder allocate far beyond its input).
+  size_t Length(size_t unit) {
     const uint64_t n = Varint();
-    if (!ok || n > in.size() - pos) {
-      ok = false;
-      return {};
-    }
-    std::string text(in.substr(pos, n));
-    pos += n;
-    return text;
-  }
-  // A list's length, bounded by the bytes left: every element takes at least
-  // `element_bytes` (so a forged count cannot make the decoder allocate far beyond its input).
-  size_t Count(size_t element_bytes = 1) {
-    const uint64_t n = Varint();
-    if (!ok || n > (in.size() - pos) / element_bytes) {
+    if (!ok || n > (in.size() - pos) / unit) {
       ok = false;
       return 0;
     }
     return n;
   }
-  std::vector<std::string> Strings() {
-    std::vector<std::string> list(Count());
-    for (std::string& text : list) text = String();
-    return list;
+  void Field(EventKind& kind) {
+    const uint64_t v = Varint();
+    if (v > static_cast<uint64_t>(EventKind::kSystem)) ok = false;
+    kind = static_cast<EventKind>(v);
+  }
+  void Field(char& c) {
+    if (pos < in.size()) {
+      c = in[pos++];
+    } else {
+      ok = false;
+    }
+  }
+  void Field(int64_t& v) { v = static_cast<int64_t>(Varint()); }
+  void Field(int& v) {
+    int64_t wide = 0;
+    Field(wide);
+    if (wide < std::numeric_limits<int>::min() || wide > std::numeric_limits<int>::max()) {
+      ok = false;
+    }
+    v = static_cast<int>(wide);
+  }
+  void Field(std::string& text) {
+    const size_t n = Length(1);
+    text.assign(in.substr(pos, n));
+    pos += n;
+  }
+  template <typename T, typename Each>
+  void List(std::vector<T>& list, size_t min_bytes, Each each) {
+    list.resize(Length(min_bytes));
+    for (T& element : list) each(element);
   }
 };
 
 }  // namespace
 
 std::string EncodeEvent(const Event& e) {
+  Sizer sizer;
+  Fields(e, sizer);
   std::string out;
-  size_t estimate = 64;
-  for (const std::string* text :
-       {&e.subtype, &e.user_id, &e.client_id, &e.address, &e.user_agent, &e.baa_counterparty,
-        &e.method, &e.route, &e.resource_type, &e.resource_id, &e.purpose, &e.break_glass_reason,
-        &e.break_glass_grant, &e.outcome_code, &e.denial, &e.request_id, &e.detail}) {
-    estimate += text->size() + 1;
-  }
-  for (const auto* list : {&e.roles, &e.patients, &e.returned}) {
-    for (const std::string& text : *list) estimate += text.size() + 1;
-  }
-  out.reserve(estimate);
+  out.reserve(sizer.bytes + 1);
   out += kEventFormat;
-  PutVarint(out, static_cast<uint64_t>(e.kind));
-  PutString(out, e.subtype);
-  out += e.action;
-  PutInt(out, e.time_ms);
-  PutString(out, e.user_id);
-  PutString(out, e.client_id);
-  PutStrings(out, e.roles);
-  PutString(out, e.address);
-  PutString(out, e.user_agent);
-  PutString(out, e.baa_counterparty);
-  PutString(out, e.method);
-  PutString(out, e.route);
-  PutString(out, e.resource_type);
-  PutString(out, e.resource_id);
-  PutInt(out, e.version);
-  PutStrings(out, e.patients);
-  PutStrings(out, e.returned);
-  PutVarint(out, e.query.size());
-  for (const auto& [name, value] : e.query) {
-    PutString(out, name);
-    PutString(out, value);
-  }
-  PutString(out, e.purpose);
-  PutString(out, e.break_glass_reason);
-  PutString(out, e.break_glass_grant);
-  PutInt(out, e.status);
-  PutString(out, e.outcome_code);
-  PutString(out, e.denial);
-  PutString(out, e.request_id);
-  PutVarint(out, e.security.size());
-  for (const SecurityDetail& d : e.security) {
-    PutString(out, d.name);
-    PutString(out, d.user_id);
-    PutString(out, d.client_id);
-    PutString(out, d.reason);
-  }
-  PutString(out, e.detail);
+  RecordWriter writer{out};
+  Fields(e, writer);
   return out;
 }
 
 Result<Event> DecodeEvent(std::string_view bytes) {
-  Reader r{bytes};
-  Event e;
   if (bytes.empty() || bytes[0] != kEventFormat) return InvalidArgument("malformed audit event");
-  r.pos = 1;
-  const uint64_t kind = r.Varint();
-  if (kind > static_cast<uint64_t>(EventKind::kSystem)) r.ok = false;
-  e.kind = static_cast<EventKind>(kind);
-  e.subtype = r.String();
-  if (r.pos < bytes.size()) {
-    e.action = bytes[r.pos++];
-  } else {
-    r.ok = false;
-  }
-  e.time_ms = r.Int();
-  e.user_id = r.String();
-  e.client_id = r.String();
-  e.roles = r.Strings();
-  e.address = r.String();
-  e.user_agent = r.String();
-  e.baa_counterparty = r.String();
-  e.method = r.String();
-  e.route = r.String();
-  e.resource_type = r.String();
-  e.resource_id = r.String();
-  e.version = r.Int();
-  e.patients = r.Strings();
-  e.returned = r.Strings();
-  e.query.resize(r.Count(2));  // two length bytes at least
-  for (auto& [name, value] : e.query) {
-    name = r.String();
-    value = r.String();
-  }
-  e.purpose = r.String();
-  e.break_glass_reason = r.String();
-  e.break_glass_grant = r.String();
-  const int64_t status = r.Int();
-  if (status < std::numeric_limits<int>::min() || status > std::numeric_limits<int>::max()) {
-    r.ok = false;
-  }
-  e.status = static_cast<int>(status);
-  e.outcome_code = r.String();
-  e.denial = r.String();
-  e.request_id = r.String();
-  e.security.resize(r.Count(4));  // four length bytes at least
-  for (SecurityDetail& d : e.security) {
-    d.name = r.String();
-    d.user_id = r.String();
-    d.client_id = r.String();
-    d.reason = r.String();
-  }
-  e.detail = r.String();
-  if (!r.ok || r.pos != bytes.size()) return InvalidArgument("malformed audit event");
+  Reader reader{bytes, 1};
+  Event e;
+  Fields(e, reader);
+  if (!reader.ok || reader.pos != bytes.size()) return InvalidArgument("malformed audit event");
   return e;
 }
 
