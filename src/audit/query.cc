@@ -1,7 +1,6 @@
 #include "audit/query.h"
 
 #include <algorithm>
-#include <boost/json.hpp>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -271,7 +270,6 @@ Status Unreadable() { return Internal("audit record cannot be read"); }
 struct Found {
   int64_t seq = 0;
   Event event;
-  std::string json;  // its AuditEvent, with the seq as id
 };
 
 // Where a walk stops short of the end: after `limit` records were taken, or before opening
@@ -313,8 +311,7 @@ Status Walk(Directory& dir, const crypto::Keyring& keyring, const Criteria& crit
       if (limits.more != nullptr) *limits.more = true;
       return false;
     }
-    Found found{record.seq, std::move(event).value(), {}};
-    found.json = EventJson(found.event, std::to_string(record.seq));
+    Found found{record.seq, std::move(event).value()};
     failure = take(std::move(found));
     if (!failure.ok()) return false;
     ++taken;
@@ -347,7 +344,7 @@ void AppendEntry(std::string& out, std::string_view base_url, const Found& found
   out += "{\"fullUrl\":";
   AppendJsonString(out, std::string(base_url) + "/AuditEvent/" + std::to_string(found.seq));
   out += ",\"resource\":";
-  out += found.json;
+  out += EventJson(found.event, std::to_string(found.seq));
   if (!search_mode.empty()) {
     out += ",\"search\":{\"mode\":";
     AppendJsonString(out, search_mode);
@@ -357,29 +354,6 @@ void AppendEntry(std::string& out, std::string_view base_url, const Found& found
 }
 
 // ---- disclosures ----
-
-std::string_view StringAt(const boost::json::value* v) {
-  if (v == nullptr) return {};
-  const boost::json::string* s = v->if_string();
-  return s == nullptr ? std::string_view() : std::string_view(*s);
-}
-
-const boost::json::value* Member(const boost::json::value* v, std::string_view key) {
-  if (v == nullptr) return nullptr;
-  const boost::json::object* o = v->if_object();
-  return o == nullptr ? nullptr : o->if_contains(key);
-}
-
-const boost::json::array* ArrayAt(const boost::json::value* v) {
-  return v == nullptr ? nullptr : v->if_array();
-}
-
-// The first coding's code of a CodeableConcept.
-std::string_view ConceptCode(const boost::json::value* concept_value) {
-  const boost::json::array* codings = ArrayAt(Member(concept_value, "coding"));
-  if (codings == nullptr || codings->empty()) return {};
-  return StringAt(Member(&(*codings)[0], "code"));
-}
 
 // One row of the plain summary.
 struct Disclosure {
@@ -391,87 +365,37 @@ struct Disclosure {
   std::string purpose;
 };
 
-// Whether the AuditEvent `json` of a record is a disclosure of `patient_id` (query.h), and
-// if so its summary row. EventJson wrote it, so the shape is known (docs/audit.md).
-std::optional<Disclosure> AsDisclosure(std::string_view json, std::string_view patient_id) {
-  boost::system::error_code ec;
-  boost::json::value event = boost::json::parse(json, ec);
-  if (ec || !event.is_object()) return std::nullopt;
-  if (StringAt(Member(Member(&event, "type"), "code")) != "rest") return std::nullopt;
-  const std::string_view action = StringAt(Member(&event, "action"));
-  if (action != "R" && action != "E") return std::nullopt;
-
-  int64_t status = 0;
-  std::string_view route;
-  if (const boost::json::array* extensions = ArrayAt(Member(&event, "extension"))) {
-    for (const boost::json::value& ext : *extensions) {
-      const std::string_view url = StringAt(Member(&ext, "url"));
-      if (url == "https://phigate.dev/fhir/StructureDefinition/audit-http-status") {
-        const boost::json::value* v = Member(&ext, "valueInteger");
-        if (v != nullptr && v->is_int64()) status = v->as_int64();
-      } else if (url == "https://phigate.dev/fhir/StructureDefinition/audit-route") {
-        route = StringAt(Member(&ext, "valueString"));
-      }
-    }
-  }
-  if (status < 200 || status > 299) return std::nullopt;
+// Whether a record's event is a disclosure of `patient_id` (query.h), and if so its
+// summary row (the same values its AuditEvent shows: docs/audit.md).
+std::optional<Disclosure> AsDisclosure(const Event& event, std::string_view patient_id) {
+  if (event.kind != EventKind::kRest) return std::nullopt;
+  if (event.action != 'R' && event.action != 'E') return std::nullopt;
+  if (event.status < 200 || event.status > 299) return std::nullopt;
   // $disclosures reads the audit trail, like GET /fhir/AuditEvent.
-  if (route.find("$disclosures") != std::string_view::npos) return std::nullopt;
-
-  bool touches_patient = false;
-  std::string target;       // "Type/id[/_history/v]" of the resource acted on
-  std::string target_type;  // its type (also of a type-level interaction)
-  if (const boost::json::array* entities = ArrayAt(Member(&event, "entity"))) {
-    for (const boost::json::value& entity : *entities) {
-      const std::string_view role = StringAt(Member(Member(&entity, "role"), "code"));
-      const boost::json::value* what = Member(&entity, "what");
-      const std::string_view reference = StringAt(Member(what, "reference"));
-      if (role == "1" && reference.size() == 8 + patient_id.size() &&
-          reference.substr(0, 8) == "Patient/" && reference.substr(8) == patient_id) {
-        touches_patient = true;
-      } else if (role == "4" && Member(&entity, "description") == nullptr && target_type.empty()) {
-        if (!reference.empty()) {
-          target = reference;
-          target_type = reference.substr(0, reference.find('/'));
-        } else {
-          target_type = StringAt(Member(what, "type"));
-        }
-      }
-    }
+  if (event.route.find("$disclosures") != std::string::npos) return std::nullopt;
+  if (std::find(event.patients.begin(), event.patients.end(), patient_id) == event.patients.end()) {
+    return std::nullopt;
   }
-  if (!touches_patient || target_type == "AuditEvent") return std::nullopt;
+  if (event.resource_type == "AuditEvent") return std::nullopt;
 
   Disclosure row;
-  row.date = StringAt(Member(&event, "recorded"));
-  if (const boost::json::array* agents = ArrayAt(Member(&event, "agent"))) {
-    for (const boost::json::value& agent : *agents) {
-      const boost::json::value* who = Member(&agent, "who");
-      const boost::json::value* identifier = Member(who, "identifier");
-      const std::string_view system = StringAt(Member(identifier, "system"));
-      const std::string_view value = StringAt(Member(identifier, "value"));
-      if (system == "https://phigate.dev/fhir/sid/user" ||
-          system == "https://phigate.dev/fhir/sid/client") {
-        if (!row.recipient.empty()) row.recipient += ", ";
-        row.recipient += system.back() == 'r' ? "user " : "client ";
-        row.recipient += value;
-      } else if (ConceptCode(Member(&agent, "type")) == "baa-counterparty") {
-        row.counterparty = StringAt(Member(who, "display"));
-      }
+  row.date = FormatInstant(event.time_ms);
+  if (!event.user_id.empty()) row.recipient = "user " + event.user_id;
+  if (!event.client_id.empty()) {
+    row.recipient += (row.recipient.empty() ? "client " : ", client ") + event.client_id;
+  }
+  row.counterparty = event.baa_counterparty;
+  if (!event.resource_type.empty() && !event.resource_id.empty()) {
+    // The resource acted on, as the AuditEvent's entity names it.
+    row.what = event.resource_type + "/" + event.resource_id;
+    if (event.version > 0) row.what += "/_history/" + std::to_string(event.version);
+  } else {
+    row.what = event.subtype;
+    if (!event.resource_type.empty()) {
+      row.what += (row.what.empty() ? "" : " ") + event.resource_type;
     }
   }
-  std::string_view subtype;
-  if (const boost::json::array* subtypes = ArrayAt(Member(&event, "subtype"))) {
-    if (!subtypes->empty()) subtype = StringAt(Member(&(*subtypes)[0], "code"));
-  }
-  if (!target.empty()) {
-    row.what = target;
-  } else {
-    row.what = std::string(subtype);
-    if (!target_type.empty()) row.what += (row.what.empty() ? "" : " ") + target_type;
-  }
-  if (const boost::json::array* purposes = ArrayAt(Member(&event, "purposeOfEvent"))) {
-    if (!purposes->empty()) row.purpose = ConceptCode(&(*purposes)[0]);
-  }
+  row.purpose = event.purpose;
   for (std::string* field :
        {&row.date, &row.recipient, &row.counterparty, &row.what, &row.purpose}) {
     if (field->empty()) *field = "-";
@@ -639,7 +563,7 @@ Result<std::string> DisclosuresBundle(Directory& dir, const crypto::Keyring& key
     RETURN_IF_ERROR(Walk(
         dir, keyring, criteria, 0, start_ms, end_ms,
         [&](Found found) {
-          std::optional<Disclosure> row = AsDisclosure(found.json, patient_id);
+          std::optional<Disclosure> row = AsDisclosure(found.event, patient_id);
           if (!row) return Status::Ok();
           row->seq = found.seq;
           rows.push_back(std::move(*row));
