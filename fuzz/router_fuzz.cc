@@ -44,6 +44,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   if (!route->type.empty()) FUZZ_CHECK(model.IsResourceType(route->type));
   switch (route->kind) {
+    case RouteKind::kEverything:
+    case RouteKind::kDisclosures:
+      FUZZ_CHECK(route->type == "Patient");
+      FUZZ_CHECK(IsPlainSegment(route->id) && route->vid.empty());
+      break;
+    case RouteKind::kFhirSearch:
     case RouteKind::kFhirType:
     case RouteKind::kFhirTypeHistory:
       FUZZ_CHECK(model.IsResourceType(route->type));

@@ -10,6 +10,7 @@
 
 #include "audit/event.h"
 #include "core/clock.h"
+#include "core/date_range.h"
 #include "core/html.h"
 #include "crypto/crypto.h"
 
@@ -17,108 +18,17 @@ namespace phigate::audit {
 
 namespace {
 
-constexpr int64_t kDayMs = 86400000;
 // 10000-01-01T00:00:00Z: dates beyond year 9999 are not printed (FormatInstant).
 constexpr int64_t kYear10000Ms = 253402300800000;
 
 // ---- date parameter (FHIR search.html#date) ----
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool Digits(std::string_view s, size_t pos, size_t n, int* out) {
-  if (pos + n > s.size()) return false;
-  int v = 0;
-  for (size_t i = pos; i < pos + n; ++i) {
-    if (s[i] < '0' || s[i] > '9') return false;
-    v = v * 10 + (s[i] - '0');
-  }
-  *out = v;
-  return true;
-}
-
-struct Range {
-  int64_t lo = 0;  // inclusive
-  int64_t hi = 0;  // exclusive
-};
-
-// A date or dateTime as the range of instants its precision covers: "2026" is the whole
-// year, "2026-11-29T16:00" the whole minute. A time without a zone is UTC (the server's).
-std::optional<Range> ParseDateRange(std::string_view v) {
-  int year = 0;
-  int month = 1;
-  if (!Digits(v, 0, 4, &year) || year < 1970) return std::nullopt;
-  if (v.size() == 4) {
-    return Range{DaysFromCivil(year, 1, 1) * kDayMs, DaysFromCivil(year + 1, 1, 1) * kDayMs};
-  }
-  if (v.size() < 7 || v[4] != '-' || !Digits(v, 5, 2, &month) || month < 1 || month > 12) {
-    return std::nullopt;
-  }
-  if (v.size() == 7) {
-    const int64_t lo = DaysFromCivil(year, month, 1) * kDayMs;
-    const int64_t hi =
-        (month == 12 ? DaysFromCivil(year + 1, 1, 1) : DaysFromCivil(year, month + 1, 1)) * kDayMs;
-    return Range{lo, hi};
-  }
-  std::optional<int64_t> day = ParseDateUtc(v.substr(0, 10));
-  if (!day) return std::nullopt;
-  if (v.size() == 10) return Range{*day, *day + kDayMs};
-  int hour = 0;
-  int minute = 0;
-  int second = 0;
-  if (v[10] != 'T' || !Digits(v, 11, 2, &hour) || v.size() < 16 || v[13] != ':' ||
-      !Digits(v, 14, 2, &minute) || hour > 23 || minute > 59) {
-    return std::nullopt;
-  }
-  size_t pos = 16;
-  int64_t precision = 60000;
-  int64_t millis = 0;
-  if (pos < v.size() && v[pos] == ':') {
-    if (!Digits(v, pos + 1, 2, &second) || second > 59) return std::nullopt;
-    pos += 3;
-    precision = 1000;
-    if (pos < v.size() && v[pos] == '.') {
-      ++pos;
-      size_t n = 0;
-      int64_t scale = 100;
-      while (pos < v.size() && v[pos] >= '0' && v[pos] <= '9') {
-        if (n < 3) {
-          millis += (v[pos] - '0') * scale;
-          scale /= 10;
-        }
-        ++n;
-        ++pos;
-      }
-      if (n == 0) return std::nullopt;
-      precision = n >= 3 ? 1 : (n == 2 ? 10 : 100);
-    }
-  }
-  int64_t offset_ms = 0;
-  if (pos < v.size()) {
-    if (v[pos] == 'Z' && pos + 1 == v.size()) {
-      // UTC
-    } else if ((v[pos] == '+' || v[pos] == '-') && v.size() == pos + 6 && v[pos + 3] == ':') {
-      int oh = 0;
-      int om = 0;
-      if (!Digits(v, pos + 1, 2, &oh) || !Digits(v, pos + 4, 2, &om) || oh > 14 || om > 59) {
-        return std::nullopt;
-      }
-      offset_ms = (oh * 60 + om) * int64_t{60000};
-      if (v[pos] == '-') offset_ms = -offset_ms;
-    } else {
-      return std::nullopt;
-    }
-  }
-  const int64_t lo =
-      *day + ((hour * 60 + minute) * 60 + second) * int64_t{1000} + millis - offset_ms;
-  return Range{lo, lo + precision};
+// A date or dateTime as the range of instants its precision covers (core/date_range.h);
+// the trail holds nothing before 1970, so earlier dates are refused like malformed ones.
+std::optional<DateRange> ParseAuditDateRange(std::string_view v) {
+  std::optional<DateRange> range = ParseDateRange(v);
+  if (!range || range->lo < 0) return std::nullopt;
+  return range;
 }
 
 Status BadDate() {
@@ -134,7 +44,7 @@ Status ApplyDate(std::string_view value, SearchQuery& query) {
     prefix = value.substr(0, 2);
     value.remove_prefix(2);
   }
-  std::optional<Range> range = ParseDateRange(value);
+  std::optional<DateRange> range = ParseAuditDateRange(value);
   if (!range) return BadDate();
   // A record's time is one instant t; search.html#date compares the search value's range
   // with it.

@@ -91,6 +91,13 @@ struct FhirConfig {
   bool update_create = false;  // PUT to a new id creates it
   int default_page_size = 50;
   int max_page_size = 1000;
+  // Search (issue 6; docs/search-security.md): string prefixes of 1..n code points get a
+  // blind index entry, so a starts-with search narrows exactly up to n characters.
+  int search_prefix_max = 8;
+  // Candidates one search page decrypts at most before it ends early with a next link.
+  int search_scan_budget = 10000;
+  // How long a search's next link stays valid.
+  int64_t search_cursor_ttl_s = 600;
 };
 
 struct StorageConfig {

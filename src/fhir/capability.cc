@@ -3,6 +3,8 @@
 #include <boost/json.hpp>
 
 #include "core/clock.h"
+#include "fhir/fhirpath.h"
+#include "fhir/search_param_defs.h"
 
 namespace phigate::fhir {
 
@@ -10,14 +12,32 @@ namespace json = boost::json;
 
 std::string CapabilityStatementJson(const Model& model, const FhirConfig& config,
                                     const CapabilityInputs& inputs) {
-  // Only what is implemented: no search (a later issue), no conditional interactions.
+  // Only what is implemented: no conditional interactions yet.
   static constexpr const char* kInteractions[] = {
-      "read", "vread", "update", "delete", "history-instance", "history-type", "create"};
+      "read",         "vread",  "update",     "delete", "history-instance",
+      "history-type", "create", "search-type"};
   json::array resources;
   for (const std::string& type : model.ResourceTypes()) {
     json::array interactions;
     for (const char* code : kInteractions) interactions.push_back(json::object{{"code", code}});
-    resources.push_back(json::object{
+    // Search parameters (issue 6 §1): every R4 parameter of the type whose expression
+    // phigate evaluates; the rest are named in an extension and answer 501.
+    json::array params;
+    json::array unsupported;
+    for (const SearchParamDef* def : SearchParamsOf(type)) {
+      const bool evaluable = def->type != SearchParamType::kComposite &&
+                             def->type != SearchParamType::kSpecial && !def->expression.empty() &&
+                             fhirpath::Expression::Parse(def->expression, model).ok();
+      if (!evaluable) {
+        unsupported.push_back(json::string(def->code));
+        continue;
+      }
+      params.push_back(json::object{
+          {"name", def->code},
+          {"definition", "http://hl7.org/fhir/SearchParameter/" + std::string(def->id)},
+          {"type", SearchParamTypeName(def->type)}});
+    }
+    json::object resource{
         {"type", type},
         {"interaction", std::move(interactions)},
         {"versioning", "versioned-update"},
@@ -27,7 +47,17 @@ std::string CapabilityStatementJson(const Model& model, const FhirConfig& config
         {"conditionalRead", "not-supported"},
         {"conditionalUpdate", false},
         {"conditionalDelete", "not-supported"},
-    });
+        {"searchParam", std::move(params)},
+    };
+    if (!unsupported.empty()) {
+      json::array ext;
+      for (json::value& code : unsupported) {
+        ext.push_back(
+            json::object{{"url", json::string(kUnsupportedSearchParamUrl)}, {"valueCode", code}});
+      }
+      resource["extension"] = std::move(ext);
+    }
+    resources.push_back(std::move(resource));
   }
   json::object security{
       {"extension",

@@ -12,6 +12,11 @@
 
 namespace phigate::fhir {
 
+// Extension on CapabilityStatement.rest.resource naming (valueCode) an R4 search parameter
+// of the type that phigate does not evaluate: a search with it answers 501.
+inline constexpr std::string_view kUnsupportedSearchParamUrl =
+    "https://phigate.dev/fhir/StructureDefinition/unsupported-search-param";
+
 struct CapabilityInputs {
   std::string base_url;    // https://host:port/fhir
   std::string token_url;   // https://host:port/oauth2/token

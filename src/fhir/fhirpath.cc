@@ -46,6 +46,7 @@ using Kind = Ast::Kind;
 using Nodes = std::vector<Node>;
 
 const json::value kTrue(true);
+constexpr std::size_t kMaxDeduplicated = 1000;
 const json::value kFalse(false);
 
 // ---- Tokenizer ----
@@ -446,11 +447,21 @@ class Evaluator {
         return {in[ast.index]};
       }
       case Kind::kUnion: {
-        Nodes out = Eval(*ast.args[0], focus);
-        for (const Node& n : Eval(*ast.args[1], focus)) {
-          bool seen = false;
-          for (const Node& m : out) seen = seen || (m.value == n.value && m.type == n.type);
-          if (!seen) out.push_back(n);
+        // N1 §6.4 `|`: the merged collection without duplicate values, by `=` (so equal
+        // values from two nodes, or twice in one operand, appear once).
+        Nodes out;
+        for (const auto& side : ast.args) {
+          for (const Node& n : Eval(*side, focus)) {
+            bool seen = false;
+            // Value comparison is quadratic: past kMaxDeduplicated items (far beyond what a
+            // valid resource holds at one path) only the same node counts as a duplicate,
+            // which search indexing, a set, does not notice.
+            const bool by_value = out.size() < kMaxDeduplicated;
+            for (const Node& m : out) {
+              seen = seen || (by_value ? SameValue(m, n) : m.value == n.value);
+            }
+            if (!seen) out.push_back(n);
+          }
         }
         return out;
       }
@@ -495,6 +506,39 @@ class Evaluator {
     if (nodes.size() != 1) return std::nullopt;
     if (nodes[0].value->is_bool()) return nodes[0].value->get_bool();
     return true;
+  }
+
+  // JSON equality with numbers compared by value (72 and 72.0 are one decimal).
+  static bool JsonEqual(const json::value& x, const json::value& y) {
+    if (x.is_number() && y.is_number()) return x.to_number<double>() == y.to_number<double>();
+    if (x.is_object() && y.is_object()) {
+      const json::object& a = x.get_object();
+      const json::object& b = y.get_object();
+      if (a.size() != b.size()) return false;
+      for (const auto& [key, v] : a) {
+        const json::value* w = b.if_contains(key);
+        if (w == nullptr || !JsonEqual(v, *w)) return false;
+      }
+      return true;
+    }
+    if (x.is_array() && y.is_array()) {
+      const json::array& a = x.get_array();
+      const json::array& b = y.get_array();
+      if (a.size() != b.size()) return false;
+      for (std::size_t i = 0; i < a.size(); ++i) {
+        if (!JsonEqual(a[i], b[i])) return false;
+      }
+      return true;
+    }
+    return x == y;
+  }
+
+  // FHIRPath `=` for union deduplication (N1 §6.1): primitives by value, complex values
+  // when every child is equal; what resolve() produced only equals itself.
+  static bool SameValue(const Node& a, const Node& b) {
+    if (a.value == b.value && a.type == b.type) return true;
+    if (a.resolved_reference || b.resolved_reference) return false;
+    return JsonEqual(*a.value, *b.value);
   }
 
   static bool Equal(const Node& a, const Node& b) {

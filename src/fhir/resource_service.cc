@@ -8,6 +8,7 @@
 #include "crypto/crypto.h"
 #include "fhir/json_parse.h"
 #include "fhir/json_text.h"
+#include "fhir/search.h"
 #include "fhir/validator.h"
 
 namespace phigate::fhir {
@@ -38,6 +39,15 @@ std::optional<int64_t> ParsePositive(std::string_view s) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || p != s.data() + s.size() || v <= 0) return std::nullopt;
   return v;
+}
+
+SearchOptions SearchOptionsOf(const FhirConfig& config) {
+  SearchOptions options;
+  options.default_count = config.default_page_size;
+  options.max_count = config.max_page_size;
+  options.scan_budget = config.search_scan_budget;
+  options.cursor_ttl_ms = config.search_cursor_ttl_s * 1000;
+  return options;
 }
 
 Status Gone() { return {StatusCode::kGone, "the resource has been deleted"}; }
@@ -73,7 +83,9 @@ ResourceService::ResourceService(storage::Store& store, const crypto::Keyring& k
       model_(model),
       clock_(clock),
       config_(config),
-      max_json_depth_(max_json_depth) {}
+      max_json_depth_(max_json_depth),
+      search_index_(std::make_unique<SearchIndex>(
+          model, keyring, SearchIndexOptions{.string_prefix_max = config.search_prefix_max})) {}
 
 Result<json::value> ResourceService::ParseResource(std::string_view type,
                                                    std::string_view body) const {
@@ -157,6 +169,13 @@ Result<RestResult> ResourceService::WriteVersion(
                               &record.key_version);
   if (!sealed.ok()) return Internal("the resource could not be stored");
   record.ciphertext = std::move(sealed).value();
+  // The index describes exactly this version, written in the same transaction (§2).
+  {
+    std::error_code ec;
+    const json::value stored = json::parse(text, ec, {}, StoredJsonOptions());
+    if (ec) return Internal("the resource could not be stored");
+    ASSIGN_OR_RETURN(record.index, search_index_->Entries(stored));
+  }
   storage::BeforeCommit before_commit;
   if (guard) before_commit = [&] { return guard(id, version, status); };
   auto appended = store_.AppendVersion(record, expected_version, before_commit);
@@ -392,6 +411,35 @@ Result<RestResult> ResourceService::History(std::string_view type, std::string_v
   RestResult result;
   result.body = std::move(out);
   return result;
+}
+
+Result<RestResult> ResourceService::Search(std::string_view type, const QueryParams& params,
+                                           std::string_view base_url, bool lenient,
+                                           const EntryFilter* filter,
+                                           const VisibleFilter* visible) {
+  const fhir::Search search(store_, keyring_, *search_index_, clock_, SearchOptionsOf(config_));
+  SearchRequest request;
+  request.type = type;
+  request.params = &params;
+  request.base_url = base_url;
+  request.lenient = lenient;
+  request.filter = filter;
+  request.visible = visible;
+  return search.Run(request);
+}
+
+Result<RestResult> ResourceService::Everything(
+    std::string_view patient_id, const QueryParams& params, std::string_view base_url,
+    const std::vector<std::pair<std::string, std::vector<std::string>>>& members,
+    const EntryFilter* filter) {
+  const fhir::Search search(store_, keyring_, *search_index_, clock_, SearchOptionsOf(config_));
+  EverythingRequest request;
+  request.patient_id = patient_id;
+  request.params = &params;
+  request.base_url = base_url;
+  request.members = &members;
+  request.filter = filter;
+  return search.Everything(request);
 }
 
 }  // namespace phigate::fhir

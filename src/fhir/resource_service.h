@@ -12,9 +12,12 @@
 #include <boost/json/value.hpp>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/config.h"
@@ -22,6 +25,7 @@
 #include "core/url.h"
 #include "crypto/keyring.h"
 #include "fhir/model.h"
+#include "fhir/search_index.h"
 #include "storage/store.h"
 
 namespace phigate::fhir {
@@ -77,6 +81,25 @@ class ResourceService {
   // _elements and _summary are accepted here and left to the filter.
   Result<RestResult> History(std::string_view type, std::string_view id, const QueryParams& params,
                              std::string_view base_url, const EntryFilter* filter = nullptr);
+  // GET [base]/[type]?params and POST [base]/[type]/_search (search.h): a searchset Bundle.
+  // `filter` (may be null) shapes or drops each entry; `visible` (may be null) says
+  // whether a match that is only counted (_total) could be seen. `lenient`: unknown
+  // parameters are ignored (Prefer: handling=lenient).
+  using VisibleFilter = std::function<Result<bool>(std::string_view type, std::string_view id,
+                                                   std::string_view text)>;
+  Result<RestResult> Search(std::string_view type, const QueryParams& params,
+                            std::string_view base_url, bool lenient,
+                            const EntryFilter* filter = nullptr,
+                            const VisibleFilter* visible = nullptr);
+
+  // GET [base]/Patient/{id}/$everything (search.h, EverythingRequest).
+  Result<RestResult> Everything(
+      std::string_view patient_id, const QueryParams& params, std::string_view base_url,
+      const std::vector<std::pair<std::string, std::vector<std::string>>>& members,
+      const EntryFilter* filter = nullptr);
+
+  // The blind index the service keeps for search (issue 6 §2).
+  const SearchIndex& search_index() const { return *search_index_; }
 
  private:
   Result<std::string> OpenVersion(const storage::VersionRecord& record) const;
@@ -96,6 +119,7 @@ class ResourceService {
   const Clock& clock_;
   FhirConfig config_;
   int max_json_depth_;
+  std::unique_ptr<SearchIndex> search_index_;
 };
 
 // "Patient/123/4": binds a ciphertext to its identity (DESIGN.md, "Storage and keys").

@@ -19,9 +19,11 @@
 #include "fhir/capability.h"
 #include "fhir/json_pretty.h"
 #include "fhir/operation_outcome.h"
+#include "fhir/search_param_defs.h"
 #include "http/router.h"
 #include "http/security_audit.h"
 #include "http/status_mapping.h"
+#include "policy/compartment.h"
 #include "policy/minimize.h"
 #include "policy/search_params.h"
 
@@ -84,6 +86,10 @@ std::optional<auth::Interaction> InteractionOf(RouteKind kind, bhttp::verb metho
   switch (kind) {
     case RouteKind::kFhirType:
       return method == bhttp::verb::post ? auth::Interaction::kCreate : auth::Interaction::kSearch;
+    case RouteKind::kFhirSearch:
+      return auth::Interaction::kSearch;
+    case RouteKind::kEverything:  // reading the patient's record; each type is checked too
+      return auth::Interaction::kRead;
     case RouteKind::kFhirInstance:
       if (method == bhttp::verb::put) return auth::Interaction::kUpdate;
       if (method == bhttp::verb::delete_) return auth::Interaction::kDelete;
@@ -565,6 +571,18 @@ net::Response Pipeline::HandleAuthEndpoint(Context& ctx, net::Request& request, 
 net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Route& route) {
   auto params = ParseQuery(route.query);
   if (!params) return ErrorResponse(ctx.version, InvalidArgument("malformed query string"));
+  if (route.kind == RouteKind::kFhirSearch) {
+    // POST [type]/_search (http.html#search): the parameters come as a form body, so
+    // search values (possibly PHI) stay out of URLs and access logs; any in the URL too.
+    if (MediaType(request[bhttp::field::content_type]) != "application/x-www-form-urlencoded") {
+      return ErrorResponse(ctx.version,
+                           Status(StatusCode::kUnsupportedMediaType,
+                                  "the body must be application/x-www-form-urlencoded"));
+    }
+    auto form = ParseQuery(request.body());
+    if (!form) return ErrorResponse(ctx.version, InvalidArgument("malformed form body"));
+    for (auto& p : *form) params->push_back(std::move(p));
+  }
 
   // Content negotiation (http.html#mime-type) before any work.
   bool has_access_token_param = false;
@@ -611,7 +629,8 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
     return ErrorResponse(ctx.version, NotSupported("this interaction is not supported yet"));
   }
   access.interaction = *interaction;
-  ctx.event.subtype = SubtypeOf(access.interaction);
+  ctx.event.subtype =
+      route.kind == RouteKind::kEverything ? "operation" : SubtypeOf(access.interaction);
   ctx.event.action = ActionOf(access.interaction);
 
   // Policy (issue 4 §1, §4): roles ∩ scopes ∩ purpose of use. The purpose comes from the
@@ -663,7 +682,8 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   access.view.narrowing = access.narrowing.empty() ? nullptr : &access.narrowing;
 
   const bool has_body =
-      request.method() == bhttp::verb::post || request.method() == bhttp::verb::put;
+      route.kind != RouteKind::kFhirSearch &&
+      (request.method() == bhttp::verb::post || request.method() == bhttp::verb::put);
   if (has_body && !IsFhirJsonMediaType(MediaType(request[bhttp::field::content_type]))) {
     return ErrorResponse(ctx.version, Status(StatusCode::kUnsupportedMediaType,
                                              "the body must be application/fhir+json"));
@@ -861,9 +881,114 @@ Result<fhir::RestResult> Pipeline::ShapeResult(const Access& access, std::string
   return r;
 }
 
+Status Pipeline::CheckSearchReach(
+    std::string_view type, const QueryParams& params, const policy::ElementMask& read_mask,
+    const std::function<const Access*(std::string_view)>& access_for) const {
+  RETURN_IF_ERROR(policy::CheckSearchParams(type, params, read_mask));
+  for (const auto& [name, value] : params) {
+    if (name == "_include" || name == "_revinclude") {
+      // Source:param[:Target]; malformed values are the search layer's to refuse.
+      const size_t c1 = value.find(':');
+      if (c1 == std::string::npos) continue;
+      const size_t c2 = value.find(':', c1 + 1);
+      const std::string source = value.substr(0, c1);
+      const std::string code =
+          value.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1);
+      if (!deps_.model->IsResourceType(source)) continue;
+      const Access* a = name == "_include" ? access_for(type) : access_for(source);
+      // A source type the caller may not read contributes nothing (left out below).
+      if (a == nullptr) continue;
+      RETURN_IF_ERROR(policy::CheckSearchParams(source, {{code, ""}}, *a->decision.read_mask));
+      continue;
+    }
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos || name.starts_with('_')) continue;
+    // A chain (subject:Patient.name): its tail searches the target type, which the caller
+    // must be allowed to read, by an element it may see.
+    const std::string head = name.substr(0, dot);
+    const size_t colon = head.find(':');
+    const fhir::SearchParamDef* def = fhir::FindSearchParam(type, head.substr(0, colon));
+    if (def == nullptr) continue;
+    std::string target = colon == std::string::npos ? "" : head.substr(colon + 1);
+    if (target.empty() && def->targets.find(' ') == std::string_view::npos) {
+      target = std::string(def->targets);
+    }
+    if (!deps_.model->IsResourceType(target)) continue;
+    const Access* a = access_for(target);
+    if (a == nullptr) {
+      return PermissionDenied("this role may not search " + target + " through a chain");
+    }
+    RETURN_IF_ERROR(
+        policy::CheckSearchParams(target, {{name.substr(dot + 1), value}}, *a->decision.read_mask));
+  }
+  return Status::Ok();
+}
+
+Result<fhir::RestResult> Pipeline::Everything(Context& ctx, const Route& route,
+                                              const Access& access, const QueryParams& params) {
+  if (access.decision.break_glass) {
+    return PermissionDenied(
+        "emergency access (break-glass) applies to one resource: read it by its id");
+  }
+  // The patient must be within the caller's reach, as for a read.
+  Result<fhir::RestResult> patient = HideGone(access, deps_.resources->Read("Patient", route.id));
+  if (!patient.ok()) return patient.status();
+  RETURN_IF_ERROR(Reachable(access, "Patient", patient.value().body));
+  // Every member type the caller may search, each shaped by its own view (issue 6 §5:
+  // filtered exactly as a search would be).
+  std::map<std::string, Access, std::less<>> per_type;
+  std::vector<std::pair<std::string, std::vector<std::string>>> members;
+  members.emplace_back("Patient", std::vector<std::string>());
+  per_type.emplace("Patient", access);
+  for (const auto& [type, codes] : policy::PatientCompartmentMembers()) {
+    policy::Decision d = deps_.policy->Evaluate(
+        {access.principal.get(), type, auth::Interaction::kSearch, access.decision.purpose});
+    if (!d.allowed || d.break_glass) continue;
+    members.emplace_back(type, codes);
+    if (per_type.contains(type)) continue;
+    Access a;
+    a.principal = access.principal;
+    a.interaction = auth::Interaction::kSearch;
+    a.decision = std::move(d);
+    a.patient = access.patient;
+    a.narrowing = access.narrowing;
+    per_type.emplace(type, std::move(a));
+  }
+  for (auto& [type, a] : per_type) {  // the views point into the map's own nodes
+    a.view.read_mask = a.decision.read_mask;
+    a.view.compartment_patient = a.patient;
+    a.view.hidden_labels = a.decision.hidden_labels;
+    a.view.narrowing = a.narrowing.empty() ? nullptr : &a.narrowing;
+  }
+  fhir::EntryFilter filter = [&](std::string_view type, std::string_view id,
+                                 std::string* text) -> Result<bool> {
+    const auto it = per_type.find(type);
+    if (it == per_type.end()) return false;
+    audit::Event entry;
+    NotePatients(entry, type, *text, id);
+    Status shaped = Shape(it->second, type, *text);
+    if (shaped.ok()) {
+      for (std::string& p : entry.patients) {
+        if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
+            ctx.event.patients.end()) {
+          ctx.event.patients.push_back(std::move(p));
+        }
+      }
+      ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
+      return true;
+    }
+    if (shaped.code() == StatusCode::kNotFound || shaped.code() == StatusCode::kPermissionDenied) {
+      return false;
+    }
+    return shaped;
+  };
+  return deps_.resources->Everything(route.id, params, base_url_, members, &filter);
+}
+
 Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request, const Route& route,
                                             const Access& access, const QueryParams& params) {
   if (route.type == "AuditEvent") return ReadAuditTrail(ctx, route, access, params);
+  if (route.kind == RouteKind::kEverything) return Everything(ctx, route, access, params);
   const policy::Decision& d = access.decision;
   const std::string_view body = request.body();
   const std::string_view if_match = request[bhttp::field::if_match];
@@ -893,9 +1018,75 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
 
   switch (access.interaction) {
     case auth::Interaction::kSearch: {
-      // A search must not reveal what a read hides (issue 4 §3).
-      RETURN_IF_ERROR(policy::CheckSearchParams(route.type, params, *d.read_mask));
-      return NotSupported("search is not supported yet");
+      if (d.break_glass) {
+        return PermissionDenied(
+            "emergency access (break-glass) applies to one patient's record: name the "
+            "resource");
+      }
+      // Other types a search reaches (_include targets, _revinclude sources, chain
+      // targets) are authorized and shaped by their own decision, as a read of them.
+      std::map<std::string, Access, std::less<>> others;
+      const auto access_for = [&](std::string_view type) -> const Access* {
+        if (type == route.type) return &access;
+        auto it = others.find(type);
+        if (it == others.end()) {
+          Access a;
+          a.principal = access.principal;
+          a.interaction = auth::Interaction::kRead;
+          a.decision = deps_.policy->Evaluate(
+              {access.principal.get(), type, auth::Interaction::kRead, d.purpose});
+          a.patient = access.patient;
+          a.narrowing = access.narrowing;
+          it = others.emplace(std::string(type), std::move(a)).first;
+          Access& e = it->second;
+          e.view.read_mask = e.decision.read_mask;
+          e.view.compartment_patient = e.patient;
+          e.view.hidden_labels = e.decision.hidden_labels;
+          e.view.narrowing = e.narrowing.empty() ? nullptr : &e.narrowing;
+        }
+        const Access& e = it->second;
+        return e.decision.allowed && !e.decision.break_glass ? &e : nullptr;
+      };
+      // A search must not reveal what a read hides (issue 4 §3): its own parameters, the
+      // tails of chains, and the elements _include and _revinclude follow.
+      RETURN_IF_ERROR(CheckSearchReach(route.type, params, *d.read_mask, access_for));
+      // Each match is shaped by the caller's view like a read; one outside the
+      // compartment or behind a label is left out, as if it did not match. The patients
+      // of what is left out are not the request's (no false disclosures).
+      fhir::EntryFilter filter = [&](std::string_view type, std::string_view id,
+                                     std::string* text) -> Result<bool> {
+        const Access* a = access_for(type);
+        if (a == nullptr) return false;
+        audit::Event entry;
+        NotePatients(entry, type, *text, id);
+        Status shaped = Shape(*a, type, *text);
+        if (shaped.ok()) {
+          for (std::string& p : entry.patients) {
+            if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
+                ctx.event.patients.end()) {
+              ctx.event.patients.push_back(std::move(p));
+            }
+          }
+          ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
+          return true;
+        }
+        if (shaped.code() == StatusCode::kNotFound ||
+            shaped.code() == StatusCode::kPermissionDenied) {
+          return false;
+        }
+        return shaped;
+      };
+      fhir::ResourceService::VisibleFilter visible = [&](std::string_view type, std::string_view,
+                                                         std::string_view text) -> Result<bool> {
+        Status s = Reachable(access, type, text);
+        if (s.ok()) return true;
+        if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
+          return false;
+        }
+        return s;
+      };
+      const bool lenient = request["Prefer"].find("handling=lenient") != std::string_view::npos;
+      return deps_.resources->Search(route.type, params, base_url_, lenient, &filter, &visible);
     }
     case auth::Interaction::kRead:
       return serve(deps_.resources->Read(route.type, route.id));

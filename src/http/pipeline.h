@@ -11,6 +11,7 @@
 // references to thread-safe services.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -91,6 +92,16 @@ class Pipeline {
   fhir::WriteGuard AuditGuard(Context& ctx);
   // /readyz: the trail takes records (probing it while it reports a failure).
   bool AuditReady();
+  // A search's parameters against what the caller may see (issue 4 §3), including the
+  // tails of chains (checked against the target type's view) and the elements _include
+  // and _revinclude follow; `access_for` gives another type's access (nullptr: not
+  // readable).
+  Status CheckSearchReach(std::string_view type, const QueryParams& params,
+                          const policy::ElementMask& read_mask,
+                          const std::function<const Access*(std::string_view)>& access_for) const;
+  // GET /fhir/Patient/{id}/$everything (issue 6 §5).
+  Result<fhir::RestResult> Everything(Context& ctx, const Route& route, const Access& access,
+                                      const QueryParams& params);
   Result<fhir::RestResult> ReadAuditTrail(Context& ctx, const Route& route, const Access& access,
                                           const QueryParams& params);
   net::Response HandleDisclosures(Context& ctx, net::Request& request, const Route& route,

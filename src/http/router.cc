@@ -105,7 +105,15 @@ Result<Route> RouteTarget(std::string_view target, const fhir::Model& model) {
       route = Make(RouteKind::kDisclosures, "/fhir/Patient/{id}/$disclosures", "GET");
       route.type = segments[1];
       route.id = segments[2];
-    } else if (segments.back().front() == '$' || (n >= 3 && segments[2] == "_search")) {
+    } else if (n == 4 && segments[1] == "Patient" && segments[3] == "$everything") {
+      route = Make(RouteKind::kEverything, "/fhir/Patient/{id}/$everything", "GET");
+      route.type = segments[1];
+      route.id = segments[2];
+    } else if (n == 3 && segments[2] == "_search") {
+      if (!model.IsResourceType(segments[1])) return NotFound("unknown resource type");
+      route = Make(RouteKind::kFhirSearch, "/fhir/{type}/_search", "POST");
+      route.type = segments[1];
+    } else if (segments.back().front() == '$') {
       route = Make(RouteKind::kFhirOperation, "/fhir/{operation}", "GET, POST");
       if (n >= 2 && segments[1].front() != '$') {
         if (!model.IsResourceType(segments[1])) return NotFound("unknown resource type");

@@ -35,7 +35,9 @@ enum class RouteKind {
   kFhirTypeHistory,      // /fhir/{type}/_history
   kFhirInstanceHistory,  // /fhir/{type}/{id}/_history
   kFhirVersion,          // /fhir/{type}/{id}/_history/{vid}
-  kFhirOperation,        // /fhir/.../$op or /fhir/{type}/_search (not yet supported)
+  kFhirSearch,           // POST /fhir/{type}/_search (form body)
+  kEverything,           // GET /fhir/Patient/{id}/$everything
+  kFhirOperation,        // /fhir/.../$op (not yet supported)
   kDisclosures,          // GET /fhir/Patient/{id}/$disclosures (accounting of disclosures)
 };
 

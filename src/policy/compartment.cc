@@ -125,6 +125,25 @@ bool IsReferenceToPatient(std::string_view reference, std::string_view patient_i
   return !patient_id.empty() && PatientIdOf(reference) == patient_id;
 }
 
+const std::vector<std::pair<std::string, std::vector<std::string>>>& PatientCompartmentMembers() {
+  static const auto* members = [] {
+    auto* out = new std::vector<std::pair<std::string, std::vector<std::string>>>();
+    for (size_t i = 0; i < internal::kPatientCompartmentRowCount; ++i) {
+      const internal::PatientCompartmentRow& row = internal::kPatientCompartmentRows[i];
+      std::vector<std::string> params;
+      std::string_view rest = row.params;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        params.emplace_back(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      }
+      out->emplace_back(std::string(row.type), std::move(params));
+    }
+    return out;
+  }();
+  return *members;
+}
+
 bool HasPatientCompartment(std::string_view resource_type) {
   return PatientCompartmentPaths(resource_type) != nullptr;
 }

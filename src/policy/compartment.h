@@ -35,6 +35,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace phigate::policy {
@@ -64,6 +65,11 @@ bool HasPatientCompartment(std::string_view resource_type);
 // these are the links to other Patients (`link.other`); the id itself is checked too.
 // Valid for the life of the process.
 const std::vector<std::string>* PatientCompartmentPaths(std::string_view type);
+
+// The member types of the Patient compartment, sorted by type, each with the search
+// parameter codes that link it to a patient (Patient: "link"), for $everything. Valid for
+// the life of the process.
+const std::vector<std::pair<std::string, std::vector<std::string>>>& PatientCompartmentMembers();
 
 // Whether `reference` (a Reference.reference value) names the patient `patient_id`, per the
 // rules above. Exposed for callers that check a single reference (e.g. a search parameter

@@ -28,6 +28,18 @@
 
 namespace phigate::storage {
 
+// One search index entry of a resource's current version (fhir/search_index.h makes
+// them). `token` is opaque to the store (16 bytes: a truncated keyed HMAC of a parameter
+// and a normalized value). Date parameters also carry the years their value spans, in the
+// clear (HIPAA Safe Harbor treats a year alone as not identifying), so a date range
+// narrows on years before the fhir layer refines on the decrypted resource; other entries
+// have both years 0.
+struct IndexEntry {
+  std::string token;
+  int32_t low_year = 0;
+  int32_t high_year = 0;
+};
+
 struct VersionRecord {
   std::string type;
   std::string id;
@@ -37,6 +49,36 @@ struct VersionRecord {
   uint32_t key_version = 0;     // DEK version that sealed ciphertext
   std::string ciphertext;       // nonce || ct || tag
   int64_t seq = 0;              // assigned by the store on append; global, increasing
+  // AppendVersion: the search index entries of this version. They replace the resource's
+  // previous entries in the same transaction, so the index always describes exactly the
+  // current version (a tombstone has none). Reads leave it empty.
+  std::vector<IndexEntry> index;
+};
+
+// One condition of a search over current versions: a resource matches when it has an
+// index entry whose token is any of `any_of` (and, with `by_year`, whose year span
+// overlaps [year_low, year_high]); `negate` inverts the condition (:not, :missing=true).
+struct SearchClause {
+  std::vector<std::string> any_of;
+  bool by_year = false;
+  int32_t year_low = 0;
+  int32_t year_high = 0;
+  bool negate = false;
+};
+
+// Candidates for a search: current, not deleted versions of `type` that satisfy every
+// clause (none: every resource of the type), restricted to `ids` when non-empty, whose
+// last_updated_ms lies in [updated_from_ms, updated_to_ms), with id > `after_id`; at most
+// `limit` (> 0), in ascending id order (byte order), ciphertext included. The fhir layer
+// decrypts them and checks each condition exactly (tokens are truncated, years coarse).
+struct SearchQuery {
+  std::string type;
+  std::vector<SearchClause> all_of;
+  std::vector<std::string> ids;
+  int64_t updated_from_ms = INT64_MIN;
+  int64_t updated_to_ms = INT64_MAX;
+  std::string after_id;
+  int limit = 100;
 };
 
 struct HistoryQuery {
@@ -168,6 +210,9 @@ class Store {
   // change is committed without its record).
   virtual Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version,
                                         const BeforeCommit& before_commit) = 0;
+  // Search candidates (see SearchQuery); kInvalidArgument for an empty type, a limit <= 0,
+  // a clause with no token, or a year clause with year_low > year_high.
+  virtual Result<std::vector<VersionRecord>> SearchCurrent(const SearchQuery& query) = 0;
   // Versions newest first (by seq), for one resource or one type. limit 0 yields nothing;
   // a negative limit or before_seq, or an empty type, is kInvalidArgument.
   virtual Result<std::vector<VersionRecord>> History(const HistoryQuery& query) = 0;

@@ -171,6 +171,21 @@ TEST(FhirPathTest, UnionRemovesDuplicatesAndKeepsOrder) {
   EXPECT_THAT(Eval("'a' | {} | $this.id", kPatient), ElementsAre("System:\"a\"", "id:\"p1\""));
 }
 
+// Found by the differential test against @medplum/core (fhir.fhirpath_diff): `|` removes
+// duplicate values by `=` (N1 §6.4), not only the same node twice.
+TEST(FhirPathTest, UnionRemovesEqualValuesFromDifferentElements) {
+  const std::string_view vs = R"({"resourceType": "ValueSet",
+      "compose": {"include": [{"concept": [{"code": "a"}, {"code": "b"}]}]},
+      "expansion": {"timestamp": "2020", "contains": [{"code": "b"}, {"code": "a"}, {"code": "b"}]}})";
+  EXPECT_THAT(Eval("ValueSet.expansion.contains.code | ValueSet.compose.include.concept.code", vs),
+              ElementsAre("code:\"b\"", "code:\"a\""));
+  const std::string_view study = R"({"resourceType": "ImagingStudy", "status": "available",
+      "subject": {"reference": "Patient/1"}, "endpoint": [{"reference": "Endpoint/e"}],
+      "series": [{"uid": "1", "modality": {"code": "CT"}, "endpoint": [{"reference": "Endpoint/e"}]}]})";
+  EXPECT_THAT(Eval("ImagingStudy.endpoint | ImagingStudy.series.endpoint", study),
+              ElementsAre(R"(Reference:{"reference":"Endpoint/e"})"));
+}
+
 TEST(FhirPathTest, ContainedAndBundleResourcesAreTypedByResourceType) {
   EXPECT_THAT(Eval("Patient.contained.name", kPatient), ElementsAre("string:\"Inner\""));
   EXPECT_THAT(Eval("Patient.contained.ofType(Organization).id", kPatient),

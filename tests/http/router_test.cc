@@ -28,8 +28,15 @@ TEST_F(RouterTest, FhirRoutes) {
   EXPECT_EQ(R("/fhir/Observation/o1/_history")->kind, RouteKind::kFhirInstanceHistory);
   EXPECT_EQ(R("/fhir/metadata")->kind, RouteKind::kMetadata);
   EXPECT_EQ(R("/fhir")->kind, RouteKind::kFhirSystem);
-  EXPECT_EQ(R("/fhir/Patient/1/$everything")->kind, RouteKind::kFhirOperation);
-  EXPECT_EQ(R("/fhir/Patient/_search")->kind, RouteKind::kFhirOperation);
+  EXPECT_EQ(R("/fhir/Patient/1/$everything")->kind, RouteKind::kEverything);
+  EXPECT_EQ(R("/fhir/Patient/1/$everything")->id, "1");
+  EXPECT_STREQ(R("/fhir/Patient/1/$everything")->allow, "GET");
+  EXPECT_EQ(R("/fhir/Observation/1/$everything")->kind, RouteKind::kFhirOperation);
+  EXPECT_EQ(R("/fhir/Patient/1/$validate")->kind, RouteKind::kFhirOperation);
+  EXPECT_EQ(R("/fhir/Patient/_search")->kind, RouteKind::kFhirSearch);
+  EXPECT_EQ(R("/fhir/Patient/_search")->type, "Patient");
+  EXPECT_STREQ(R("/fhir/Patient/_search")->allow, "POST");
+  EXPECT_EQ(R("/fhir/Nope/_search").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(R("/fhir/Patient/")->kind, RouteKind::kFhirType);  // one trailing slash
 }
 

@@ -171,15 +171,79 @@ test('history (type): every returned resource listed, with their patients', asyn
   });
 });
 
-test('search (501 today): recorded with the query entity', async () => {
+test('search: the query entity, every returned resource and their patients', async () => {
   const sent = await send('search', 'GET', `/fhir/Observation?subject=Patient/${patientId}&code=29463-7`, clinician);
-  assert.equal(sent.res.status, 501, sent.res.body);
+  assert.equal(sent.res.status, 200, sent.res.body);
+  assert.equal(sent.res.json().type, 'searchset');
+  assert.deepEqual(sent.res.json().entry.map((e) => `${e.resource.resourceType}/${e.resource.id}`), [`Observation/${obsId}`]);
   await assertRecord(sent, {
-    subtype: rest('search-type'), outcome: '8', outcomeDesc: 'HTTP 501; not-supported',
-    purposeOfEvent: ['TREAT'], agents: [clin()], target: 'type:Observation',
+    subtype: rest('search-type'), outcomeDesc: 'HTTP 200', purposeOfEvent: ['TREAT'],
+    agents: [clin()], patients: [`Patient/${patientId}`], target: 'type:Observation',
+    returned: [`Observation/${obsId}`],
     query: [['subject', `Patient/${patientId}`], ['code', '29463-7']],
     queryString: `subject=Patient%2F${patientId}&code=29463-7`,
     method: 'GET', route: '/fhir/{type}',
+  });
+});
+
+test('a compartment-restricted search: only the caller\'s patient is recorded, not those of the matches left out', async () => {
+  // Patient Q with an Observation of the same code: a match of the query, but outside the
+  // compartment of P's own token, so left out of the answer as if it did not match.
+  const q = await api.post('/fhir/Patient', clinician, resourceBody('Patient', { marker: 'AuditPatientQ' }));
+  assert.equal(q.status, 201, q.body);
+  const qId = q.json().id;
+  const qObs = await api.post('/fhir/Observation', clinician, clean(resourceBody('Observation', { patientId: qId, marker: 'AuditObsQ' })));
+  assert.equal(qObs.status, 201, qObs.body);
+  const user = await addUser(server.dataDir, { username: 'audit-patient-p', roles: 'patient', fhirUser: `Patient/${patientId}` });
+  const token = mint.person({ userId: user.user_id, clientId: client.client_id, roles: ['patient'], fhirUser: `Patient/${patientId}` });
+  const sent = await send('search-compartment', 'GET', '/fhir/Observation?code=29463-7', token);
+  assert.equal(sent.res.status, 200, sent.res.body);
+  assert.deepEqual(sent.res.json().entry.map((e) => `${e.resource.resourceType}/${e.resource.id}`), [`Observation/${obsId}`]);
+  const ev = await view.recordOf(sent.rid);
+  const got = summarize(ev);
+  // Nothing of Q was disclosed: Q is not a patient of this record (its accounting of
+  // disclosures, HIPAA §164.528, would otherwise list P's search).
+  assert.deepEqual(got.returned, [`Observation/${obsId}`]);
+  assert.deepEqual(got.query, [['code', '29463-7']]);
+  assert.equal(got.outcome, '0');
+  // Nor does Q's accounting of disclosures list it.
+  const acct = await server.request('GET', `/fhir/Patient/${qId}/$disclosures?start=${day(-1)}&end=${day(1)}`,
+    { headers: bearer(auditor) });
+  assert.equal(acct.status, 200, acct.body);
+  const disclosed = acct.json().entry.slice(1).map((e) => ext(e.resource, 'request-id'));
+  // Removed before the last assertions, so that a failure there leaves the later cases
+  // (which count the Observations of P only) unaffected.
+  assert.equal((await api.del(`/fhir/Observation/${qObs.json().id}`, clinician)).status, 204);
+  assert.ok(!disclosed.includes(sent.rid), `Q's accounting lists P's search: ${disclosed}`);
+  assert.deepEqual(got.patients, [`Patient/${patientId}`], `patients of the record: ${got.patients}`);
+});
+
+test('search with _include (POST _search): matches and included resources returned, the form body as the query', async () => {
+  const form = `_id=${obsId}&_include=Observation:subject`;
+  const sent = await send('search-post', 'POST', '/fhir/Observation/_search', clinician,
+    { body: form, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  assert.equal(sent.res.status, 200, sent.res.body);
+  assert.deepEqual(sent.res.json().entry.map((e) => [e.search.mode, `${e.resource.resourceType}/${e.resource.id}`]),
+    [['match', `Observation/${obsId}`], ['include', `Patient/${patientId}`]]);
+  await assertRecord(sent, {
+    subtype: rest('search-type'), outcomeDesc: 'HTTP 200', purposeOfEvent: ['TREAT'],
+    agents: [clin()], patients: [`Patient/${patientId}`], target: 'type:Observation',
+    returned: [`Observation/${obsId}`, `Patient/${patientId}`],
+    query: [['_id', obsId], ['_include', 'Observation:subject']],
+    queryString: `_id=${obsId}&_include=Observation%3Asubject`,
+    method: 'POST', route: '/fhir/{type}/_search',
+  });
+});
+
+test('$everything: an operation record listing the patient and everything returned', async () => {
+  const sent = await send('everything', 'GET', `/fhir/Patient/${patientId}/$everything`, clinician);
+  assert.equal(sent.res.status, 200, sent.res.body);
+  const returned = sent.res.json().entry.map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+  assert.deepEqual(returned, [`Patient/${patientId}`, `Observation/${obsId}`]);
+  await assertRecord(sent, {
+    subtype: rest('operation'), outcomeDesc: 'HTTP 200', purposeOfEvent: ['TREAT'],
+    agents: [clin()], patients: [`Patient/${patientId}`], target: `Patient/${patientId}`,
+    returned, method: 'GET', route: '/fhir/Patient/{id}/$everything',
   });
 });
 
@@ -324,9 +388,11 @@ test('a search of the audit trail by the auditor is itself recorded, with what i
 
 test('a PHI canary in a search value: found by query-value, stored nowhere in the clear', async () => {
   const sent = await send('canary', 'GET', `/fhir/Patient?name=${CANARY}&birthdate=1961-07-04`, clinician);
-  assert.equal(sent.res.status, 501, sent.res.body);
+  assert.equal(sent.res.status, 200, sent.res.body);
+  assert.equal(sent.res.json().type, 'searchset');
+  assert.equal(sent.res.json().entry, undefined, 'no Patient matches');
   await assertRecord(sent, {
-    subtype: rest('search-type'), outcome: '8', outcomeDesc: 'HTTP 501; not-supported',
+    subtype: rest('search-type'), outcomeDesc: 'HTTP 200',
     purposeOfEvent: ['TREAT'], agents: [clin()], target: 'type:Patient',
     query: [['name', CANARY], ['birthdate', '1961-07-04']],
     queryString: `name=${CANARY}&birthdate=1961-07-04`, method: 'GET', route: '/fhir/{type}',

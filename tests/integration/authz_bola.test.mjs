@@ -6,8 +6,11 @@
 // restricted tokens: the patient role (compartment of fhirUser) and a clinician whose
 // token carries only patient/ scopes with the launch patient claim.
 //
-// Search, _include/_revinclude, batch and $everything are not built yet (issue 6): they
-// must answer 501 (or 403), never data.
+// Search (issue 6) keeps to the compartment the same way: a match outside it is left out
+// of the searchset as if it did not match (search by B's id, B's reference, a chain,
+// _include, _revinclude, _total, _sort, paging), and Patient/B/$everything is what a read
+// of B is (404, or 403 when forbidden); A's $everything is exactly A's resources. Batch and
+// transaction Bundles are not built yet: 501, never data.
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -132,30 +135,114 @@ describe('default: outside the compartment is 404', () => {
       }
     });
 
-    test(`${name}: search, _include, _revinclude, batch, $everything answer 501 or 403, never data`, async () => {
+    // Every searchset page of `target` (following next links): {entries, pages}.
+    const searchAll = async (t, method, target, body) => {
+      const entries = [];
+      const pages = [];
+      let res = await server.request(method, target, {
+        headers: { authorization: `Bearer ${t}`, 'content-type': 'application/x-www-form-urlencoded' }, body,
+      });
+      for (;;) {
+        assert.equal(res.status, 200, `${name} ${method} ${target}: ${res.body}`);
+        for (const s of B_SECRETS) {
+          assert.ok(!res.body.includes(s), `${name} ${method} ${target} reveals ${s}: ${res.body}`);
+        }
+        const b = res.json();
+        assert.equal(b.resourceType, 'Bundle');
+        assert.equal(b.type, 'searchset');
+        pages.push(b);
+        entries.push(...(b.entry ?? []).map((e) => [e.search.mode, `${e.resource.resourceType}/${e.resource.id}`]));
+        const next = b.link.find((l) => l.relation === 'next');
+        if (!next) return { entries, pages };
+        assert.ok(pages.length < 20, 'paging terminates');
+        res = await api.get(next.url, t);
+      }
+    };
+
+    test(`${name}: searches never return B's data: B's matches are left out as if they did not match`, async () => {
+      const t = restricted[name];
+      const A = `Patient/${ids.A}`;
+      const obsA = `Observation/${ids.obsA}`;
+      const condA = `Condition/${ids.condA}`;
+      const m = (ref) => ['match', ref];
+      const inc = (ref) => ['include', ref];
+      const cases = [
+        [`/fhir/Patient?_id=${ids.B}`, []],
+        [`/fhir/Patient?_id=${ids.A},${ids.B}`, [m(A)]],
+        ['/fhir/Patient', [m(A)]],
+        ['/fhir/Patient?name=Bravo', []],
+        ['/fhir/Patient?birthdate=1971-02-03', []],
+        ['/fhir/Patient?gender=female', [m(A)]],
+        ['/fhir/Patient?_count=1', [m(A)]],          // paged: the other pages hold nothing of B
+        ['/fhir/Patient?_sort=-birthdate', [m(A)]],
+        ['/fhir/Patient?_sort=_id&_count=1', [m(A)]],
+        [`/fhir/Observation?subject=Patient/${ids.B}`, []],
+        [`/fhir/Observation?patient=${ids.B}`, []],
+        [`/fhir/Observation?subject=${server.baseUrl}/Patient/${ids.B}`, []],
+        [`/fhir/Observation?_id=${ids.obsB}`, []],
+        ['/fhir/Observation', [m(obsA)]],
+        ['/fhir/Observation?code=http://loinc.org|29463-7', [m(obsA)]],
+        ['/fhir/Observation?subject:Patient.name=BravoPatientName', []],   // a chain into B
+        ['/fhir/Observation?subject:Patient.name=AlphaPatientName', [m(obsA)]],
+        ['/fhir/Observation?_include=Observation:subject', [m(obsA), inc(A)]],
+        [`/fhir/Observation?_id=${ids.obsB}&_include=Observation:subject`, []],
+        ['/fhir/Patient?_revinclude=Observation:subject', [m(A), inc(obsA)]],
+        [`/fhir/Patient?_id=${ids.A}&_revinclude=Observation:subject`, [m(A), inc(obsA)]],
+        [`/fhir/Patient?_id=${ids.A}&_revinclude=Condition:subject`, [m(A), inc(condA)]],
+        [`/fhir/Patient?_id=${ids.B}&_revinclude=Observation:subject`, []],
+        ['/fhir/Condition', [m(condA)]],
+        [`/fhir/Condition?_id=${ids.condB}`, []],   // deleted, and B's
+      ];
+      for (const [target, want] of cases) {
+        const { entries } = await searchAll(t, 'GET', target);
+        assert.deepEqual(entries, want, `${name} GET ${target}`);
+      }
+      // _total counts only what the caller may see.
+      for (const [type, n] of [['Patient', 1], ['Observation', 1], ['Condition', 1]]) {
+        const { pages } = await searchAll(t, 'GET', `/fhir/${type}?_total=accurate`);
+        assert.equal(pages[0].total, n, `${name} ${type}?_total=accurate`);
+      }
+      // POST _search, the same.
+      const post = await searchAll(t, 'POST', '/fhir/Observation/_search', `patient=${ids.B}`);
+      assert.deepEqual(post.entries, [], `${name} POST _search patient=B`);
+      const postA = await searchAll(t, 'POST', '/fhir/Patient/_search', `_id=${ids.A},${ids.B}`);
+      assert.deepEqual(postA.entries, [m(A)], `${name} POST _search _id=A,B`);
+    });
+
+    test(`${name}: $everything: B's is 404 like a missing patient; A's is exactly A's resources`, async () => {
+      const t = restricted[name];
+      const missing = await api.get('/fhir/Patient/no-such-patient/$everything', t);
+      assertDenied(missing, 404, 'not-found');
+      const b = await api.get(`/fhir/Patient/${ids.B}/$everything`, t);
+      assertDenied(b, 404, 'not-found', B_SECRETS, `${name} B/$everything`);
+      assert.equal(b.body, missing.body, 'the same answer as for a missing patient');
+
+      const a = await api.get(`/fhir/Patient/${ids.A}/$everything`, t);
+      assert.equal(a.status, 200, a.body);
+      for (const s of B_SECRETS) assert.ok(!a.body.includes(s), `${name} A/$everything reveals ${s}`);
+      const bundle = a.json();
+      assert.equal(bundle.type, 'searchset');
+      const refs = bundle.entry.map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+      assert.equal(refs[0], `Patient/${ids.A}`, 'the patient first');
+      assert.deepEqual(refs.slice(1).sort(),
+        [`Condition/${ids.condA}`, `Observation/${ids.obsA}`].sort(), `${name} A/$everything`);
+    });
+
+    test(`${name}: system history, batch and transaction: no data of B`, async () => {
       const t = restricted[name];
       const reqs = [
-        ['GET', `/fhir/Patient?_id=${ids.B}`],
-        ['GET', `/fhir/Observation?subject=Patient/${ids.B}`],
-        ['GET', `/fhir/Observation?patient=${ids.B}`],
-        ['GET', `/fhir/Observation?_include=Observation:subject`],
-        ['GET', `/fhir/Patient?_revinclude=Observation:subject`],
-        ['GET', `/fhir/Patient?_id=${ids.A}&_revinclude=Observation:subject`],
-        ['GET', `/fhir/Patient/${ids.B}/$everything`],
-        ['GET', '/fhir/_history'],
+        ['GET', '/fhir/_history', undefined, 501],
         ['POST', '/fhir', { resourceType: 'Bundle', type: 'batch', entry: [
           { request: { method: 'GET', url: `Patient/${ids.B}` } },
-          { request: { method: 'GET', url: `Observation/${ids.obsB}` } }] }],
+          { request: { method: 'GET', url: `Observation/${ids.obsB}` } }] }, 501],
         ['POST', '/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [
-          { request: { method: 'GET', url: `Patient/${ids.B}` } }] }],
+          { request: { method: 'GET', url: `Patient/${ids.B}` } }] }, 501],
       ];
-      for (const [method, target, body] of reqs) {
+      for (const [method, target, body, status] of reqs) {
         const res = await server.request(method, target, {
           headers: { authorization: `Bearer ${t}`, 'content-type': 'application/fhir+json' }, body,
         });
-        assert.ok([403, 501].includes(res.status), `${name} ${method} ${target}: ${res.status} ${res.body}`);
-        assertDenied(res, res.status, res.status === 403 ? 'forbidden' : 'not-supported', B_SECRETS,
-          `${name} ${method} ${target}`);
+        assertDenied(res, status, 'not-supported', B_SECRETS, `${name} ${method} ${target}`);
       }
     });
   }
@@ -238,5 +325,24 @@ describe('[policy] outside_compartment = "forbidden": 403 instead of 404', () =>
     const hist = await api.get('/fhir/Observation/_history', token);
     assert.equal(hist.status, 200);
     assert.deepEqual((hist.json().entry ?? []).map((e) => e.resource.id), [ids.obsA]);
+  });
+
+  test('$everything of B: 403 like a read of B; searches still leave B out (200, as if no match)', async () => {
+    const secrets = [...B_SECRETS.slice(0, 4), ids.B, ids.obsB, ids.condB];
+    const res = await api.get(`/fhir/Patient/${ids.B}/$everything`, token);
+    assertDenied(res, 403, 'forbidden', secrets, 'B/$everything');
+    assert.equal(issueText(res), 'the resource is outside the patient compartment of this token');
+    assertDenied(await api.get('/fhir/Patient/no-such-patient/$everything', token), 404, 'not-found');
+    for (const [target, want] of [
+      [`/fhir/Patient?_id=${ids.B}`, []],
+      [`/fhir/Patient?_id=${ids.A},${ids.B}`, [ids.A]],
+      [`/fhir/Observation?patient=${ids.B}`, []],
+      ['/fhir/Observation', [ids.obsA]],
+    ]) {
+      const r = await api.get(target, token);
+      assert.equal(r.status, 200, `${target}: ${r.body}`);
+      for (const s of secrets) assert.ok(!r.body.includes(s), `${target} reveals ${s}`);
+      assert.deepEqual((r.json().entry ?? []).map((e) => e.resource.id), want, target);
+    }
   });
 });

@@ -187,7 +187,16 @@ test('billing update of the address, hidden elements omitted: 200, hidden elemen
   assert.equal(hasSubsetted(full2), false, 'an echoed SUBSETTED tag is not stored');
 });
 
-test('search by a hidden element: 403 naming it; by a visible one: allowed (501, not built)', async () => {
+// The ids of a searchset's entries of search mode `mode`.
+function idsOf(res, mode = 'match') {
+  assert.equal(res.status, 200, res.body);
+  const b = res.json();
+  assert.equal(b.resourceType, 'Bundle');
+  assert.equal(b.type, 'searchset');
+  return (b.entry ?? []).filter((e) => e.search.mode === mode).map((e) => `${e.resource.resourceType}/${e.resource.id}`);
+}
+
+test('search by a hidden element: 403 naming it; by a visible one: the matches, in the billing view', async () => {
   for (const [param, element] of [['general-practitioner', 'generalPractitioner'], ['organization', 'managingOrganization']]) {
     const res = await api.get(`/fhir/Patient?${param}=Practitioner/${practitionerId}`, billing);
     assertDenied(res, 403, 'forbidden', HIDDEN_MARKERS, param);
@@ -195,11 +204,98 @@ test('search by a hidden element: 403 naming it; by a visible one: allowed (501,
       `searching by ${param} is not permitted: it reads Patient.${element}, which this role may not see`);
     assert.ok(!res.body.includes(practitionerId), 'the search value is not echoed');
   }
-  for (const q of ['name=Ledger', 'birthdate=1980-05-06', 'address-city=Springfield']) {
-    assertDenied(await api.get(`/fhir/Patient?${q}`, billing), 501, 'not-supported', [], q);
+  // Sorting or testing presence by a hidden element reads it too.
+  for (const q of ['_sort=general-practitioner', 'general-practitioner:missing=false']) {
+    const res = await api.get(`/fhir/Patient?${q}`, billing);
+    assertDenied(res, 403, 'forbidden', HIDDEN_MARKERS, q);
+    assert.equal(issueText(res),
+      'searching by general-practitioner is not permitted: it reads Patient.generalPractitioner, which this role may not see');
   }
-  // The clinician may search by it (and gets 501 until search exists).
-  assertDenied(await api.get(`/fhir/Patient?general-practitioner=x`, clinician), 501, 'not-supported');
+  // The current address (billing changed it above): a search finds the current version only.
+  const city = (await api.get(`/fhir/Patient/${patientId}`, clinician)).json().address[0].city;
+  assert.notEqual(city, 'Springfield');
+  const P = `Patient/${patientId}`;
+  for (const [q, want] of [
+    ['name=Ledger', [P]], ['name=lena', [P]], ['family:exact=Ledger', [P]], ['name=Nobody', []],
+    ['birthdate=1980-05-06', [P]], ['birthdate=1980-05-07', []],
+    [`address-city=${city}`, [P]], ['address-city=Springfield', []],
+    ['identifier=urn:oid:2.16.840.1.113883.4.1|123-45-6789', [P]], ['gender=female', [P]],
+  ]) {
+    const res = await api.get(`/fhir/Patient?${q}`, billing);
+    assert.deepEqual(idsOf(res), want, q);
+    for (const e of res.json().entry ?? []) assertBillingView(e.resource, `search ${q}`);
+    for (const m of HIDDEN_MARKERS) assert.ok(!res.body.includes(m), `${q} reveals ${m}`);
+  }
+  // The clinician may search by it: the Patient, whole.
+  const gp = await api.get(`/fhir/Patient?general-practitioner=Practitioner/${practitionerId}`, clinician);
+  assert.deepEqual(idsOf(gp), [P]);
+  const full = gp.json().entry[0].resource;
+  assert.equal(full.generalPractitioner[0].display, 'Dr Hidden GP');
+  assert.equal(hasSubsetted(full), false);
+  assert.deepEqual(idsOf(await api.get(`/fhir/Patient?general-practitioner=${practitionerId}`, clinician)), [P]);
+  assert.deepEqual(idsOf(await api.get('/fhir/Patient?general-practitioner=x', clinician)), []);
+});
+
+// _include and _revinclude (search.html#include): each included resource is authorized and
+// shaped as a read of its own type would be, and following an element is reading it.
+let claimId;  // a Claim of the Patient, provider the Practitioner
+async function seededClaim() {
+  if (!claimId) {
+    const claim = await api.post('/fhir/Claim', clinician,
+      clean(resourceBody('Claim', { patientId, marker: 'ClaimMarker', practitionerId })));
+    assert.equal(claim.status, 201, claim.body);
+    claimId = claim.json().id;
+  }
+  return claimId;
+}
+const included = (res) => res.json().entry.find((e) => e.search.mode === 'include').resource;
+
+test('_include / _revinclude along a hidden element: 403 naming it, as a search by it is', async () => {
+  for (const [q, param, element] of [
+    ['/fhir/Patient?_include=Patient:general-practitioner', 'general-practitioner', 'Patient.generalPractitioner'],
+    ['/fhir/Encounter?_include=Encounter:subject', 'subject', 'Encounter.subject'],
+    ['/fhir/Patient?_revinclude=Encounter:subject', 'subject', 'Encounter.subject'],
+  ]) {
+    const res = await api.get(q, billing);
+    assertDenied(res, 403, 'forbidden', [...HIDDEN_MARKERS, 'Gp', practitionerId, encounterId], q);
+    assert.equal(issueText(res),
+      `searching by ${param} is not permitted: it reads ${element}, which this role may not see`, q);
+  }
+});
+
+test('_include / _revinclude of a type the role may not read: left out, as if nothing pointed to it', async () => {
+  // As $everything leaves out the types the caller may not search.
+  const obs = await api.get('/fhir/Patient?_revinclude=Observation:subject', billing);
+  assert.deepEqual(idsOf(obs), [`Patient/${patientId}`]);
+  assert.deepEqual(idsOf(obs, 'include'), [], 'billing never receives an Observation');
+  assert.ok(!obs.body.includes(observationId) && !obs.body.includes('ObservationMarker'));
+  const claim = await seededClaim();
+  const prov = await api.get('/fhir/Claim?_include=Claim:provider', billing);
+  assert.deepEqual(idsOf(prov), [`Claim/${claim}`]);
+  assert.deepEqual(idsOf(prov, 'include'), [], 'nor a Practitioner');
+  assert.ok(!JSON.stringify(prov.json().entry.filter((e) => e.search.mode === 'include')).includes('Gp'));
+});
+
+test('an included resource is the role\'s view of its own type, whatever the type searched', async () => {
+  const claim = await seededClaim();
+  const pat = await api.get('/fhir/Claim?_include=Claim:patient', billing);
+  assert.deepEqual(idsOf(pat, 'include'), [`Patient/${patientId}`]);
+  assertBillingView(included(pat), 'included Patient');
+  assert.deepEqual(included(pat).name, [{ family: 'Ledger', given: ['Lena'] }]);
+  // A Claim has no element policy for billing: whole, without the narrative.
+  const rev = await api.get(`/fhir/Patient?_id=${patientId}&_revinclude=Claim:patient`, billing);
+  assert.deepEqual(idsOf(rev, 'include'), [`Claim/${claim}`]);
+  assert.equal(included(rev).patient.reference, `Patient/${patientId}`);
+  assert.equal(included(rev).provider.reference, `Practitioner/${practitionerId}`);
+  assert.equal(hasSubsetted(included(rev)), false);
+
+  // The clinician sees the included resources whole.
+  const inc = await api.get('/fhir/Patient?_include=Patient:general-practitioner', clinician);
+  assert.deepEqual(idsOf(inc, 'include'), [`Practitioner/${practitionerId}`]);
+  assert.deepEqual(included(inc).name, [{ family: 'Gp' }]);
+  const revObs = await api.get(`/fhir/Patient?_id=${patientId}&_revinclude=Observation:subject`, clinician);
+  assert.deepEqual(idsOf(revObs, 'include'), [`Observation/${observationId}`]);
+  assert.equal(included(revObs).code.text, 'ObservationMarker');
 });
 
 test('_elements and _summary narrow a clinician\'s read as FHIR says', async () => {

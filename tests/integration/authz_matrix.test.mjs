@@ -4,11 +4,12 @@
 // and text, with no resource content in the body).
 //
 // Statuses of an allowed interaction: read/vread/history 200, create 201, update 200,
-// delete 204; search 501 (allowed, but search is not built yet: issue 6; a denied search
-// is 403 before that). The patient role is limited to the compartment of its fhirUser
+// delete 204; search 200 with a searchset Bundle of exactly the resources of the type that
+// exist at that point and the role may see (a denied search is 403). The patient role is limited to the compartment of its fhirUser
 // (Patient/<seeded patient>): every seeded resource but the Practitioner references that
 // patient, so its reads are 200 and the Practitioner (no Patient compartment membership
-// in R4) is 404, as if absent.
+// in R4) is 404, as if absent; its searches list only what is in that compartment (not
+// the victim Patient, no Practitioner).
 //
 // AuditEvent: the audit trail (issue 5) is written by the server alone, so create, update
 // and delete are 405 for every role. The column's read targets an id that is not a record
@@ -31,7 +32,7 @@ const POLICY_NAME = {
   'history-type': 'history', create: 'create', update: 'update', delete: 'delete',
 };
 
-const ALLOWED = { read: 200, vread: 200, search: 501, 'history-instance': 200,
+const ALLOWED = { read: 200, vread: 200, search: 200, 'history-instance': 200,
   'history-type': 200, create: 201, update: 200, delete: 204 };
 const DENIED = Object.fromEntries(INTERACTIONS.map((i) => [i, 403]));
 // Read-only access (read, vread, search, history), everything else denied.
@@ -73,6 +74,7 @@ const tokens = {};
 const seeded = {};   // type -> id of the resource every role reads, updates
 const victims = {};  // type -> id of a resource the clinician deletes
 const markers = [];  // planted in every seeded resource; never in a denial
+const live = {};     // type -> Set of the ids that exist now (created, not deleted)
 
 function bodyFor(type, marker) {
   return clean(resourceBody(type, { patientId, marker, practitionerId }));
@@ -89,6 +91,7 @@ before(async () => {
     markers.push(marker);
     const res = await api.post(`/fhir/${type}`, seeder, bodyFor(type, marker));
     assert.equal(res.status, 201, `seeding ${type}: ${res.body}`);
+    (live[type] ??= new Set()).add(res.json().id);
     return res.json().id;
   };
   patientId = await create('Patient', 'MatrixSeedPatient');
@@ -159,6 +162,8 @@ for (const role of Object.keys(EXPECTED)) {
           const res = await perform(role, type, interaction);
           const what = `${role} ${interaction} ${type}`;
           assert.equal(res.status, status, `${what}: expected ${status}, got ${res.status}: ${res.body}`);
+          if (interaction === 'create' && status === 201) live[type].add(res.json().id);
+          if (interaction === 'delete' && status === 204) live[type].delete(victims[type]);
           switch (status) {
             case 403:
               assertDenied(res, 403, 'forbidden', [...markers, patientId], what);
@@ -167,9 +172,6 @@ for (const role of Object.keys(EXPECTED)) {
             case 404:
               assertDenied(res, 404, 'not-found', [...markers, patientId], what);
               assert.equal(issueText(res), 'resource not found', what);
-              break;
-            case 501:
-              assertDenied(res, 501, 'not-supported', markers, what);
               break;
             case 405:
               assertDenied(res, 405, 'not-supported', markers, what);
@@ -185,6 +187,18 @@ for (const role of Object.keys(EXPECTED)) {
               if (type === 'AuditEvent') {
                 assert.equal(body.resourceType, 'Bundle', what);
                 assert.equal(body.type, 'searchset', what);
+              } else if (interaction === 'search') {
+                assert.equal(body.resourceType, 'Bundle', what);
+                assert.equal(body.type, 'searchset', what);
+                assert.deepEqual(body.entry?.map((e) => e.search.mode).filter((m) => m !== 'match') ?? [], [], what);
+                const ids = (body.entry ?? []).map((e) => e.resource.id).sort();
+                // Every seeded and created resource but the Practitioner and the victim
+                // Patient references the patient of the compartment.
+                const visible = role !== 'patient' ? [...live[type]]
+                  : type === 'Practitioner' ? []
+                    : type === 'Patient' ? [patientId] : [...live[type]];
+                assert.deepEqual(ids, visible.sort(), `${what}: exactly what exists and the role may see`);
+                assert.ok(ids.length > 0 || (role === 'patient' && type === 'Practitioner'), `${what}: not empty`);
               } else if (interaction.startsWith('history')) {
                 assert.equal(body.resourceType, 'Bundle', what);
                 assert.equal(body.type, 'history', what);

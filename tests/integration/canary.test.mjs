@@ -110,7 +110,6 @@ test('canaries in invalid resources, queries, paths and headers are not echoed',
     ['PUT', `/fhir/Patient/${pid}`, { ...patient(), id: pid, birthDate: PHONE }, 400],
     ['PUT', `/fhir/Patient/${pid}`, { ...patient(), id: NAME }, 400],
     ['PUT', `/fhir/Patient/${NAME}`, { ...patient(), id: NAME }, 405],
-    ['GET', `/fhir/Patient?name=${encodeURIComponent(NAME)}&identifier=${encodeURIComponent(SSN)}&phone=${encodeURIComponent(PHONE)}`, undefined, 501],
     ['GET', `/fhir/Patient/${pid}/_history?_count=${encodeURIComponent(SSN)}`, undefined, 400],
     ['GET', `/fhir/Patient/${pid}/_history?_since=${encodeURIComponent(NAME)}`, undefined, 501],
     ['GET', `/fhir/Patient/${pid}/_history?_page=${encodeURIComponent(PHONE)}`, undefined, 400],
@@ -151,6 +150,79 @@ test('canaries in invalid resources, queries, paths and headers are not echoed',
   const m = await rawRequest(server, `${NAME} /fhir/Patient/x HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`);
   assert.equal(m.status, 405);
   assert.deepEqual(findNeedles(Buffer.from(m.raw)), []);
+});
+
+test('searches by canary values find the canaries; no canary in a link, an error, a header or the log', async () => {
+  // The live Patients: all 20 but the deleted one carry the canary name, SSN and phone.
+  const live = created.filter((c, i) => c.type === 'Patient' && i !== 1).map((c) => c.id).sort();
+  assert.equal(live.length, 19);
+  const query = `name=${encodeURIComponent(NAME)}&identifier=${encodeURIComponent(SSN)}&phone=${encodeURIComponent(PHONE)}`;
+  // The resources themselves carry the canaries (the caller may read them); nothing else
+  // in the response may: not the links, the headers, or anything outside the resources.
+  const outsideResources = (res) => {
+    const b = res.json();
+    const shell = { ...b, entry: (b.entry ?? []).map((e) => ({ ...e, resource: undefined })) };
+    return `${JSON.stringify(res.headers)}${JSON.stringify(shell)}`;
+  };
+  const assertPage = (res, what) => {
+    assert.equal(res.status, 200, `${what}: ${res.body}`);
+    const b = res.json();
+    assert.equal(b.type, 'searchset', what);
+    assert.deepEqual(findNeedles(Buffer.from(outsideResources(res))), [], `${what}: ${outsideResources(res).slice(0, 400)}`);
+    for (const l of b.link) {
+      assert.match(l.url, /^https:\/\/[^/]+\/fhir\/Patient\?_cursor=[^&=]+$/, `${what}: ${l.relation} link`);
+    }
+    return b;
+  };
+  const get = await req('GET', `/fhir/Patient?${query}`);
+  const all = assertPage(get, 'GET search');
+  assert.deepEqual(all.entry.map((e) => e.resource.id).sort(), live);
+  for (const e of all.entry) assert.equal(e.resource.name[0].family, NAME);
+
+  // The form body of POST _search keeps the values out of the URL; the same result.
+  const post = await server.request('POST', '/fhir/Patient/_search', {
+    headers: { ...bearer(token), 'content-type': 'application/x-www-form-urlencoded' }, body: query,
+  });
+  assert.deepEqual(assertPage(post, 'POST _search').entry.map((e) => e.resource.id).sort(), live);
+
+  // Paged: the next links carry only a sealed cursor, and following them reaches every match.
+  let page = assertPage(await req('GET', `/fhir/Patient?${query}&_count=5`), 'page 1');
+  const seen = page.entry.map((e) => e.resource.id);
+  for (let n = 2; page.link.some((l) => l.relation === 'next'); n++) {
+    assert.ok(n <= 10, 'paging terminates');
+    page = assertPage(await req('GET', page.link.find((l) => l.relation === 'next').url), `page ${n}`);
+    seen.push(...(page.entry ?? []).map((e) => e.resource.id));
+  }
+  assert.deepEqual(seen.sort(), live);
+
+  // The Observation of the canary patient through a chain on the subject's identifier,
+  // with an _include of the subject.
+  const chained = await req('GET', `/fhir/Observation?subject:Patient.identifier=${encodeURIComponent(SSN)}&_include=Observation:subject`);
+  assert.equal(chained.status, 200, chained.body);
+  assert.deepEqual(findNeedles(Buffer.from(JSON.stringify(chained.json().link))), [], 'chain: links');
+  const obs = chained.json();
+  assert.deepEqual(obs.entry.map((e) => [e.search.mode, e.resource.resourceType, e.resource.id]),
+    [['match', 'Observation', created[20].id], ['include', 'Patient', created[0].id]]);
+
+  // Searches that match nothing or fail: no canary in the answer at all.
+  const misses = [
+    [`/fhir/Patient?name=${encodeURIComponent(`${NAME}x`)}`, 200],
+    [`/fhir/Patient?family:exact=${encodeURIComponent(NAME.toLowerCase())}`, 200],
+    [`/fhir/Patient?identifier=${encodeURIComponent(`${SSN}0`)}`, 200],
+    [`/fhir/Patient?bogus-${encodeURIComponent(NAME)}=${encodeURIComponent(SSN)}`, 400],
+    [`/fhir/Patient?birthdate=${encodeURIComponent(NAME)}`, 400],
+    [`/fhir/Patient?name:contains=${encodeURIComponent(NAME)}`, 501],
+  ];
+  for (const [target, status] of misses) {
+    const res = await req('GET', target);
+    assert.equal(res.status, status, `${target}: ${res.body}`);
+    if (status === 200) assert.equal(res.json().entry, undefined, `${target}: ${res.body.slice(0, 200)}`);
+    assert.deepEqual(findNeedles(Buffer.from(`${JSON.stringify(res.headers)}${res.body}`)), [],
+      `${target} echoed: ${res.body.slice(0, 300)}`);
+  }
+  // Nothing the server logged so far (the rest is checked after it stops).
+  assert.deepEqual(findNeedles(server.stderrBytes()), [], 'canary in stderr');
+  assert.deepEqual(findNeedles(Buffer.from(server.stdout())), [], 'canary in stdout');
 });
 
 test('while running: no canary in the data dir (WAL included); permissions are tight', async () => {

@@ -157,12 +157,63 @@ test('metadata: CapabilityStatement without a token lists every R4 type and inte
   const missing = r4Types.filter((t) => !listed.has(t));
   assert.deepEqual(missing, [], 'resource types missing from the CapabilityStatement');
 
-  const want = ['create', 'delete', 'history-instance', 'history-type', 'read', 'update', 'vread'];
+  const want = ['create', 'delete', 'history-instance', 'history-type', 'read', 'search-type',
+    'update', 'vread'];
   for (const t of r4Types) {
     const codes = listed.get(t).interaction.map((i) => i.code).sort();
     assert.deepEqual(codes, want, `interactions of ${t}`);
     assert.equal(listed.get(t).updateCreate, false, `${t}.updateCreate`);
   }
+
+  // Search parameters (issue 6 §1): every R4 SearchParameter of a type (its own, then those
+  // of DomainResource and Resource) is either in searchParam, with the definition's
+  // canonical URL and type, or named in the unsupported-search-param extension (composite
+  // and special parameters always are: they answer 501).
+  const UNSUPPORTED = 'https://phigate.dev/fhir/StructureDefinition/unsupported-search-param';
+  // R4 (4.0.1) definitions only: the package also ships one from a later version
+  // (DeviceDefinition-classification, 5.0.0-snapshot1) that R4 does not have.
+  const sps = readJson('fhir/r4/search-parameters.json').entry.map((e) => e.resource)
+    .filter((sp) => sp.version === '4.0.1');
+  const notDomain = new Set(['Bundle', 'Binary', 'Parameters']);
+  for (const t of r4Types) {
+    const r = listed.get(t);
+    const expected = new Map();
+    const bases = [t, ...(notDomain.has(t) ? [] : ['DomainResource']), 'Resource'];
+    for (const base of bases) {
+      for (const sp of sps.filter((x) => x.base.includes(base))) {
+        if (!expected.has(sp.code)) expected.set(sp.code, sp);
+      }
+    }
+    assert.ok(Array.isArray(r.searchParam), `${t}.searchParam`);
+    const unsupported = (r.extension ?? []).filter((e) => e.url === UNSUPPORTED).map((e) => e.valueCode);
+    assert.deepEqual((r.extension ?? []).filter((e) => e.url !== UNSUPPORTED), [], `${t}: other extensions`);
+    const supported = r.searchParam.map((p) => p.name);
+    assert.deepEqual([...supported, ...unsupported].sort(), [...expected.keys()].sort(),
+      `${t}: every R4 parameter listed once, supported or not`);
+    for (const p of r.searchParam) {
+      const sp = expected.get(p.name);
+      assert.deepEqual(p, { name: sp.code, definition: sp.url, type: sp.type }, `${t} ${p.name}`);
+      assert.ok(!['composite', 'special'].includes(sp.type), `${t} ${p.name}: ${sp.type} is not supported`);
+    }
+    for (const code of unsupported) {
+      const sp = expected.get(code);
+      if (['composite', 'special'].includes(sp.type) || !sp.expression) continue;
+      // Others must be ones whose expression phigate cannot evaluate; there are few.
+      assert.ok(!['Patient', 'Observation', 'Encounter', 'Condition', 'MedicationRequest'].includes(t),
+        `${t} ${code} (${sp.type}, ${sp.expression}) is listed as unsupported`);
+    }
+  }
+  const patient = listed.get('Patient');
+  assert.deepEqual(patient.searchParam.find((p) => p.name === 'birthdate'),
+    { name: 'birthdate', definition: 'http://hl7.org/fhir/SearchParameter/individual-birthdate', type: 'date' });
+  assert.deepEqual(patient.searchParam.find((p) => p.name === '_id'),
+    { name: '_id', definition: 'http://hl7.org/fhir/SearchParameter/Resource-id', type: 'token' });
+  const obsUnsupported = listed.get('Observation').extension.map((e) => e.valueCode);
+  for (const code of ['code-value-quantity', 'combo-code-value-concept', 'component-code-value-quantity']) {
+    assert.ok(obsUnsupported.includes(code), `Observation ${code} (composite) is listed as unsupported`);
+    assert.ok(!listed.get('Observation').searchParam.some((p) => p.name === code));
+  }
+  assert.ok(patient.extension.map((e) => e.valueCode).includes('_text'), '_text (no expression) is unsupported');
 
   // The same document through the FHIR client.
   const viaClient = await fhir.capabilityStatement();
@@ -416,12 +467,129 @@ test('concurrent deletes with If-Match: exactly one 204, the rest 412; unconditi
   }
 });
 
-test('search is not implemented yet: 501 OperationOutcome, with and without parameters', async () => {
-  assertOutcome(assert, await get('/fhir/Patient'), 501, 'not-supported');
-  const withParam = await get('/fhir/Patient?family=Chalmers');
-  assertOutcome(assert, withParam, 501, 'not-supported');
-  assert.ok(!withParam.body.includes('Chalmers'), 'the query value is not echoed');
-  await assert.rejects(fhir.search({ resourceType: 'Observation', searchParams: { code: '8867-4' } }),
+// The ids of `type` the ledger says exist now (their last write is not a DELETE), sorted.
+function liveIds(type) {
+  const last = new Map();
+  for (const w of ledger.filter((x) => x.type === type)) last.set(w.id, w.method);
+  return [...last].filter(([, method]) => method !== 'DELETE').map(([id]) => id).sort();
+}
+
+// The ids of a searchset page's entries of search mode `mode`, sorted.
+function matchIds(bundle, mode = 'match') {
+  return (bundle.entry ?? []).filter((e) => e.search?.mode === mode).map((e) => e.resource.id).sort();
+}
+
+// Asserts a searchset Bundle whose self link carries only a cursor (search values never
+// in a URL the server writes); returns the Bundle.
+function assertSearchset(res, type, what) {
+  assert.equal(res.status, 200, `${what}: ${res.body}`);
+  assertCommonHeaders(assert, res);
+  const b = res.json();
+  assert.equal(b.resourceType, 'Bundle', what);
+  assert.equal(b.type, 'searchset', what);
+  for (const l of b.link) {
+    assert.match(l.url, new RegExp(`^${server.baseUrl.replace(/[.]/g, '\\.')}/${type}\\?_cursor=[A-Za-z0-9_-]+$`),
+      `${what}: ${l.relation} link ${l.url}`);
+  }
+  assert.ok(b.link.some((l) => l.relation === 'self'), `${what}: self link`);
+  for (const e of b.entry ?? []) {
+    assert.equal(e.fullUrl, `${server.baseUrl}/${e.resource.resourceType}/${e.resource.id}`, what);
+  }
+  return b;
+}
+
+test('search: an empty type, exact matches per parameter type, paging, POST _search, 400 and 501', async () => {
+  // A type nothing was written to: an empty searchset.
+  const empty = assertSearchset(await get('/fhir/Medication'), 'Medication', 'empty type');
+  assert.equal(empty.entry, undefined);
+  assert.deepEqual(empty.link.map((l) => l.relation), ['self']);
+
+  const patients = liveIds('Patient');
+  const observations = liveIds('Observation');
+  assert.ok(patients.length >= 2 && observations.length >= 1, `${patients} / ${observations}`);
+  assert.ok(ledger.some((w) => w.type === 'Patient' && w.method === 'DELETE'), 'a deleted Patient exists');
+
+  // Every live Patient is a Chalmers born 1974-12-25; deleted ones never match.
+  const cases = [
+    ['Patient', 'family=Chalmers', patients],
+    ['Patient', 'family=chALM', patients],            // starts-with, case-insensitive
+    ['Patient', 'family:exact=Chalmers', patients],
+    ['Patient', 'family:exact=chalmers', []],
+    ['Patient', 'family=Chalmersx', []],
+    ['Patient', 'given=PETER', patients],
+    ['Patient', 'birthdate=1974-12-25', patients],
+    ['Patient', 'birthdate=1974', patients],           // the precision of the value
+    ['Patient', 'birthdate=lt1974-12-25', []],
+    ['Patient', 'birthdate=ge1974-12-25', patients],
+    ['Patient', 'gender=male', patients],
+    ['Patient', 'gender=female', []],
+    ['Patient', 'address-city=pleasant', patients],
+    ['Patient', `_id=${patients[0]}`, [patients[0]]],
+    ['Patient', `_id=${patients[0]},${patients[1]}`, [patients[0], patients[1]]],
+    ['Patient', 'gender=male&family=Nobody', []],    // repeated conditions are AND
+    ['Observation', `subject=${patientRef}`, observations],
+    ['Observation', `patient=${patientRef.slice('Patient/'.length)}`, observations],
+    ['Observation', 'code=http://loinc.org|8867-4', observations],
+    ['Observation', 'code=http://snomed.info/sct|8867-4', []],
+    ['Observation', 'value-quantity=gt70|http://unitsofmeasure.org|/min', observations],
+    ['Observation', 'value-quantity=lt70', []],
+    ['Observation', 'date=2024-01-02', observations],
+    ['Observation', 'date=2024-01-03', []],
+    ['Observation', `subject=Patient/${patients.find((p) => p !== patientRef.slice(8))}`, []],
+    ['Condition', 'code=38341003&onset-date=ge2020-05-01', liveIds('Condition')],
+    ['Encounter', 'class=AMB', liveIds('Encounter')],
+  ];
+  for (const [type, q, want] of cases) {
+    const b = assertSearchset(await get(`/fhir/${type}?${q}`), type, `${type}?${q}`);
+    assert.deepEqual(matchIds(b), want, `${type}?${q}`);
+    assert.equal(b.entry?.length ?? 0, want.length, `${type}?${q}: only matches`);
+    // No search value in a link the server wrote.
+    assert.ok(!JSON.stringify(b.link).includes('Chalmers') && !JSON.stringify(b.link).includes('8867'),
+      `${type}?${q}: a search value in a link: ${JSON.stringify(b.link)}`);
+  }
+
+  // POST _search (form body): the same results (search.html#search).
+  const form = await server.request('POST', '/fhir/Patient/_search', {
+    headers: fhirHeaders({ 'content-type': 'application/x-www-form-urlencoded' }),
+    body: 'family=Chalmers&birthdate=1974-12-25',
+  });
+  assert.deepEqual(matchIds(assertSearchset(form, 'Patient', 'POST _search')), patients);
+
+  // _count pages through opaque cursors, with the FHIR client following next links.
+  let page = await fhir.search({ resourceType: 'Patient', searchParams: { family: 'Chalmers', _count: 2 } });
+  const paged = [];
+  for (let pages = 1; ; pages++) {
+    assert.equal(page.type, 'searchset');
+    assert.ok((page.entry ?? []).length <= 2, 'a page honours _count');
+    paged.push(...(page.entry ?? []).map((e) => e.resource.id));
+    if (!page.link.some((l) => l.relation === 'next')) break;
+    assert.ok(pages < 50, 'paging terminates');
+    page = await fhir.nextPage({ bundle: page });
+  }
+  assert.deepEqual([...paged].sort(), patients, 'every match once across the pages');
+  assert.equal(new Set(paged).size, paged.length, 'no match on two pages');
+
+  // fhir-kit-client's search().
+  const viaClient = await fhir.search({ resourceType: 'Observation', searchParams: { code: '8867-4' } });
+  assert.equal(viaClient.resourceType, 'Bundle');
+  assert.equal(viaClient.type, 'searchset');
+  assert.deepEqual(matchIds(viaClient), observations);
+
+  // An unknown parameter: 400 (the strict handling of search.html#errors), the value not
+  // echoed; ignored with Prefer: handling=lenient.
+  const unknown = await get('/fhir/Patient?no-such-param=Chalmers');
+  assertOutcome(assert, unknown, 400, 'invalid');
+  assert.ok(!unknown.body.includes('Chalmers'), `the query value is not echoed: ${unknown.body}`);
+  const lenient = await get('/fhir/Patient?no-such-param=x&family=Chalmers', { prefer: 'handling=lenient' });
+  assert.deepEqual(matchIds(assertSearchset(lenient, 'Patient', 'lenient')), patients);
+  assertOutcome(assert, await get('/fhir/Patient?birthdate=not-a-date'), 400, 'invalid');
+  assertOutcome(assert, await get('/fhir/Patient?_count=abc'), 400, 'invalid');
+  // A cursor that does not open: 400.
+  assertOutcome(assert, await get('/fhir/Patient?_cursor=AAAA'), 400, 'invalid');
+  // Composite parameters and :contains are not built: 501, never a wrong result.
+  assertOutcome(assert, await get('/fhir/Observation?code-value-quantity=8867-4$72'), 501, 'not-supported');
+  assertOutcome(assert, await get('/fhir/Patient?family:contains=halm'), 501, 'not-supported');
+  await assert.rejects(fhir.search({ resourceType: 'Observation', searchParams: { 'combo-code-value-quantity': 'x' } }),
     (err) => err.response?.status === 501);
 });
 

@@ -744,7 +744,7 @@ TEST_F(AuthStoreTest, ExpiredAssertionJtisArePurged) {
 TEST_F(AuthStoreTest, AuthenticationTablesHaveExactlyTheExpectedColumns) {
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("4"));
   EXPECT_THAT(db.Columns("clients"),
               ElementsAre("client_id:TEXT", "name:TEXT", "secret_hash:TEXT", "scope:TEXT",
                           "created_ms:INTEGER", "disabled:INTEGER", "auth_method:TEXT", "jwks:TEXT",
@@ -837,7 +837,7 @@ TEST_F(AuthStoreTest, VersionOneDatabaseMigratesAndKeepsItsClients) {
   EXPECT_EQ(store_->ListClients()->size(), 3u);
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("4"));
 }
 
 TEST_F(AuthStoreTest, AuthenticationStateSurvivesReopen) {

@@ -524,7 +524,7 @@ TEST_F(BaaGrantStoreTest, GrantsAreAppendOnlyEvenForOtherWriters) {
 TEST_F(BaaGrantStoreTest, GrantTableHasTheExpectedColumnsAndIndexes) {
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("4"));
   EXPECT_THAT(db.Columns("break_glass_grants"),
               ElementsAre("grant_id:TEXT", "user_id:TEXT", "client_id:TEXT", "patient_id:TEXT",
                           "reason_sealed:BLOB", "key_version:INTEGER", "opened_ms:INTEGER",
@@ -594,7 +594,7 @@ TEST_F(BaaGrantStoreTest, VersionTwoDatabaseMigratesAndKeepsItsClients) {
   EXPECT_THAT(ListedGrants(0, 10), ElementsAre("g1"));
   RawDb db(path_, SQLITE_OPEN_READONLY);
   ASSERT_TRUE(db.ok());
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("4"));
 }
 
 }  // namespace

@@ -633,7 +633,7 @@ TEST_F(SqliteStoreTest, SchemaHasExactlyTheExpectedColumns) {
       db.Column("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"),
       ElementsAre("break_glass_grants", "client_assertion_jtis", "clients", "data_keys",
                   "refresh_families", "refresh_tokens", "resource_current", "resource_versions",
-                  "revoked_access_tokens", "sqlite_sequence", "users"));
+                  "revoked_access_tokens", "search_index", "sqlite_sequence", "users"));
   // The body exists only as ciphertext: no other column could hold PHI.
   EXPECT_THAT(db.Columns("resource_versions"),
               ElementsAre("seq:INTEGER", "type:TEXT", "id:TEXT", "version:INTEGER",
@@ -649,7 +649,7 @@ TEST_F(SqliteStoreTest, SchemaHasExactlyTheExpectedColumns) {
                           "baa_expires_ms:INTEGER", "baa_status:TEXT"));
   EXPECT_THAT(db.Columns("data_keys"), ElementsAre("version:INTEGER", "wrapped:BLOB"));
   // The authentication tables' columns are checked in auth_store_test.cc.
-  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("3"));
+  EXPECT_THAT(db.Column("PRAGMA user_version"), ElementsAre("4"));
   EXPECT_THAT(db.Column("PRAGMA journal_mode"), ElementsAre("wal"));
   EXPECT_THAT(db.Column("SELECT typeof(ciphertext) FROM resource_versions"), ElementsAre("blob"));
 }

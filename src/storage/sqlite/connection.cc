@@ -116,17 +116,22 @@ Status StatusFromSqlite(int rc, sqlite3* db, std::string_view what) {
 // ---------------------------------------------------------------------------------------
 // Statement
 
-Statement::Statement(sqlite3_stmt* stmt, sqlite3* db, const char* name)
-    : stmt_(stmt), db_(db), name_(name), bind_rc_(SQLITE_OK) {}
+Statement::Statement(sqlite3_stmt* stmt, sqlite3* db, const char* name, Ownership ownership)
+    : stmt_(stmt), db_(db), name_(name), ownership_(ownership), bind_rc_(SQLITE_OK) {}
 
 Statement::Statement(Statement&& other) noexcept
     : stmt_(std::exchange(other.stmt_, nullptr)),
       db_(other.db_),
       name_(other.name_),
+      ownership_(other.ownership_),
       bind_rc_(other.bind_rc_) {}
 
 Statement::~Statement() {
   if (stmt_ == nullptr) return;
+  if (ownership_ == Ownership::kOwned) {
+    sqlite3_finalize(stmt_);
+    return;
+  }
   // The return values repeat the last step's error, which the caller already saw.
   sqlite3_reset(stmt_);
   sqlite3_clear_bindings(stmt_);
@@ -269,6 +274,20 @@ Result<Statement> Connection::Prepare(const Sql& sql) {
   assert(tail != nullptr && *tail == '\0');
   statements_.emplace(sql.text, stmt);
   return Statement(stmt, db_, sql.name);
+}
+
+Result<Statement> Connection::PrepareUncached(const std::string& text, const char* name) {
+  sqlite3_stmt* stmt = nullptr;
+  const char* tail = nullptr;
+  int rc =
+      sqlite3_prepare_v3(db_, text.c_str(), static_cast<int>(text.size()) + 1, 0, &stmt, &tail);
+  if (rc != SQLITE_OK) {
+    sqlite3_finalize(stmt);
+    return StatusFromSqlite(rc, db_, name);
+  }
+  // The assembled text holds exactly one statement; anything after it would be ignored.
+  assert(tail != nullptr && *tail == '\0');
+  return Statement(stmt, db_, name, Statement::Ownership::kOwned);
 }
 
 Status Connection::Exec(const Sql& sql) {

@@ -37,12 +37,16 @@ struct Sql {
 // kConflict so callers can give them their own message.
 Status StatusFromSqlite(int rc, sqlite3* db, std::string_view what);
 
-// A borrowed, cached prepared statement. Resets itself and clears its bindings when it goes
-// out of scope, so a reader never keeps a read transaction (and a WAL snapshot) open and a
-// cached statement never keeps a previous caller's values bound.
+// A prepared statement: borrowed from the connection's cache (Connection::Prepare) or owned
+// (Connection::PrepareUncached). A borrowed one resets itself and clears its bindings when
+// it goes out of scope, so a reader never keeps a read transaction (and a WAL snapshot) open
+// and a cached statement never keeps a previous caller's values bound; an owned one is
+// finalized, which ends its read just the same.
 class Statement {
  public:
-  Statement(sqlite3_stmt* stmt, sqlite3* db, const char* name);
+  enum class Ownership { kBorrowed, kOwned };
+  Statement(sqlite3_stmt* stmt, sqlite3* db, const char* name,
+            Ownership ownership = Ownership::kBorrowed);
   Statement(Statement&& other) noexcept;
   Statement& operator=(Statement&&) = delete;
   Statement(const Statement&) = delete;
@@ -68,6 +72,7 @@ class Statement {
   sqlite3_stmt* stmt_;
   sqlite3* db_;
   const char* name_;
+  Ownership ownership_;
   int bind_rc_;  // first failed bind, reported by Step
 };
 
@@ -87,6 +92,12 @@ class Connection {
 
   // Returns the cached statement for `sql`, preparing it on first use.
   Result<Statement> Prepare(const Sql& sql);
+  // Prepares `text` (one statement) without caching it: for statements assembled at run
+  // time whose shapes are too many to cache (a search has one per combination of its
+  // conditions and their value counts, and a cache keyed by them would grow at a caller's
+  // will). The text is still assembled only from constant fragments and placeholders,
+  // never from values. `name` names it in logs and must outlive the Statement.
+  Result<Statement> PrepareUncached(const std::string& text, const char* name);
   // Runs `sql` (possibly several statements, no parameters, rows ignored) without caching:
   // for migrations and PRAGMAs that run once per connection.
   Status Exec(const Sql& sql);

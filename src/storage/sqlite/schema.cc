@@ -184,6 +184,45 @@ END;
 PRAGMA user_version = 3;
 )sql"};
 
+// Issue 6 §2: search over encrypted data.
+//
+// search_index: one row per search index entry of a resource's current version (see
+// IndexEntry in storage/store.h): an opaque blind-index token (a truncated keyed HMAC, so
+// no PHI in the clear) and, for dates, the years the value spans (HIPAA Safe Harbor
+// treats a year alone as not identifying; both 0 otherwise). AppendVersion replaces a
+// resource's rows in the same transaction as the version, so the index never points at a
+// version that is not current and a current version is never missing from it.
+//
+// With 10^6 resources of ~30 entries each the rows outnumber everything else, so each
+// entry is stored twice and no more: WITHOUT ROWID, so the primary key holds the row
+// itself (a rowid table would add the table and a third copy for deleting by resource),
+// and one secondary index, which in a WITHOUT ROWID table carries the whole primary key
+// and so covers every search query:
+// - the primary key (type, id, token, low_year, high_year) deletes a resource's rows as
+//   one range and keeps one entry once;
+// - search_index_by_token (token, type, id [, low_year, high_year]) walks a token's
+//   resources of one type in id order, the order search results page in, so a query stops
+//   after its LIMIT instead of sorting every match; the years it carries filter a date
+//   range without leaving the index, and the EXISTS checks of further conditions are
+//   seeks into it. An index ordered by year would find a rare year faster but return ids
+//   out of order (every match sorted before the first page) and cost a third copy.
+// token and id compare as BINARY (memcmp): the byte order SearchQuery pages in.
+// A database migrated from version 3 holds resources without rows here: the store never
+// sees plaintext, so it cannot make their tokens; search finds them once the fhir layer
+// has re-indexed them (written a version with its entries).
+constexpr Sql kMigration4SearchIndex{"migration_4_search_index", R"sql(
+CREATE TABLE search_index (
+  type TEXT NOT NULL,
+  id TEXT NOT NULL,
+  token BLOB NOT NULL CHECK (length(token) > 0),
+  low_year INTEGER NOT NULL,
+  high_year INTEGER NOT NULL,
+  PRIMARY KEY (type, id, token, low_year, high_year)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX search_index_by_token ON search_index (token, type, id);
+PRAGMA user_version = 4;
+)sql"};
+
 struct Migration {
   int to_version;
   const Sql* sql;
@@ -194,6 +233,7 @@ constexpr std::array kMigrations{
     Migration{1, &kMigration1InitialSchema},
     Migration{2, &kMigration2Authentication},
     Migration{3, &kMigration3BaaAndBreakGlass},
+    Migration{4, &kMigration4SearchIndex},
 };
 static_assert(kMigrations.back().to_version == kSchemaVersion);
 

@@ -14,7 +14,7 @@
 namespace phigate::storage::sqlite {
 
 // The schema version this build writes and understands.
-inline constexpr int kSchemaVersion = 3;
+inline constexpr int kSchemaVersion = 4;
 
 // Brings the database up to kSchemaVersion. Refuses a database written by a newer build
 // (its schema may carry meaning this build would ignore).

@@ -1,11 +1,14 @@
 #include "storage/sqlite/sqlite_store.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -69,6 +72,97 @@ constexpr Sql kHistoryType{
     "history_type",
     "SELECT seq, type, id, version, last_updated_ms, deleted, key_version, ciphertext"
     " FROM resource_versions WHERE type = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"};
+
+// --- search index ------------------------------------------------------------------------
+// A resource's entries are replaced whole on every append (the primary key starts with
+// (type, id), so the DELETE is one range).
+
+constexpr Sql kDeleteIndexEntries{"delete_index_entries",
+                                  "DELETE FROM search_index WHERE type = ?1 AND id = ?2"};
+
+constexpr Sql kInsertIndexEntry{"insert_index_entry",
+                                "INSERT INTO search_index (type, id, token, low_year, high_year)"
+                                " VALUES (?1, ?2, ?3, ?4, ?5)"};
+
+// Bounds on one SearchCurrent call. Every value is one bound parameter and, per candidate,
+// up to one index seek; SQLite limits a statement's parameters and expression depth, and a
+// request must not be able to make one statement arbitrarily expensive.
+constexpr size_t kMaxSearchClauses = 64;
+constexpr size_t kMaxSearchValues = 1000;  // tokens of every clause plus ids
+// A driving condition with fewer index rows than this (past after_id) is read whole and its
+// ids sorted; with more, the query walks an id-ordered index and stops at LIMIT instead.
+constexpr int64_t kSortableDriverRows = 1000;
+
+// Search statements vary in shape (how many conditions, of which kind, with how many
+// values), so they are assembled by SearchSql from the fragments below and numbered
+// placeholders; values are only ever bound. There are two plans, both returning
+// (id, current version) in id order:
+//
+// - Driven by one positive condition `d`: walk search_index_by_token for its tokens (in id
+//   order when it has one token; several tokens are merged by GROUP BY's sort, allowed only
+//   for a small row count), join the current version, and test the other conditions with
+//   [NOT] EXISTS seeks correlated on d. CROSS JOIN fixes that join order: SQLite
+//   has no statistics here (no ANALYZE) and must not start from resource_current.
+// - Driven by resource_current: walk the type's resources in id order (or seek the listed
+//   ids) and test every condition with [NOT] EXISTS; for queries with no positive
+//   condition, or whose positive conditions all match too many rows to sort.
+//
+// GROUP BY d.id makes each resource one row even when several of its entries match; over
+// one token the index is already in id order, so it needs no sort.
+constexpr std::string_view kSearchByIndexSelect =
+    "SELECT d.id, c.version FROM search_index AS d INDEXED BY search_index_by_token"
+    " CROSS JOIN resource_current AS c ON c.type = d.type AND c.id = d.id"
+    " CROSS JOIN resource_versions AS v"
+    " ON v.type = c.type AND v.id = c.id AND v.version = c.version"
+    " WHERE d.type = ";
+constexpr std::string_view kSearchByIndexAfter = " AND d.id > ";
+constexpr std::string_view kSearchByIndexTokens = " AND d.token IN ";
+constexpr std::string_view kSearchByIndexYearHigh = " AND d.low_year <= ";
+constexpr std::string_view kSearchByIndexYearLow = " AND d.high_year >= ";
+constexpr std::string_view kSearchByIndexExists =
+    " AND EXISTS (SELECT 1 FROM search_index AS s WHERE s.type = d.type AND s.id = d.id"
+    " AND s.token IN ";
+constexpr std::string_view kSearchByIndexNotExists =
+    " AND NOT EXISTS (SELECT 1 FROM search_index AS s WHERE s.type = d.type AND s.id = d.id"
+    " AND s.token IN ";
+constexpr std::string_view kSearchByIndexOrder = " GROUP BY d.id ORDER BY d.id LIMIT ";
+
+constexpr std::string_view kSearchByResourceSelect =
+    "SELECT c.id, c.version FROM resource_current AS c"
+    " CROSS JOIN resource_versions AS v"
+    " ON v.type = c.type AND v.id = c.id AND v.version = c.version"
+    " WHERE c.type = ";
+constexpr std::string_view kSearchByResourceAfter = " AND c.id > ";
+// With listed ids the primary key is sought once per id (the IN list is walked in order, so
+// ORDER BY needs no sort); the unary + keeps SQLite from using it for the after_id range
+// instead, which would walk every resource of the type.
+constexpr std::string_view kSearchByResourceIdsAfter = " AND +c.id > ";
+constexpr std::string_view kSearchByResourceIds = " AND c.id IN ";
+constexpr std::string_view kSearchByResourceExists =
+    " AND EXISTS (SELECT 1 FROM search_index AS s WHERE s.type = c.type AND s.id = c.id"
+    " AND s.token IN ";
+constexpr std::string_view kSearchByResourceNotExists =
+    " AND NOT EXISTS (SELECT 1 FROM search_index AS s WHERE s.type = c.type AND s.id = c.id"
+    " AND s.token IN ";
+constexpr std::string_view kSearchByResourceOrder = " ORDER BY c.id LIMIT ";
+
+// Shared by both plans: inside an EXISTS (alias s) and on the current version (alias v).
+constexpr std::string_view kSearchExistsYearHigh = " AND s.low_year <= ";
+constexpr std::string_view kSearchExistsYearLow = " AND s.high_year >= ";
+constexpr std::string_view kSearchExistsEnd = ")";
+constexpr std::string_view kSearchLiveVersion = " AND v.deleted = 0 AND v.last_updated_ms >= ";
+constexpr std::string_view kSearchUpdatedBefore = " AND v.last_updated_ms < ";
+
+// The estimate that picks the driving condition: its index rows past after_id, counted up
+// to a cap so that a common token costs no more than a rare one. Years are left out: a rare
+// year of a common token would make the count walk every row of the token.
+constexpr std::string_view kCountDriverRowsSelect =
+    "SELECT count(*) FROM (SELECT 1 FROM search_index INDEXED BY search_index_by_token"
+    " WHERE type = ";
+constexpr std::string_view kCountDriverRowsAfter = " AND id > ";
+constexpr std::string_view kCountDriverRowsTokens = " AND token IN ";
+constexpr std::string_view kCountDriverRowsLimit = " LIMIT ";
+constexpr std::string_view kCountDriverRowsEnd = ")";
 
 // --- clients and data keys ---------------------------------------------------------------
 // Every SELECT of a client lists the columns in the order ReadClientRow expects.
@@ -428,6 +522,206 @@ bool IdleExpired(int64_t now_ms, int64_t last_used_ms, int64_t idle_timeout_ms) 
   return now_ms >= idle_end;
 }
 
+// A search statement being assembled: SQL text from constant fragments and numbered
+// placeholders, and the values those placeholders bind, in order. The values are views of
+// the caller's query, which outlives the statement.
+class SearchSql {
+ public:
+  SearchSql& Append(std::string_view fragment) {
+    text_ += fragment;
+    return *this;
+  }
+  SearchSql& Text(std::string_view value) { return Param({Kind::kText, value, 0}); }
+  SearchSql& Int(int64_t value) { return Param({Kind::kInt, {}, value}); }
+  // "(?n, ?n+1, ...)", one BLOB (tokens) or TEXT (ids) placeholder per value.
+  SearchSql& BlobList(const std::vector<std::string>& values) { return List(Kind::kBlob, values); }
+  SearchSql& TextList(const std::vector<std::string>& values) { return List(Kind::kText, values); }
+
+  Result<Statement> Prepare(Connection& connection, const char* name) const {
+    ASSIGN_OR_RETURN(Statement statement, connection.PrepareUncached(text_, name));
+    int index = 1;
+    for (const Value& value : values_) {
+      switch (value.kind) {
+        case Kind::kText:
+          statement.BindText(index, value.bytes);
+          break;
+        case Kind::kBlob:
+          statement.BindBlob(index, value.bytes);
+          break;
+        case Kind::kInt:
+          statement.BindInt64(index, value.number);
+          break;
+      }
+      ++index;
+    }
+    return statement;
+  }
+
+ private:
+  enum class Kind { kText, kBlob, kInt };
+  struct Value {
+    Kind kind;
+    std::string_view bytes;
+    int64_t number;
+  };
+
+  SearchSql& Param(const Value& value) {
+    values_.push_back(value);
+    text_ += '?';
+    text_ += std::to_string(values_.size());
+    return *this;
+  }
+  SearchSql& List(Kind kind, const std::vector<std::string>& values) {
+    text_ += '(';
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (i > 0) text_ += ", ";
+      Param({kind, values[i], 0});
+    }
+    text_ += ')';
+    return *this;
+  }
+
+  std::string text_;
+  std::vector<Value> values_;
+};
+
+// The kInvalidArgument cases of Store::SearchCurrent, plus the bounds above.
+Status ValidateSearch(const SearchQuery& query) {
+  if (query.type.empty()) return InvalidArgument("a search needs a resource type");
+  if (query.limit <= 0) return InvalidArgument("a search needs a positive limit");
+  if (query.all_of.size() > kMaxSearchClauses) {
+    return InvalidArgument("too many search conditions");
+  }
+  size_t values = query.ids.size();
+  for (const SearchClause& clause : query.all_of) {
+    if (clause.any_of.empty()) return InvalidArgument("a search condition needs a value");
+    for (const std::string& token : clause.any_of) {
+      if (token.empty()) return InvalidArgument("a search value must not be empty");
+    }
+    if (clause.by_year && clause.year_low > clause.year_high) {
+      return InvalidArgument("a search year range is reversed");
+    }
+    values += clause.any_of.size();
+  }
+  if (values > kMaxSearchValues) return InvalidArgument("too many search values");
+  return Status::Ok();
+}
+
+Status ValidateIndex(const VersionRecord& record) {
+  // A tombstone has no current content, hence nothing a search could find.
+  if (record.deleted && !record.index.empty()) {
+    return InvalidArgument("a deleted version carries no content");
+  }
+  for (const IndexEntry& entry : record.index) {
+    if (entry.token.empty()) return InvalidArgument("a search index entry needs a token");
+    if (entry.low_year > entry.high_year) {
+      return InvalidArgument("a search index entry's years are reversed");
+    }
+  }
+  return Status::Ok();
+}
+
+// The conditions of `query` other than `driver` (all of them when there is none), as
+// [NOT] EXISTS tests correlated on the driving alias.
+void AppendConditionTests(const SearchQuery& query, std::optional<size_t> driver, SearchSql& sql) {
+  for (size_t i = 0; i < query.all_of.size(); ++i) {
+    if (driver && i == *driver) continue;
+    const SearchClause& clause = query.all_of[i];
+    if (driver) {
+      sql.Append(clause.negate ? kSearchByIndexNotExists : kSearchByIndexExists);
+    } else {
+      sql.Append(clause.negate ? kSearchByResourceNotExists : kSearchByResourceExists);
+    }
+    sql.BlobList(clause.any_of);
+    if (clause.by_year) {
+      sql.Append(kSearchExistsYearHigh).Int(clause.year_high);
+      sql.Append(kSearchExistsYearLow).Int(clause.year_low);
+    }
+    sql.Append(kSearchExistsEnd);
+  }
+}
+
+// The statement returning (id, current version) of the page `query` asks for, driven by
+// the condition `driver` or, without one, by resource_current (see the plans above).
+SearchSql BuildSearch(const SearchQuery& query, std::optional<size_t> driver) {
+  SearchSql sql;
+  if (driver) {
+    const SearchClause& clause = query.all_of[*driver];
+    sql.Append(kSearchByIndexSelect).Text(query.type);
+    sql.Append(kSearchByIndexAfter).Text(query.after_id);
+    sql.Append(kSearchByIndexTokens).BlobList(clause.any_of);
+    if (clause.by_year) {
+      sql.Append(kSearchByIndexYearHigh).Int(clause.year_high);
+      sql.Append(kSearchByIndexYearLow).Int(clause.year_low);
+    }
+  } else {
+    sql.Append(kSearchByResourceSelect).Text(query.type);
+    if (query.ids.empty()) {
+      sql.Append(kSearchByResourceAfter).Text(query.after_id);
+    } else {
+      sql.Append(kSearchByResourceIdsAfter).Text(query.after_id);
+      sql.Append(kSearchByResourceIds).TextList(query.ids);
+    }
+  }
+  sql.Append(kSearchLiveVersion).Int(query.updated_from_ms);
+  sql.Append(kSearchUpdatedBefore).Int(query.updated_to_ms);
+  AppendConditionTests(query, driver, sql);
+  sql.Append(driver ? kSearchByIndexOrder : kSearchByResourceOrder).Int(query.limit);
+  return sql;
+}
+
+// The index rows of `clause`'s tokens past query.after_id, up to kSortableDriverRows.
+Result<int64_t> CountDriverRows(Connection& reader, const SearchQuery& query,
+                                const SearchClause& clause) {
+  SearchSql sql;
+  sql.Append(kCountDriverRowsSelect).Text(query.type);
+  sql.Append(kCountDriverRowsAfter).Text(query.after_id);
+  sql.Append(kCountDriverRowsTokens).BlobList(clause.any_of);
+  sql.Append(kCountDriverRowsLimit).Int(kSortableDriverRows).Append(kCountDriverRowsEnd);
+  ASSIGN_OR_RETURN(Statement count, sql.Prepare(reader, "search_count_driver_rows"));
+  ASSIGN_OR_RETURN(bool has_row, count.Step());
+  if (!has_row) return Internal("storage error");  // count(*) always yields a row
+  return count.ColumnInt64(0);
+}
+
+// The positive condition that drives the search (see the plans above), or nullopt to walk
+// resource_current: listed ids are sought directly, a query without a positive condition
+// has nothing to walk in the index, and several tokens that each match many rows would
+// need every match sorted. Otherwise the condition with the fewest rows (estimated with
+// capped counts) drives; if even that one has too many rows to sort, the one-token
+// condition with the fewest rows is walked in id order.
+Result<std::optional<size_t>> ChooseDriver(Connection& reader, const SearchQuery& query) {
+  if (!query.ids.empty()) return std::optional<size_t>();
+  std::vector<size_t> positive;
+  for (size_t i = 0; i < query.all_of.size(); ++i) {
+    if (!query.all_of[i].negate) positive.push_back(i);
+  }
+  if (positive.empty()) return std::optional<size_t>();
+  // The common case (one identifier, one reference): nothing to choose.
+  if (positive.size() == 1 && query.all_of[positive[0]].any_of.size() == 1) {
+    return std::optional<size_t>(positive[0]);
+  }
+  std::optional<size_t> fewest;
+  std::optional<size_t> fewest_single_token;
+  int64_t fewest_rows = 0;
+  int64_t fewest_single_token_rows = 0;
+  for (size_t i : positive) {
+    ASSIGN_OR_RETURN(int64_t rows, CountDriverRows(reader, query, query.all_of[i]));
+    if (!fewest || rows < fewest_rows) {
+      fewest = i;
+      fewest_rows = rows;
+    }
+    if (query.all_of[i].any_of.size() == 1 &&
+        (!fewest_single_token || rows < fewest_single_token_rows)) {
+      fewest_single_token = i;
+      fewest_single_token_rows = rows;
+    }
+    if (rows == 0) break;  // nothing matches: this condition answers fastest
+  }
+  if (fewest_rows < kSortableDriverRows) return fewest;
+  return fewest_single_token;
+}
+
 class SqliteStore final : public Store {
  public:
   SqliteStore(std::unique_ptr<Connection> writer, std::vector<std::unique_ptr<Connection>> readers,
@@ -474,6 +768,7 @@ class SqliteStore final : public Store {
     if (record.deleted && !record.ciphertext.empty()) {
       return InvalidArgument("a deleted version carries no content");
     }
+    RETURN_IF_ERROR(ValidateIndex(record));
 
     std::lock_guard lock(write_mutex_);
     ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
@@ -509,13 +804,60 @@ class SqliteStore final : public Store {
       upsert.BindText(1, record.type).BindText(2, record.id).BindInt64(3, record.version);
       RETURN_IF_ERROR(upsert.Run());
     }
+    // In the same transaction (issue 6 §2): the index never describes another version.
+    RETURN_IF_ERROR(ReplaceIndexEntries(record));
     // Returning drops the transaction, which rolls back.
     if (before_commit) RETURN_IF_ERROR(before_commit());
     RETURN_IF_ERROR(transaction.Commit());
-    VersionRecord committed = record;
+    // Reads leave index empty (store.h), the cache included; the entries are not copied.
+    VersionRecord committed;
+    committed.type = record.type;
+    committed.id = record.id;
+    committed.version = record.version;
+    committed.last_updated_ms = record.last_updated_ms;
+    committed.deleted = record.deleted;
+    committed.key_version = record.key_version;
+    committed.ciphertext = record.ciphertext;
     committed.seq = seq;
     cache_.Written(committed);
     return seq;
+  }
+
+  Result<std::vector<VersionRecord>> SearchCurrent(const SearchQuery& query) override {
+    RETURN_IF_ERROR(ValidateSearch(query));
+    ASSIGN_OR_RETURN(ReadPool::Lease reader, readers_.Acquire(read_wait_));
+    ASSIGN_OR_RETURN(std::optional<size_t> driver, ChooseDriver(*reader, query));
+    std::vector<std::pair<std::string, int64_t>> page;  // (id, current version)
+    {
+      const SearchSql sql = BuildSearch(query, driver);
+      ASSIGN_OR_RETURN(Statement select, sql.Prepare(*reader, "search_current"));
+      while (true) {
+        ASSIGN_OR_RETURN(bool has_row, select.Step());
+        if (!has_row) break;
+        page.emplace_back(select.ColumnText(0), select.ColumnInt64(1));
+      }
+    }
+    // The records are read by (type, id, version) after the page is known, so the page's
+    // sort carries ids, not ciphertext. A version row never changes once written, so this
+    // returns exactly the versions the page found current, even if a write came between.
+    std::vector<VersionRecord> records;
+    records.reserve(page.size());
+    for (const auto& [id, version] : page) {
+      if (auto cached = cache_.Get(query.type, id); cached && cached->version == version) {
+        records.push_back(std::move(*cached));
+        continue;
+      }
+      ASSIGN_OR_RETURN(Statement select, reader->Prepare(kSelectVersion));
+      select.BindText(1, query.type).BindText(2, id).BindInt64(3, version);
+      ASSIGN_OR_RETURN(std::optional<VersionRecord> record, ReadOptionalVersion(select));
+      if (!record) {
+        // resource_current's foreign key makes this impossible unless the file was altered.
+        Log(LogLevel::kError, "storage.search_version_missing");
+        return Internal("storage error");
+      }
+      records.push_back(std::move(*record));
+    }
+    return records;
   }
 
   Result<std::vector<VersionRecord>> History(const HistoryQuery& query) override {
@@ -1003,6 +1345,41 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // Replaces the search index entries of record's resource by record.index, inside the
+  // caller's write transaction (write_mutex_ held).
+  Status ReplaceIndexEntries(const VersionRecord& record) {
+    {
+      ASSIGN_OR_RETURN(Statement remove, writer_->Prepare(kDeleteIndexEntries));
+      remove.BindText(1, record.type).BindText(2, record.id);
+      RETURN_IF_ERROR(remove.Run());
+    }
+    // Sorted in primary-key order, equal entries become neighbours and are written once
+    // (a resource may repeat a value, e.g. two identical codings), and the rows go into the
+    // primary key's b-tree in order.
+    std::vector<const IndexEntry*> entries;
+    entries.reserve(record.index.size());
+    for (const IndexEntry& entry : record.index) entries.push_back(&entry);
+    auto key = [](const IndexEntry* entry) {
+      return std::tie(entry->token, entry->low_year, entry->high_year);
+    };
+    std::sort(entries.begin(), entries.end(),
+              [&](const IndexEntry* a, const IndexEntry* b) { return key(a) < key(b); });
+    entries.erase(
+        std::unique(entries.begin(), entries.end(),
+                    [&](const IndexEntry* a, const IndexEntry* b) { return key(a) == key(b); }),
+        entries.end());
+    for (const IndexEntry* entry : entries) {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertIndexEntry));
+      insert.BindText(1, record.type)
+          .BindText(2, record.id)
+          .BindBlob(3, entry->token)
+          .BindInt64(4, entry->low_year)
+          .BindInt64(5, entry->high_year);
+      RETURN_IF_ERROR(insert.Run());
+    }
+    return Status::Ok();
+  }
+
   // How long a read waits for a free pooled connection before answering kUnavailable.
   const std::chrono::milliseconds read_wait_;
   const Clock& clock_;  // stamps revoked_ms for revocations that carry no time
