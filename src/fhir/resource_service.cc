@@ -442,4 +442,15 @@ Result<RestResult> ResourceService::Everything(
   return search.Everything(request);
 }
 
+Result<std::vector<std::string>> ResourceService::MatchIds(std::string_view type,
+                                                           const QueryParams& params, int limit,
+                                                           const VisibleFilter* visible) {
+  const fhir::Search search(store_, keyring_, *search_index_, clock_, SearchOptionsOf(config_));
+  SearchRequest request;
+  request.type = type;
+  request.params = &params;
+  request.visible = visible;
+  return search.Ids(request, limit);
+}
+
 }  // namespace phigate::fhir

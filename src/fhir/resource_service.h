@@ -92,6 +92,10 @@ class ResourceService {
                             const EntryFilter* filter = nullptr,
                             const VisibleFilter* visible = nullptr);
 
+  // The ids of up to `limit` visible current matches of a condition (search.h, Ids).
+  Result<std::vector<std::string>> MatchIds(std::string_view type, const QueryParams& params,
+                                            int limit, const VisibleFilter* visible);
+
   // GET [base]/Patient/{id}/$everything (search.h, EverythingRequest).
   Result<RestResult> Everything(
       std::string_view patient_id, const QueryParams& params, std::string_view base_url,

@@ -1441,4 +1441,40 @@ Result<RestResult> Search::Everything(const EverythingRequest& request) const {
   return result;
 }
 
+Result<std::vector<std::string>> Search::Ids(const SearchRequest& request, int limit) const {
+  const std::string type(request.type);
+  const Deps d{store_,           keyring_,       index_, options_, clock_.NowMillis(),
+               request.base_url, request.lenient};
+  for (const auto& [name, value] : *request.params) {
+    if (IsResultParam(name)) {
+      return InvalidArgument("a condition may hold search parameters only", name);
+    }
+  }
+  if (request.params->empty()) {
+    return Status(StatusCode::kPreconditionFailed, "a conditional interaction needs a condition");
+  }
+  ASSIGN_OR_RETURN(Plan plan, BuildPlan(d, type, *request.params, 0));
+  std::vector<std::string> ids;
+  if (plan.none) return ids;
+  ASSIGN_OR_RETURN(storage::SearchQuery query, Narrow(d, type, plan));
+  WalkState state;
+  RETURN_IF_ERROR(Walk(
+      d, plan, query, "", options_.scan_budget,
+      [&] { return static_cast<int>(ids.size()) < limit; },
+      [&](Match& m) -> Status {
+        bool visible = true;
+        if (request.visible != nullptr) {
+          ASSIGN_OR_RETURN(visible, (*request.visible)(m.record.type, m.record.id, m.text));
+        }
+        if (visible) ids.push_back(m.record.id);
+        return Status::Ok();
+      },
+      &state));
+  if (state.budget_hit) {
+    return Status(StatusCode::kPreconditionFailed,
+                  "the condition matches too many candidates to decide; make it more selective");
+  }
+  return ids;
+}
+
 }  // namespace phigate::fhir

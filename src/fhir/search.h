@@ -87,6 +87,13 @@ class Search {
   // expired cursor, kInvalidArgument for a cursor that does not open.
   Result<RestResult> Run(const SearchRequest& request) const;
 
+  // Conditional interactions (http.html#ccreate, #cond-update, #cdelete): the ids of up
+  // to `limit` current matches of `request` (its filter is not used; `visible` decides
+  // which matches count), in id order. Result parameters (_count, _sort, _include...) are
+  // kInvalidArgument here. kPreconditionFailed when the scan budget runs out before
+  // `limit` matches or the end are reached (the condition is not selective enough).
+  Result<std::vector<std::string>> Ids(const SearchRequest& request, int limit) const;
+
   // A searchset Bundle of the patient and every resource in their compartment, paged like
   // a search (the cursor holds the member type and id to resume at). kNotFound / kGone for
   // an absent or deleted patient; kInvalidArgument for other parameters or an unknown

@@ -17,6 +17,7 @@
 #include "core/url.h"
 #include "crypto/crypto.h"
 #include "fhir/capability.h"
+#include "fhir/json_parse.h"
 #include "fhir/json_pretty.h"
 #include "fhir/operation_outcome.h"
 #include "fhir/search_param_defs.h"
@@ -84,8 +85,11 @@ bool FormatIsJson(std::string_view format) {
 
 std::optional<auth::Interaction> InteractionOf(RouteKind kind, bhttp::verb method) {
   switch (kind) {
-    case RouteKind::kFhirType:
-      return method == bhttp::verb::post ? auth::Interaction::kCreate : auth::Interaction::kSearch;
+    case RouteKind::kFhirType:  // PUT and DELETE on a type are conditional (http.html#cond-update)
+      if (method == bhttp::verb::post) return auth::Interaction::kCreate;
+      if (method == bhttp::verb::put) return auth::Interaction::kUpdate;
+      if (method == bhttp::verb::delete_) return auth::Interaction::kDelete;
+      return auth::Interaction::kSearch;
     case RouteKind::kFhirSearch:
       return auth::Interaction::kSearch;
     case RouteKind::kEverything:  // reading the patient's record; each type is checked too
@@ -1178,14 +1182,31 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       return r;
     }
     case auth::Interaction::kCreate: {
-      if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
-      RETURN_IF_ERROR(Inside(access, route.type, body, true));
-      RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
-      NotePatients(ctx.event, route.type, body);
-      return ShapeResult(access, route.type,
-                         deps_.resources->Create(route.type, body, base_url_, AuditGuard(ctx)));
+      // Conditional create (http.html#ccreate): the condition is decided and the create
+      // made under one lock, so two such creates cannot both find nothing.
+      std::unique_lock<std::mutex> lock;
+      const std::string_view if_none_exist = request["If-None-Exist"];
+      if (!if_none_exist.empty()) {
+        std::optional<QueryParams> condition = ParseQuery(if_none_exist);
+        if (!condition) return InvalidArgument("malformed If-None-Exist condition");
+        for (const auto& [name, value] : *condition) ctx.event.query.emplace_back(name, value);
+        lock = std::unique_lock<std::mutex>(conditional_mu_);
+        ASSIGN_OR_RETURN(std::vector<std::string> ids,
+                         ConditionalMatches(access, route.type, *condition));
+        if (ids.size() > 1) {
+          return Status(StatusCode::kPreconditionFailed,
+                        "the If-None-Exist condition matches more than one resource");
+        }
+        if (ids.size() == 1) {
+          // One match: nothing is created; the answer is the existing resource (200).
+          ctx.event.resource_id = ids[0];
+          return serve(deps_.resources->Read(route.type, ids[0]));
+        }
+      }
+      return Create(ctx, route, access, body);
     }
     case auth::Interaction::kUpdate: {
+      if (route.id.empty()) return ConditionalUpdate(ctx, route, access, params, body, if_match);
       // The checks hold for the stored version they read, so that version is the one
       // replaced (a concurrent write in between, which could add a label or change hidden
       // elements, must not be overwritten unchecked). Without If-Match the client asked
@@ -1199,6 +1220,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       }
     }
     case auth::Interaction::kDelete: {
+      if (route.id.empty()) return ConditionalDelete(ctx, route, access, params, if_match);
       for (int attempt = 1;; ++attempt) {
         Result<fhir::RestResult> r = DeleteOnce(ctx, route, access, if_match);
         if (r.ok() || !if_match.empty() || attempt == kWriteAttempts ||
@@ -1209,6 +1231,149 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
     }
   }
   return Internal("internal error");
+}
+
+Result<fhir::RestResult> Pipeline::Create(Context& ctx, const Route& route, const Access& access,
+                                          std::string_view body) {
+  const policy::Decision& d = access.decision;
+  if (!d.write_mask->all) RETURN_IF_ERROR(policy::CheckWritable(body, *d.write_mask));
+  RETURN_IF_ERROR(Inside(access, route.type, body, true));
+  RETURN_IF_ERROR(BreakGlassFor(ctx, access, route.type, body));
+  NotePatients(ctx.event, route.type, body);
+  return ShapeResult(access, route.type,
+                     deps_.resources->Create(route.type, body, base_url_, AuditGuard(ctx)));
+}
+
+Result<std::vector<std::string>> Pipeline::ConditionalMatches(const Access& access,
+                                                              std::string_view type,
+                                                              const QueryParams& condition) {
+  // Deciding a condition searches: it needs the search permission, by parameters the
+  // caller may see (issue 4 §3), and counts only matches within the caller's reach, so
+  // the answer reveals nothing a search would hide.
+  policy::Decision search = deps_.policy->Evaluate(
+      {access.principal.get(), type, auth::Interaction::kSearch, access.decision.purpose});
+  if (!search.allowed) {
+    return PermissionDenied("a conditional interaction needs the search permission on " +
+                            std::string(type));
+  }
+  RETURN_IF_ERROR(policy::CheckSearchParams(type, condition, *search.read_mask));
+  fhir::ResourceService::VisibleFilter visible = [&](std::string_view t, std::string_view,
+                                                     std::string_view text) -> Result<bool> {
+    Status s = Reachable(access, t, text);
+    if (s.ok()) return true;
+    if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
+      return false;
+    }
+    return s;
+  };
+  return deps_.resources->MatchIds(type, condition, 2, &visible);
+}
+
+namespace {
+
+// The body with `"id": id` as its first member, for a conditional update whose body names
+// no id (http.html#cond-update: the server uses the matched resource's id).
+std::string WithId(std::string_view body, std::string_view id) {
+  const size_t open = body.find_first_not_of(" \t\r\n");
+  if (open == std::string_view::npos || body[open] != '{') return std::string(body);
+  const size_t next = body.find_first_not_of(" \t\r\n", open + 1);
+  std::string out(body.substr(0, open + 1));
+  out += "\"id\":";
+  AppendJsonEscaped(out, id);
+  if (next != std::string_view::npos && body[next] != '}') out += ',';
+  out += body.substr(open + 1);
+  return out;
+}
+
+// Deep enough for any body the update will accept (limits.json_depth is at most 512).
+constexpr int kMaxBodyIdDepth = 512;
+
+// The "id" member of a JSON object body; "" if absent; nullopt if the body is not an object
+// with a string id (the update itself reports malformed bodies).
+std::optional<std::string> BodyId(std::string_view body) {
+  Result<boost::json::value> v = fhir::ParseJson(body, kMaxBodyIdDepth);
+  if (!v.ok() || !v.value().is_object()) return std::nullopt;
+  const boost::json::value* id = v.value().get_object().if_contains("id");
+  if (id == nullptr) return std::string();
+  if (!id->is_string()) return std::nullopt;
+  return std::string(id->get_string());
+}
+
+}  // namespace
+
+Result<fhir::RestResult> Pipeline::ConditionalUpdate(Context& ctx, const Route& route,
+                                                     const Access& access,
+                                                     const QueryParams& params,
+                                                     std::string_view body,
+                                                     std::string_view if_match) {
+  std::lock_guard<std::mutex> lock(conditional_mu_);
+  ASSIGN_OR_RETURN(std::vector<std::string> ids, ConditionalMatches(access, route.type, params));
+  if (ids.size() > 1) {
+    return Status(StatusCode::kPreconditionFailed, "the condition matches more than one resource");
+  }
+  const std::optional<std::string> body_id = BodyId(body);
+  Route target = route;
+  std::string with_id;
+  if (ids.size() == 1) {
+    // One match: that resource is updated; a body id must name it.
+    if (body_id && !body_id->empty() && *body_id != ids[0]) {
+      return InvalidArgument("the resource id does not match the resource the condition found",
+                             route.type + ".id");
+    }
+    target.id = ids[0];
+    if (body_id && body_id->empty()) {
+      with_id = WithId(body, ids[0]);
+      body = with_id;
+    }
+  } else if (body_id && !body_id->empty()) {
+    // No match, an id given: an update as create of that id (http.html#cond-update).
+    target.id = *body_id;
+  } else {
+    // No match, no id: a create.
+    policy::Decision create = deps_.policy->Evaluate(
+        {access.principal.get(), route.type, auth::Interaction::kCreate, access.decision.purpose});
+    if (!create.allowed) return PermissionDenied(create.denial);
+    Access creating = access;
+    creating.decision = std::move(create);
+    creating.view.read_mask = creating.decision.read_mask;
+    creating.view.hidden_labels = creating.decision.hidden_labels;
+    creating.view.narrowing = creating.narrowing.empty() ? nullptr : &creating.narrowing;
+    return Create(ctx, route, creating, body);
+  }
+  ctx.event.resource_id = target.id;
+  for (int attempt = 1;; ++attempt) {
+    Result<fhir::RestResult> r = UpdateOnce(ctx, target, access, body, if_match);
+    if (r.ok() || !if_match.empty() || attempt == kWriteAttempts ||
+        r.status().code() != StatusCode::kPreconditionFailed) {
+      return r;
+    }
+  }
+}
+
+Result<fhir::RestResult> Pipeline::ConditionalDelete(Context& ctx, const Route& route,
+                                                     const Access& access,
+                                                     const QueryParams& params,
+                                                     std::string_view if_match) {
+  std::lock_guard<std::mutex> lock(conditional_mu_);
+  ASSIGN_OR_RETURN(std::vector<std::string> ids, ConditionalMatches(access, route.type, params));
+  if (ids.size() > 1) {
+    return Status(StatusCode::kPreconditionFailed, "the condition matches more than one resource");
+  }
+  if (ids.empty()) {
+    fhir::RestResult none;  // nothing matches: nothing to delete (http.html#cdelete)
+    none.status = 204;
+    return none;
+  }
+  Route target = route;
+  target.id = ids[0];
+  ctx.event.resource_id = target.id;
+  for (int attempt = 1;; ++attempt) {
+    Result<fhir::RestResult> r = DeleteOnce(ctx, target, access, if_match);
+    if (r.ok() || !if_match.empty() || attempt == kWriteAttempts ||
+        r.status().code() != StatusCode::kPreconditionFailed) {
+      return r;
+    }
+  }
 }
 
 Result<fhir::RestResult> Pipeline::UpdateOnce(Context& ctx, const Route& route,

@@ -13,6 +13,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "audit/audit_log.h"
@@ -99,6 +100,17 @@ class Pipeline {
   Status CheckSearchReach(std::string_view type, const QueryParams& params,
                           const policy::ElementMask& read_mask,
                           const std::function<const Access*(std::string_view)>& access_for) const;
+  // Conditional interactions (issue 6 §3). The condition's matches are decided and the
+  // write made under conditional_mu_ (one process; docs/search.md says what that covers).
+  Result<std::vector<std::string>> ConditionalMatches(const Access& access, std::string_view type,
+                                                      const QueryParams& condition);
+  Result<fhir::RestResult> Create(Context& ctx, const Route& route, const Access& access,
+                                  std::string_view body);
+  Result<fhir::RestResult> ConditionalUpdate(Context& ctx, const Route& route, const Access& access,
+                                             const QueryParams& params, std::string_view body,
+                                             std::string_view if_match);
+  Result<fhir::RestResult> ConditionalDelete(Context& ctx, const Route& route, const Access& access,
+                                             const QueryParams& params, std::string_view if_match);
   // GET /fhir/Patient/{id}/$everything (issue 6 §5).
   Result<fhir::RestResult> Everything(Context& ctx, const Route& route, const Access& access,
                                       const QueryParams& params);
@@ -137,6 +149,9 @@ class Pipeline {
   std::string openid_configuration_json_;
   std::string smart_configuration_json_;
   bool outside_compartment_forbidden_ = false;
+  // Serializes conditional interactions (decide the condition, then write) in this
+  // process, so two conditional creates cannot both find no match.
+  std::mutex conditional_mu_;
 };
 
 }  // namespace phigate::http

@@ -122,7 +122,7 @@ Result<Route> RouteTarget(std::string_view target, const fhir::Model& model) {
     } else {
       if (!model.IsResourceType(segments[1])) return NotFound("unknown resource type");
       if (n == 2) {
-        route = Make(RouteKind::kFhirType, "/fhir/{type}", "GET, POST");
+        route = Make(RouteKind::kFhirType, "/fhir/{type}", "GET, POST, PUT, DELETE");
       } else if (n == 3 && segments[2] == "_history") {
         route = Make(RouteKind::kFhirTypeHistory, "/fhir/{type}/_history", "GET");
       } else if (n == 3) {

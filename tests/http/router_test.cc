@@ -21,7 +21,7 @@ TEST_F(RouterTest, FhirRoutes) {
   EXPECT_STREQ(r->name, "/fhir/{type}/{id}/_history/{vid}");
 
   EXPECT_EQ(R("/fhir/Observation")->kind, RouteKind::kFhirType);
-  EXPECT_STREQ(R("/fhir/Observation")->allow, "GET, POST");
+  EXPECT_STREQ(R("/fhir/Observation")->allow, "GET, POST, PUT, DELETE");
   EXPECT_EQ(R("/fhir/Observation/_history")->kind, RouteKind::kFhirTypeHistory);
   EXPECT_EQ(R("/fhir/Observation/o1")->kind, RouteKind::kFhirInstance);
   EXPECT_STREQ(R("/fhir/Observation/o1")->allow, "GET, PUT, DELETE");
