@@ -297,6 +297,7 @@ void Config::Finalize() {
     auth.issuer = "https://" + h + ":" + std::to_string(port);
   }
   if (auth.audience.empty()) auth.audience = auth.issuer + "/fhir";
+  fhir.base_url = auth.issuer + "/fhir";
 }
 
 }  // namespace phigate

@@ -98,6 +98,10 @@ struct FhirConfig {
   int search_scan_budget = 10000;
   // How long a search's next link stays valid.
   int64_t search_cursor_ttl_s = 600;
+  // Not a setting: the server's FHIR base URL (auth.issuer + "/fhir"), filled in when the
+  // configuration is loaded. Search resolves absolute references under it to local
+  // Type/id; absolute references to other servers match only by URL. Empty: none resolve.
+  std::string base_url;
 };
 
 struct StorageConfig {

@@ -1,5 +1,6 @@
 #include "core/date_range.h"
 
+#include <algorithm>
 #include <chrono>
 
 namespace phigate {
@@ -70,7 +71,9 @@ std::optional<DateRange> ParseDateRange(std::string_view v) {
   int64_t precision = 60000;
   int64_t millis = 0;
   if (pos < v.size() && v[pos] == ':') {
-    if (!Digits(v, pos + 1, 2, &second) || second > 59) return std::nullopt;
+    // A leap second (23:59:60, which FHIR's dateTime pattern admits) is read as :59.
+    if (!Digits(v, pos + 1, 2, &second) || second > 60) return std::nullopt;
+    second = std::min(second, 59);
     pos += 3;
     precision = 1000;
     if (pos < v.size() && v[pos] == '.') {

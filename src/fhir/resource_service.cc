@@ -85,7 +85,9 @@ ResourceService::ResourceService(storage::Store& store, const crypto::Keyring& k
       config_(config),
       max_json_depth_(max_json_depth),
       search_index_(std::make_unique<SearchIndex>(
-          model, keyring, SearchIndexOptions{.string_prefix_max = config.search_prefix_max})) {}
+          model, keyring,
+          SearchIndexOptions{.string_prefix_max = config.search_prefix_max,
+                             .base_url = config.base_url})) {}
 
 Result<json::value> ResourceService::ParseResource(std::string_view type,
                                                    std::string_view body) const {

@@ -82,6 +82,7 @@ struct Include {
 };
 
 struct Plan {
+  QueryParams used;   // the parameters the plan was built from (a next link's)
   bool none = false;  // a chain matched nothing: the search matches nothing
   std::vector<SortKey> sort;
   std::vector<Include> includes;
@@ -169,8 +170,40 @@ std::optional<NumberQuery> ParseNumber(std::string_view s) {
   if (const size_t dot = mantissa.find('.'); dot != std::string_view::npos) {
     decimals = static_cast<int>(mantissa.size() - dot - 1);
   }
-  const double half = 0.5 * std::pow(10.0, exponent - decimals);
-  return NumberQuery{v, v - half, v + half};
+  // The bounds are computed in decimal and parsed, so that they are the doubles nearest to
+  // the exact bounds, as a stored value written with those digits is ("0.8" covers
+  // [0.75, 0.85): 0.85 itself is excluded, which 0.8 + 0.05 in binary would not give).
+  std::string digits;
+  for (char c : mantissa) {
+    if (c >= '0' && c <= '9') digits.push_back(c);
+  }
+  const bool negative = mantissa.starts_with('-');
+  const auto bound = [&](bool up) {
+    // |value| * 10 +/- 5, in units of 10^(exponent - decimals - 1).
+    std::string d = digits + "0";
+    int carry = up ? 5 : -5;
+    for (size_t i = d.size(); i-- > 0 && carry != 0;) {
+      int x = (d[i] - '0') + carry;
+      carry = 0;
+      if (x >= 10) {
+        x -= 10;
+        carry = 1;
+      } else if (x < 0) {
+        x += 10;
+        carry = -1;
+      }
+      d[i] = static_cast<char>('0' + x);
+    }
+    if (carry > 0) d.insert(d.begin(), '1');
+    std::string text = (negative ? "-" : "") + d + "e" + std::to_string(exponent - decimals - 1);
+    double out = 0;
+    std::from_chars(text.data(), text.data() + text.size(), out);
+    return out;
+  };
+  // |value| - half is below |value| + half; for a negative value they swap ends.
+  const double toward_zero = bound(false);
+  const double away = bound(true);
+  return negative ? NumberQuery{v, away, toward_zero} : NumberQuery{v, toward_zero, away};
 }
 
 // The year span a date condition's matches must overlap (a necessary condition, refined
@@ -259,6 +292,37 @@ bool NumberMatches(Prefix p, const NumberQuery& q, double v) {
   return false;
 }
 
+// A target that is a range [lo, hi] (search.html#number: "the target is explicitly a
+// range"): eq and ne compare with the search value's precision range (eq: it contains the
+// target); the other prefixes compare the target's ends with the search value itself, as
+// they do for a single number (gt: some of the target lies above it).
+bool RangeMatches(Prefix p, const NumberQuery& q, double lo, double hi) {
+  const bool contains = lo >= q.lo && hi < q.hi;
+  switch (p) {
+    case Prefix::kEq:
+      return contains;
+    case Prefix::kNe:
+      return !contains;
+    case Prefix::kGt:
+      return hi > q.value;
+    case Prefix::kLt:
+      return lo < q.value;
+    case Prefix::kGe:
+      return hi >= q.value;
+    case Prefix::kLe:
+      return lo <= q.value;
+    case Prefix::kSa:
+      return lo > q.value;
+    case Prefix::kEb:
+      return hi < q.value;
+    case Prefix::kAp: {
+      const double margin = std::fabs(q.value) * 0.1;
+      return lo <= q.value + margin && hi >= q.value - margin;
+    }
+  }
+  return false;
+}
+
 // The interval of values a number condition can match, for bucket narrowing.
 std::pair<double, double> NumberWindow(Prefix p, const NumberQuery& q) {
   constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -313,7 +377,11 @@ bool ValueMatches(const Condition& c, const Value& q, const ParamValues& values,
       });
     case SearchParamType::kNumber:
       return std::any_of(values.numbers.begin(), values.numbers.end(),
-                         [&](double v) { return NumberMatches(q.prefix, q.number, v); });
+                         [&](double v) { return NumberMatches(q.prefix, q.number, v); }) ||
+             std::any_of(values.number_ranges.begin(), values.number_ranges.end(),
+                         [&](const std::pair<double, double>& r) {
+                           return RangeMatches(q.prefix, q.number, r.first, r.second);
+                         });
     case SearchParamType::kQuantity:
       return std::any_of(values.quantities.begin(), values.quantities.end(),
                          [&](const QuantityValue& v) {
@@ -464,6 +532,10 @@ struct Deps {
   int64_t now;
   std::string_view base_url;
   bool lenient;
+  // May be null: whether the caller could see a resource (of any type) that decides a
+  // result without being returned (a chain's target, a counted match).
+  const std::function<Result<bool>(std::string_view, std::string_view, std::string_view)>* visible =
+      nullptr;
 };
 
 // Chains nest at most this deep (search.html#chaining: phigate supports one level).
@@ -628,7 +700,10 @@ Status AddChain(const Deps& d, const std::string& type, const std::string& name,
   std::string target = colon == std::string::npos ? "" : head.substr(colon + 1);
   const IndexedParam* param = d.index.Find(type, code);
   if (param == nullptr || param->def->type != SearchParamType::kReference || !param->expression) {
-    if (param == nullptr && d.lenient) return Status::Ok();
+    if (param == nullptr && d.lenient) {
+      plan->used.pop_back();
+      return Status::Ok();
+    }
     return InvalidArgument("a chained search must start with a reference parameter");
   }
   if (target.empty()) {
@@ -642,6 +717,13 @@ Status AddChain(const Deps& d, const std::string& type, const std::string& name,
   if (!Model::R4().IsResourceType(target)) {
     return InvalidArgument("a chained search names an unknown resource type");
   }
+  // A lenient search ignores a chain whose tail is unknown, as a whole (otherwise the
+  // chain would become "points at any resource of the type").
+  const std::string tail_code = tail.substr(0, tail.find(':'));
+  if (d.lenient && d.index.Find(target, tail_code) == nullptr && !tail_code.starts_with('_')) {
+    plan->used.pop_back();
+    return Status::Ok();
+  }
   ASSIGN_OR_RETURN(Plan inner, BuildPlan(d, target, QueryParams{{tail, value}}, depth + 1));
   ASSIGN_OR_RETURN(storage::SearchQuery query, Narrow(d, target, inner));
   Condition c;
@@ -652,6 +734,12 @@ Status AddChain(const Deps& d, const std::string& type, const std::string& name,
   RETURN_IF_ERROR(Walk(
       d, inner, query, "", d.options.scan_budget, [] { return true; },
       [&](Match& m) -> Status {
+        // Only targets the caller may see count: a chain must not reveal what a search of
+        // the target type would hide.
+        if (d.visible != nullptr) {
+          ASSIGN_OR_RETURN(bool visible, (*d.visible)(m.record.type, m.record.id, m.text));
+          if (!visible) return Status::Ok();
+        }
         if (++found > kMaxChainMatches) {
           return InvalidArgument("the chained search matches too many resources; narrow it");
         }
@@ -677,7 +765,10 @@ Result<Plan> BuildPlan(const Deps& d, const std::string& type, const QueryParams
                        int depth) {
   Plan plan;
   plan.count = d.options.default_count;
+  bool has_ids = false;
   for (const auto& [name, value] : params) {
+    // What a next link carries: every parameter but those a lenient search ignored.
+    plan.used.emplace_back(name, value);
     if (name == "_count") {
       int n = -1;
       const auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
@@ -715,9 +806,20 @@ Result<Plan> BuildPlan(const Deps& d, const std::string& type, const QueryParams
     }
     if (code == "_id") {
       if (!modifier.empty()) return NotSupported("modifiers on _id are not supported");
+      std::vector<std::string> ids;
       for (const std::string& id : SplitValues(value)) {
         if (!IsValidId(id)) return BadValue(code);
-        plan.ids.push_back(id);
+        ids.push_back(id);
+      }
+      if (has_ids) {
+        // A repeated parameter is AND: only ids both name.
+        std::erase_if(plan.ids, [&](const std::string& id) {
+          return std::find(ids.begin(), ids.end(), id) == ids.end();
+        });
+        if (plan.ids.empty()) plan.none = true;
+      } else {
+        plan.ids = std::move(ids);
+        has_ids = true;
       }
       continue;
     }
@@ -729,9 +831,18 @@ Result<Plan> BuildPlan(const Deps& d, const std::string& type, const QueryParams
       plan.updated.push_back(std::move(c.values));
       continue;
     }
+    // Search features of the spec that phigate does not offer (search.html#has, #filter,
+    // #list, #query): 501, never ignored, even when lenient.
+    if (code == "_has" || code == "_filter" || code == "_list" || code == "_query" ||
+        code == "_type") {
+      return NotSupported("search parameter " + code + " is not supported");
+    }
     const IndexedParam* param = d.index.Find(type, code);
     if (param == nullptr) {
-      if (d.lenient) continue;
+      if (d.lenient) {
+        plan.used.pop_back();
+        continue;
+      }
       // The name is not echoed: a client may put anything, PHI included, in a name.
       return InvalidArgument("unknown search parameter for this resource type");
     }
@@ -1024,8 +1135,8 @@ Result<std::optional<Cursor>> OpenCursor(const Deps& d, const QueryParams& param
 
 Result<RestResult> Search::Run(const SearchRequest& request) const {
   const std::string type(request.type);
-  const Deps d{store_,           keyring_,       index_, options_, clock_.NowMillis(),
-               request.base_url, request.lenient};
+  const Deps d{store_,           keyring_,        index_,         options_, clock_.NowMillis(),
+               request.base_url, request.lenient, request.visible};
 
   // A next link carries the search's own parameters and position, sealed.
   QueryParams params = *request.params;
@@ -1212,7 +1323,7 @@ Result<RestResult> Search::Run(const SearchRequest& request) const {
   const auto link = [&](std::string_view position, int64_t at) -> Result<std::string> {
     Cursor c;
     c.scope = type;
-    c.params = params;
+    c.params = plan.used;
     c.after_id = std::string(position);
     c.offset = at;
     c.total = total_known ? total : -1;
@@ -1443,8 +1554,8 @@ Result<RestResult> Search::Everything(const EverythingRequest& request) const {
 
 Result<std::vector<std::string>> Search::Ids(const SearchRequest& request, int limit) const {
   const std::string type(request.type);
-  const Deps d{store_,           keyring_,       index_, options_, clock_.NowMillis(),
-               request.base_url, request.lenient};
+  const Deps d{store_,           keyring_,        index_,         options_, clock_.NowMillis(),
+               request.base_url, request.lenient, request.visible};
   for (const auto& [name, value] : *request.params) {
     if (IsResultParam(name)) {
       return InvalidArgument("a condition may hold search parameters only", name);

@@ -12,10 +12,12 @@
 // case- and accent-insensitive; :exact, :missing), reference (id, Type/id, absolute URL,
 // :<Type>, :missing), date (eq ne lt gt le ge sa eb ap with the precision rules of
 // search.html#date), number and quantity (the same prefixes; value|system|code and
-// value||code), uri (exact); _id, _lastUpdated, _count, _total (none, estimate, accurate),
-// _elements and _summary (left to the caller's filter). Comma-separated values are OR, a
-// repeated parameter is AND. Other modifiers, chains, composite and special parameters,
-// _sort, _include and _revinclude answer kNotSupported (501), never a wrong result.
+// value||code; a Range target by the range rules), uri (exact); _id, _lastUpdated,
+// _count, _total (none, estimate, accurate), _sort, _include and _revinclude (not
+// iterative), chains one level deep, _elements and _summary (left to the caller's
+// filter). Comma-separated values are OR, a repeated parameter is AND. Other modifiers,
+// composite and special parameters, _has, _filter, _list, _query, _contained answer
+// kNotSupported (501), never a wrong result. docs/search.md is the client's view.
 //
 // Paging: every link the server writes is `<base>/<type>?_cursor=<opaque>`; the cursor is
 // the search's parameters and position sealed (AES-256-GCM, keyring purpose kTokens) with

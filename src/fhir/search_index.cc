@@ -67,25 +67,31 @@ std::optional<double> Number(const json::value* v) {
 }
 
 // "Patient/1", "Patient/1/_history/2" and absolute ".../Patient/1" (references.html).
-ReferenceValue ParseReference(std::string_view ref, const Model& model) {
+ReferenceValue ParseReference(std::string_view ref, const Model& model, std::string_view base_url) {
   ReferenceValue out;
-  std::string_view path = ref;
+  const bool absolute = ref.find("://") != std::string_view::npos || ref.starts_with("urn:");
+  if (absolute) {
+    out.url = ref;
+    // Only the server's own base makes an absolute reference local.
+    if (base_url.empty() || !ref.starts_with(base_url) || ref.size() <= base_url.size() ||
+        ref[base_url.size()] != '/') {
+      return out;
+    }
+  }
+  std::string_view path = absolute ? ref.substr(base_url.size() + 1) : ref;
   if (const size_t h = path.find("/_history/"); h != std::string_view::npos) {
     path = path.substr(0, h);
   }
-  const bool absolute = ref.find("://") != std::string_view::npos || ref.starts_with("urn:");
-  const size_t slash = path.rfind('/');
+  // "Type/id" exactly (after the base, for an absolute one).
+  const size_t slash = path.find('/');
   if (slash != std::string_view::npos && slash > 0 && slash + 1 < path.size() &&
-      !ref.starts_with("urn:")) {
-    const std::string_view head = path.substr(0, slash);
-    const size_t prev = head.rfind('/');
-    const std::string_view type = prev == std::string_view::npos ? head : head.substr(prev + 1);
+      path.find('/', slash + 1) == std::string_view::npos) {
+    const std::string_view type = path.substr(0, slash);
     if (model.IsResourceType(type)) {
       out.type = type;
       out.id = path.substr(slash + 1);
     }
   }
-  if (absolute) out.url = ref;
   return out;
 }
 
@@ -157,7 +163,7 @@ std::vector<std::string> NumberBuckets(double lo, double hi) {
   if (lo > hi) return out;
   if (lo <= 0 && hi >= 0) out.emplace_back("0");
   for (int e = -kMaxExponent; e <= kMaxExponent; ++e) {
-    // The bucket +e holds (10^e, 10^(e+1)) widened to everything beyond at the clamps.
+    // The bucket +e holds [10^e, 10^(e+1)), widened to everything beyond at the clamps.
     const double b_lo = e == -kMaxExponent ? 0 : std::pow(10.0, e);
     const double b_hi =
         e == kMaxExponent ? std::numeric_limits<double>::infinity() : std::pow(10.0, e + 1);
@@ -304,9 +310,9 @@ ParamValues SearchIndex::Values(const IndexedParam& param, const json::value& re
         if (t != nullptr && IsType(t, "Reference")) {
           const std::string_view ref = Str(Field(v, "reference"));
           if (ref.empty() || ref.starts_with("#")) continue;
-          out.references.push_back(ParseReference(ref, model_));
+          out.references.push_back(ParseReference(ref, model_, options_.base_url));
         } else if (v.is_string()) {
-          ReferenceValue r = ParseReference(v.get_string(), model_);
+          ReferenceValue r = ParseReference(v.get_string(), model_, options_.base_url);
           r.url = v.get_string();
           out.references.push_back(std::move(r));
         }
@@ -321,15 +327,49 @@ ParamValues SearchIndex::Values(const IndexedParam& param, const json::value& re
           out.dates.push_back({start ? start->lo : std::numeric_limits<int64_t>::min(),
                                end ? end->hi : std::numeric_limits<int64_t>::max()});
         } else if (t != nullptr && IsType(t, "Timing")) {
+          // Only the outer limits matter (search.html#date): one range from the earliest
+          // start to the latest end of the events and repeat.boundsPeriod.
           std::vector<std::string> events;
           Strings(Field(v, "event"), &events);
+          std::optional<DateRange> outer;
+          const auto widen = [&](DateRange r) {
+            if (!outer) {
+              outer = r;
+            } else {
+              outer->lo = std::min(outer->lo, r.lo);
+              outer->hi = std::max(outer->hi, r.hi);
+            }
+          };
           for (const std::string& e : events) {
-            if (std::optional<DateRange> r = ParseDateRange(e)) out.dates.push_back(*r);
+            if (std::optional<DateRange> r = ParseDateRange(e)) widen(*r);
           }
+          const json::value* repeat = Field(v, "repeat");
+          const json::value* bounds = repeat != nullptr ? Field(*repeat, "boundsPeriod") : nullptr;
+          if (bounds != nullptr) {
+            const std::optional<DateRange> start = ParseDateRange(Str(Field(*bounds, "start")));
+            const std::optional<DateRange> end = ParseDateRange(Str(Field(*bounds, "end")));
+            if (start || end) {
+              widen({start ? start->lo : std::numeric_limits<int64_t>::min(),
+                     end ? end->hi : std::numeric_limits<int64_t>::max()});
+            }
+          }
+          if (outer) out.dates.push_back(*outer);
         }
         break;
       case SearchParamType::kNumber:
-        if (std::optional<double> d = Number(&v)) out.numbers.push_back(*d);
+        if (std::optional<double> d = Number(&v)) {
+          out.numbers.push_back(*d);
+        } else if (t != nullptr && IsType(t, "Range")) {
+          const json::value* low = Field(v, "low");
+          const json::value* high = Field(v, "high");
+          const std::optional<double> lo =
+              low != nullptr ? Number(Field(*low, "value")) : std::nullopt;
+          const std::optional<double> hi =
+              high != nullptr ? Number(Field(*high, "value")) : std::nullopt;
+          if (!lo && !hi) continue;
+          out.number_ranges.emplace_back(lo.value_or(-std::numeric_limits<double>::infinity()),
+                                         hi.value_or(std::numeric_limits<double>::infinity()));
+        }
         break;
       case SearchParamType::kQuantity:
         if (t != nullptr && IsType(t, "Quantity")) {
@@ -429,6 +469,9 @@ void SearchIndex::AddEntries(const IndexedParam& param, const ParamValues& value
     add(TagDate(), std::clamp(lo, kMinYear, kMaxYear), std::clamp(hi, kMinYear, kMaxYear));
   }
   for (double n : values.numbers) add(TagBucket(NumberBucket(n)));
+  for (const auto& [lo, hi] : values.number_ranges) {
+    for (const std::string& bucket : NumberBuckets(lo, hi)) add(TagBucket(bucket));
+  }
   for (const QuantityValue& q : values.quantities) {
     const std::string bucket = NumberBucket(q.value);
     add(TagBucket(bucket));

@@ -83,8 +83,13 @@ struct ParamValues {
   std::vector<TokenValue> tokens;
   std::vector<std::string> strings;  // as written
   std::vector<ReferenceValue> references;
-  std::vector<DateRange> dates;  // open Period ends are INT64_MIN / INT64_MAX
+  // Open Period ends are INT64_MIN / INT64_MAX. A Timing is one range: its outer limits
+  // (events and repeat.boundsPeriod; search.html#date).
+  std::vector<DateRange> dates;
   std::vector<double> numbers;
+  // Number parameters on a Range (RiskAssessment.prediction.probabilityRange): the target
+  // is a range, compared with the prefix rules for ranges. Open ends are infinite.
+  std::vector<std::pair<double, double>> number_ranges;
   std::vector<QuantityValue> quantities;
   std::vector<std::string> uris;
 };
@@ -99,6 +104,9 @@ struct IndexedParam {
 
 struct SearchIndexOptions {
   int string_prefix_max = 8;  // prefixes of 1..n code points get an entry
+  // The server's FHIR base: an absolute reference under it is the local Type/id; one to
+  // another server is only its URL (search.html#reference). Empty: none is local.
+  std::string base_url;
 };
 
 class SearchIndex {

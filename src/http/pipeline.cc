@@ -1082,7 +1082,9 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
       };
       fhir::ResourceService::VisibleFilter visible = [&](std::string_view type, std::string_view,
                                                          std::string_view text) -> Result<bool> {
-        Status s = Reachable(access, type, text);
+        const Access* a = access_for(type);  // a chain's target is of another type
+        if (a == nullptr) return false;
+        Status s = Reachable(*a, type, text);
         if (s.ok()) return true;
         if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
           return false;
@@ -1326,7 +1328,14 @@ Result<fhir::RestResult> Pipeline::ConditionalUpdate(Context& ctx, const Route& 
       body = with_id;
     }
   } else if (body_id && !body_id->empty()) {
-    // No match, an id given: an update as create of that id (http.html#cond-update).
+    // No match, an id given: an update as create of that id (http.html#cond-update); an
+    // existing (or deleted) resource of that id is not the condition's to overwrite (409,
+    // as R5 spells out).
+    Result<fhir::RestResult> existing = deps_.resources->Read(route.type, *body_id);
+    if (existing.ok() || existing.status().code() == StatusCode::kGone) {
+      return Status(StatusCode::kConflict,
+                    "the condition matches nothing, and the resource id in the body exists");
+    }
     target.id = *body_id;
   } else {
     // No match, no id: a create.
