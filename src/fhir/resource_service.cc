@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 #include <charconv>
+#include <utility>
 
 #include "core/base64.h"
 #include "core/log.h"
@@ -30,6 +31,8 @@ std::string NewId() {
   return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
          "-" + h.substr(20);
 }
+
+thread_local PendingWrites* t_pending = nullptr;
 
 std::string WeakEtag(int64_t version) { return "W/\"" + std::to_string(version) + "\""; }
 
@@ -178,10 +181,18 @@ Result<RestResult> ResourceService::WriteVersion(
     if (ec) return Internal("the resource could not be stored");
     ASSIGN_OR_RETURN(record.index, search_index_->Entries(stored));
   }
-  storage::BeforeCommit before_commit;
-  if (guard) before_commit = [&] { return guard(id, version, status); };
-  auto appended = store_.AppendVersion(record, expected_version, before_commit);
-  if (!appended.ok()) return appended.status();
+  if (t_pending != nullptr) {  // a transaction's write: appended with the others
+    if (guard) {
+      t_pending->guards.push_back(
+          [guard, id = std::string(id), version, status] { return guard(id, version, status); });
+    }
+    t_pending->writes.push_back({std::move(record), expected_version});
+  } else {
+    storage::BeforeCommit before_commit;
+    if (guard) before_commit = [&] { return guard(id, version, status); };
+    auto appended = store_.AppendVersion(record, expected_version, before_commit);
+    if (!appended.ok()) return appended.status();
+  }
 
   RestResult result;
   result.status = status;
@@ -196,12 +207,38 @@ Result<RestResult> ResourceService::WriteVersion(
 Result<RestResult> ResourceService::Create(std::string_view type, std::string_view body,
                                            std::string_view base_url, const WriteGuard& guard) {
   ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
+  if (t_pending != nullptr && !t_pending->assign_id.empty()) {
+    const std::string id = std::exchange(t_pending->assign_id, std::string());
+    return WriteVersion(type, id, body, parsed.as_object(), 0, 201, base_url, guard);
+  }
   // http.html#create: the server ignores a client-supplied id and assigns its own.
   for (int attempt = 0; attempt < 3; ++attempt) {
     auto r = WriteVersion(type, NewId(), body, parsed.as_object(), 0, 201, base_url, guard);
     if (r.ok() || r.status().code() != StatusCode::kConflict) return r;
   }
   return Internal("could not assign a resource id");
+}
+
+Result<RestResult> ResourceService::CreateAs(std::string_view type, std::string_view id,
+                                             std::string_view body, std::string_view base_url,
+                                             const WriteGuard& guard) {
+  if (!IsValidId(id)) return InvalidArgument("invalid resource id");
+  ASSIGN_OR_RETURN(json::value parsed, ParseResource(type, body));
+  return WriteVersion(type, id, body, parsed.as_object(), 0, 201, base_url, guard);
+}
+
+std::string ResourceService::NewResourceId() { return NewId(); }
+
+ResourceService::TransactionScope::TransactionScope(PendingWrites* pending) { t_pending = pending; }
+ResourceService::TransactionScope::~TransactionScope() { t_pending = nullptr; }
+
+Status ResourceService::CommitPending(const PendingWrites& pending) {
+  if (pending.writes.empty()) return Status::Ok();
+  const storage::BeforeCommit before_commit = [&]() -> Status {
+    for (const auto& guard : pending.guards) RETURN_IF_ERROR(guard());
+    return Status::Ok();
+  };
+  return store_.AppendVersions(pending.writes, before_commit).status();
 }
 
 Result<RestResult> ResourceService::Served(
@@ -300,9 +337,18 @@ Result<RestResult> ResourceService::Delete(std::string_view type, std::string_vi
     tombstone.version = current->version + 1;
     tombstone.last_updated_ms = clock_.NowMillis();
     tombstone.deleted = true;
-    storage::BeforeCommit before_commit;
-    if (guard) before_commit = [&] { return guard(id, tombstone.version, 204); };
-    auto appended = store_.AppendVersion(tombstone, current->version, before_commit);
+    Result<int64_t> appended = int64_t{0};
+    if (t_pending != nullptr) {  // a transaction's write: appended with the others
+      if (guard) {
+        t_pending->guards.push_back(
+            [guard, id = std::string(id), v = tombstone.version] { return guard(id, v, 204); });
+      }
+      t_pending->writes.push_back({tombstone, current->version});
+    } else {
+      storage::BeforeCommit before_commit;
+      if (guard) before_commit = [&] { return guard(id, tombstone.version, 204); };
+      appended = store_.AppendVersion(tombstone, current->version, before_commit);
+    }
     if (appended.ok()) {
       result.etag = WeakEtag(tombstone.version);
       result.last_modified = FormatHttpDate(tombstone.last_updated_ms);

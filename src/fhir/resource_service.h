@@ -51,8 +51,32 @@ using EntryFilter =
 // 204). A failure rolls the write back and is returned (the audit stage: issue 5 §2).
 using WriteGuard = std::function<Status(std::string_view id, int64_t version, int status)>;
 
+// A FHIR transaction's writes (issue 6 §4), gathered instead of applied while a
+// TransactionScope is open on the calling thread, then committed at once.
+struct PendingWrites {
+  std::vector<storage::Store::VersionWrite> writes;
+  std::vector<std::function<Status()>> guards;  // each write's WriteGuard, bound
+  // The id the next Create takes instead of a new one (a transaction's POST entry whose
+  // urn:uuid references were rewritten to it); cleared when used.
+  std::string assign_id;
+};
+
 class ResourceService {
  public:
+  // While alive, writes on this thread (Create, CreateAs, Update, Delete) are checked and
+  // prepared as usual but appended to `pending` instead of the store, and report success;
+  // their guards run when Commit() runs them. Not nested.
+  class TransactionScope {
+   public:
+    explicit TransactionScope(PendingWrites* pending);
+    ~TransactionScope();
+    TransactionScope(const TransactionScope&) = delete;
+    TransactionScope& operator=(const TransactionScope&) = delete;
+  };
+  // Appends every pending write in one database transaction, running their guards (the
+  // audit records) just before COMMIT; all or nothing.
+  Status CommitPending(const PendingWrites& pending);
+
   // `max_json_depth` bounds the nesting of request bodies (limits.json_depth).
   ResourceService(storage::Store& store, const crypto::Keyring& keyring, const Model& model,
                   const Clock& clock, FhirConfig config, int max_json_depth);
@@ -62,6 +86,13 @@ class ResourceService {
   // but id and meta is stored exactly as sent (see json_text.h).
   Result<RestResult> Create(std::string_view type, std::string_view body, std::string_view base_url,
                             const WriteGuard& guard = {});
+  // Create with an id the caller chose for the server (a transaction's POST entry, whose
+  // id must exist before the Bundle's references to it are rewritten): as Create
+  // otherwise; kConflict if the id exists.
+  Result<RestResult> CreateAs(std::string_view type, std::string_view id, std::string_view body,
+                              std::string_view base_url, const WriteGuard& guard = {});
+  // A new server-assigned id (an RFC 4122 version 4 UUID).
+  static std::string NewResourceId();
   // GET [base]/[type]/[id]: 404 if never existed, 410 if deleted.
   Result<RestResult> Read(std::string_view type, std::string_view id);
   // GET [base]/[type]/[id]/_history/[vid].

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/beast/http.hpp>
+#include <boost/json/serialize.hpp>
 #include <charconv>
 #include <chrono>
 #include <exception>
@@ -135,6 +136,7 @@ struct Pipeline::Context {
   audit::Event event;
   bool audit = true;     // this request is recorded (all but probes and public documents)
   bool audited = false;  // its record is durable already (a change's, in its transaction)
+  const net::ConnectionInfo* conn = nullptr;  // the connection (Bundle entries reuse it)
 };
 
 namespace {
@@ -342,6 +344,7 @@ std::shared_ptr<Pipeline::InFlight> Pipeline::Begin(net::Request& request,
   ctx.request_id =
       IsWellFormedRequestId(incoming_id) ? std::string(incoming_id) : crypto::RandomToken(12);
 
+  ctx.conn = &conn;
   ctx.event.time_ms = deps_.clock->NowMillis();
   ctx.event.request_id = ctx.request_id;
   ctx.event.method = f->method;
@@ -624,6 +627,9 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
   }
   if (route.kind == RouteKind::kDisclosures) {
     return HandleDisclosures(ctx, request, route, *principal.value(), *params);
+  }
+  if (route.kind == RouteKind::kFhirSystem && request.method() == bhttp::verb::post) {
+    return HandleBundle(ctx, request);
   }
 
   Access access;
@@ -928,6 +934,359 @@ Status Pipeline::CheckSearchReach(
   return Status::Ok();
 }
 
+namespace {
+
+// Set while a transaction holds conditional_mu_ on this thread: its entries' conditional
+// handling must not lock it again.
+thread_local bool t_conditional_held = false;
+
+}  // namespace
+
+Pipeline::ConditionalLockHeld::ConditionalLockHeld(bool held) : set_(held) {
+  if (set_) t_conditional_held = true;
+}
+Pipeline::ConditionalLockHeld::~ConditionalLockHeld() {
+  if (set_) t_conditional_held = false;
+}
+
+std::unique_lock<std::mutex> Pipeline::LockConditional() {
+  if (t_conditional_held) return {};
+  return std::unique_lock<std::mutex>(conditional_mu_);
+}
+
+namespace {
+
+// Entries of one batch or transaction Bundle at most (a transaction of 1,000 entries must
+// work, issue 6 §4; the body limit bounds the bytes).
+constexpr size_t kMaxBundleEntries = 10'000;
+
+// What one Bundle entry answered.
+struct EntryResult {
+  int status = 0;
+  std::string location;
+  std::string etag;
+  std::string last_modified;
+  std::string body;
+};
+
+// "Type/id" of a Location "<base>/Type/id/_history/v", or of a resource body.
+std::string LocalReferenceOf(const EntryResult& r, std::string_view base_url) {
+  std::string_view loc = r.location;
+  if (loc.starts_with(base_url) && loc.size() > base_url.size() + 1) {
+    loc.remove_prefix(base_url.size() + 1);
+    if (const size_t h = loc.find("/_history/"); h != std::string_view::npos) {
+      loc = loc.substr(0, h);
+    }
+    return std::string(loc);
+  }
+  // A conditional create that found its match answers 200 with that resource, no Location.
+  Result<boost::json::value> body = fhir::ParseJson(r.body, 512);
+  const boost::json::object* obj = body.ok() ? body.value().if_object() : nullptr;
+  const boost::json::value* type = obj != nullptr ? obj->if_contains("resourceType") : nullptr;
+  const boost::json::value* id = obj != nullptr ? obj->if_contains("id") : nullptr;
+  if (type == nullptr || id == nullptr || !type->is_string() || !id->is_string()) return {};
+  return std::string(type->get_string()) + "/" + std::string(id->get_string());
+}
+
+// Rewrites every Reference.reference equal to a key of `ids` (a urn:uuid fullUrl) to the
+// "Type/id" it stands for (http.html#trules).
+void RewriteReferences(boost::json::value& v, const std::map<std::string, std::string>& ids) {
+  if (boost::json::object* obj = v.if_object()) {
+    for (auto& [key, member] : *obj) {
+      if (key == "reference" && member.is_string()) {
+        const auto it = ids.find(std::string(member.get_string()));
+        if (it != ids.end()) member = it->second;
+      } else {
+        RewriteReferences(member, ids);
+      }
+    }
+  } else if (boost::json::array* arr = v.if_array()) {
+    for (boost::json::value& item : *arr) RewriteReferences(item, ids);
+  }
+}
+
+}  // namespace
+
+net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
+  // http.html#transaction: POST [base] with a batch or transaction Bundle.
+  if (!IsFhirJsonMediaType(MediaType(request[bhttp::field::content_type]))) {
+    return ErrorResponse(ctx.version, Status(StatusCode::kUnsupportedMediaType,
+                                             "the body must be application/fhir+json"));
+  }
+  Result<boost::json::value> parsed =
+      fhir::ParseJson(request.body(), deps_.config->limits.json_depth);
+  if (!parsed.ok()) return ErrorResponse(ctx.version, parsed.status());
+  const boost::json::object* bundle = parsed.value().if_object();
+  const auto str = [](const boost::json::object* o, std::string_view k) -> std::string_view {
+    const boost::json::value* v = o != nullptr ? o->if_contains(k) : nullptr;
+    return v != nullptr && v->is_string() ? std::string_view(v->get_string()) : std::string_view();
+  };
+  if (bundle == nullptr || str(bundle, "resourceType") != "Bundle") {
+    return ErrorResponse(ctx.version, InvalidArgument("the body must be a Bundle"));
+  }
+  const std::string_view kind = str(bundle, "type");
+  if (kind != "batch" && kind != "transaction") {
+    return ErrorResponse(
+        ctx.version,
+        InvalidArgument("the Bundle type must be batch or transaction", "Bundle.type"));
+  }
+  const bool transaction = kind == "transaction";
+  ctx.event.subtype = std::string(kind);
+  ctx.event.action = 'E';
+  ctx.event.resource_type = "Bundle";
+  const boost::json::value* entries_value = bundle->if_contains("entry");
+  boost::json::array no_entries;
+  const boost::json::array& entries = entries_value != nullptr && entries_value->is_array()
+                                          ? entries_value->get_array()
+                                          : no_entries;
+  if (entries_value != nullptr && !entries_value->is_array()) {
+    return ErrorResponse(ctx.version, InvalidArgument("Bundle.entry must be an array"));
+  }
+  if (entries.size() > kMaxBundleEntries) {
+    return ErrorResponse(ctx.version, InvalidArgument("too many Bundle entries"));
+  }
+
+  // Each entry as a request of its own.
+  struct Entry {
+    std::string method;
+    std::string url;
+    std::string full_url;
+    boost::json::value resource;  // null without one
+    std::string if_match;
+    std::string if_none_exist;
+    std::unique_ptr<Context> ctx;
+    EntryResult result;
+    bool done = false;
+  };
+  std::vector<Entry> items(entries.size());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const boost::json::object* e = entries[i].if_object();
+    const boost::json::value* req = e != nullptr ? e->if_contains("request") : nullptr;
+    const boost::json::object* r = req != nullptr ? req->if_object() : nullptr;
+    const std::string expr = "Bundle.entry[" + std::to_string(i) + "]";
+    if (r == nullptr) {
+      return ErrorResponse(ctx.version,
+                           InvalidArgument("a Bundle entry needs a request", expr + ".request"));
+    }
+    Entry& it = items[i];
+    it.method = std::string(str(r, "method"));
+    it.url = std::string(str(r, "url"));
+    it.full_url = std::string(str(e, "fullUrl"));
+    it.if_match = std::string(str(r, "ifMatch"));
+    it.if_none_exist = std::string(str(r, "ifNoneExist"));
+    if (it.method != "GET" && it.method != "POST" && it.method != "PUT" && it.method != "DELETE") {
+      return ErrorResponse(ctx.version,
+                           NotSupported("Bundle entries support GET, POST, PUT and DELETE"));
+    }
+    // The url is relative to the base: [type], [type]/[id], [type]?query...
+    if (it.url.empty() || it.url.front() == '/' || it.url.find("://") != std::string::npos ||
+        it.url.front() == '$' || it.url.starts_with("_history")) {
+      return ErrorResponse(ctx.version, InvalidArgument("a Bundle entry url must be relative "
+                                                        "to the base: Type, Type/id or Type?query",
+                                                        expr + ".request.url"));
+    }
+    if (const boost::json::value* res = e->if_contains("resource")) it.resource = *res;
+    if ((it.method == "POST" || it.method == "PUT") && !it.resource.is_object()) {
+      return ErrorResponse(
+          ctx.version, InvalidArgument("a POST or PUT entry needs a resource", expr + ".resource"));
+    }
+  }
+
+  const auto run = [&](size_t i) {
+    Entry& it = items[i];
+    net::Request sub;
+    sub.version(request.version());
+    sub.method_string(it.method);
+    sub.target("/fhir/" + it.url);
+    for (const auto field : {bhttp::field::authorization, bhttp::field::user_agent}) {
+      if (request.count(field) != 0) sub.set(field, request[field]);
+    }
+    for (const char* name : {"X-Purpose-Of-Use", "X-Break-Glass-Reason", "Prefer"}) {
+      if (request.count(name) != 0) sub.set(name, request[name]);
+    }
+    if (!it.if_match.empty()) sub.set(bhttp::field::if_match, it.if_match);
+    if (!it.if_none_exist.empty()) sub.set("If-None-Exist", it.if_none_exist);
+    if (it.resource.is_object()) {
+      sub.set(bhttp::field::content_type, "application/fhir+json");
+      sub.body() = boost::json::serialize(it.resource);
+    }
+    sub.prepare_payload();
+    it.ctx = std::make_unique<Context>();
+    Context& c = *it.ctx;
+    c.version = ctx.version;
+    c.conn = ctx.conn;
+    c.request_id = ctx.request_id + "." + std::to_string(i + 1);
+    c.event.time_ms = deps_.clock->NowMillis();
+    c.event.request_id = c.request_id;
+    c.event.method = it.method;
+    c.event.address = ctx.event.address;
+    c.event.user_agent = ctx.event.user_agent;
+    net::Response res = Dispatch(c, sub, *ctx.conn);
+    it.result.status = static_cast<int>(res.result_int());
+    it.result.location = std::string(res[bhttp::field::location]);
+    it.result.etag = std::string(res[bhttp::field::etag]);
+    it.result.last_modified = std::string(res[bhttp::field::last_modified]);
+    it.result.body = std::move(res.body());
+    it.done = true;
+  };
+  // Records an entry's event unless its change already did (in its transaction).
+  const auto record = [&](Entry& it) -> Status {
+    if (it.ctx == nullptr || !NeedsRecord(*it.ctx, it.result.status)) return Status::Ok();
+    return RecordEvent(*it.ctx, it.result.status, it.result.body);
+  };
+
+  if (!transaction) {
+    // Batch: every entry on its own, in order (http.html#brules).
+    for (size_t i = 0; i < items.size(); ++i) {
+      run(i);
+      if (!record(items[i]).ok()) return AuditUnavailable(ctx);
+    }
+  } else {
+    // Transaction (http.html#trules): ids for the POST entries first, so references to
+    // their urn:uuid fullUrls can be rewritten; then DELETE, POST, PUT, GET, all writes in
+    // one database transaction.
+    std::map<std::string, std::string> ids;
+    std::vector<std::string> assigned(items.size());
+    for (size_t i = 0; i < items.size(); ++i) {
+      Entry& it = items[i];
+      if (it.method != "POST") continue;
+      const std::string type = it.url.substr(0, it.url.find_first_of("/?"));
+      assigned[i] = fhir::ResourceService::NewResourceId();
+      if (!it.full_url.empty()) ids[it.full_url] = type + "/" + assigned[i];
+    }
+    // Conditions are decided and the writes committed under one lock, as for a single
+    // conditional request (the entries' own handling does not lock again).
+    std::unique_lock<std::mutex> conditional_lock;
+    const bool has_conditions = std::any_of(items.begin(), items.end(), [](const Entry& it) {
+      return !it.if_none_exist.empty() || ((it.method == "PUT" || it.method == "DELETE") &&
+                                           it.url.find('?') != std::string::npos);
+    });
+    if (has_conditions) conditional_lock = LockConditional();
+    ConditionalLockHeld held(has_conditions);
+    fhir::PendingWrites pending;
+    std::vector<size_t> write_owner;  // the Bundle entry of each pending write
+    Status failed = Status::Ok();
+    size_t failed_at = 0;
+    const auto write_phase = [&](std::string_view method, bool conditional) {
+      for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
+        Entry& it = items[i];
+        if (it.method != method || it.done) continue;
+        if (method == "POST" && conditional != !it.if_none_exist.empty()) continue;
+        if (it.resource.is_object()) RewriteReferences(it.resource, ids);
+        fhir::ResourceService::TransactionScope scope(&pending);
+        pending.assign_id = assigned[i];
+        run(i);
+        pending.assign_id.clear();
+        write_owner.resize(pending.writes.size(), i);
+        if (it.result.status >= 300) {
+          failed = Status(StatusCode::kInvalidArgument, "");  // the entry's own answer
+          failed_at = i;
+        } else if (method == "POST" && !it.full_url.empty()) {
+          // A conditional create that found its match stands for that resource.
+          const std::string ref = LocalReferenceOf(it.result, base_url_);
+          if (!ref.empty()) ids[it.full_url] = ref;
+        }
+      }
+    };
+    write_phase("DELETE", false);
+    write_phase("POST", true);
+    write_phase("POST", false);
+    write_phase("PUT", false);
+    if (!failed.ok()) {
+      // Nothing is committed; each prepared entry's record says so.
+      Entry& bad = items[failed_at];
+      for (Entry& it : items) {
+        if (!it.done) continue;
+        if (&it != &bad) {
+          it.result.status = bad.result.status >= 300 ? bad.result.status : 500;
+          it.result.body.clear();
+        }
+        if (!record(it).ok()) return AuditUnavailable(ctx);
+      }
+      if (!failed.message().empty()) return ErrorResponse(ctx.version, failed);
+      // The failing entry's own answer, for the whole transaction.
+      net::Response res = MakeResponse(ctx.version, static_cast<bhttp::status>(bad.result.status),
+                                       kFhirJson, std::move(bad.result.body));
+      return res;
+    }
+    Status committed = deps_.resources->CommitPending(pending);
+    if (!committed.ok() && committed.message().starts_with("entry ")) {
+      // The store numbers its writes; the client knows its Bundle entries.
+      size_t n = 0;
+      const std::string& m = committed.message();
+      const auto [p, ec] = std::from_chars(m.data() + 6, m.data() + m.size(), n);
+      if (ec == std::errc() && n < write_owner.size()) {
+        committed = Status(committed.code(),
+                           "entry " + std::to_string(write_owner[n]) +
+                               std::string(m.substr(static_cast<size_t>(p - m.data()))),
+                           committed.expression());
+      }
+    }
+    if (!committed.ok()) {
+      const int status = MapStatus(committed.code()).http_status;
+      for (Entry& it : items) {
+        if (!it.done) continue;
+        it.result.status = status;
+        it.result.body.clear();
+        if (!record(it).ok()) return AuditUnavailable(ctx);
+      }
+      if (committed.code() == StatusCode::kUnavailable && !deps_.audit->Healthy()) {
+        return AuditUnavailable(ctx);
+      }
+      return ErrorResponse(ctx.version, committed);
+    }
+    // Entries that wrote nothing (a conditional create that found its match, a delete of
+    // what was gone) have no record yet.
+    for (Entry& it : items) {
+      if (it.done && !record(it).ok()) return AuditUnavailable(ctx);
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (items[i].method != "GET") continue;
+      run(i);
+      if (!record(items[i]).ok()) return AuditUnavailable(ctx);
+    }
+  }
+
+  // The response Bundle, entries in the request's order.
+  std::string out = R"({"resourceType":"Bundle","type":")";
+  out += transaction ? "transaction-response" : "batch-response";
+  out += '"';
+  bool first = true;
+  for (Entry& it : items) {
+    out += first ? ",\"entry\":[" : ",";
+    first = false;
+    out += "{";
+    const bool ok = it.result.status < 300;
+    if (ok && !it.result.body.empty()) {
+      out += "\"resource\":";
+      out += it.result.body;
+      out += ',';
+    }
+    out += "\"response\":{\"status\":";
+    AppendJsonEscaped(
+        out, std::to_string(it.result.status) + " " +
+                 std::string(bhttp::obsolete_reason(static_cast<bhttp::status>(it.result.status))));
+    // (The Last-Modified header's HTTP date is not a FHIR instant: not repeated here.)
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"location", &it.result.location},
+          {"etag", &it.result.etag}}) {
+      if (value->empty()) continue;
+      out += ",\"";
+      out += name;
+      out += "\":";
+      AppendJsonEscaped(out, *value);
+    }
+    if (!ok && !it.result.body.empty()) {
+      out += ",\"outcome\":";
+      out += it.result.body;
+    }
+    out += "}}";
+  }
+  if (!first) out += ']';
+  out += '}';
+  return MakeResponse(ctx.version, bhttp::status::ok, kFhirJson, std::move(out));
+}
+
 Result<fhir::RestResult> Pipeline::Everything(Context& ctx, const Route& route,
                                               const Access& access, const QueryParams& params) {
   if (access.decision.break_glass) {
@@ -1192,7 +1551,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
         std::optional<QueryParams> condition = ParseQuery(if_none_exist);
         if (!condition) return InvalidArgument("malformed If-None-Exist condition");
         for (const auto& [name, value] : *condition) ctx.event.query.emplace_back(name, value);
-        lock = std::unique_lock<std::mutex>(conditional_mu_);
+        lock = LockConditional();
         ASSIGN_OR_RETURN(std::vector<std::string> ids,
                          ConditionalMatches(access, route.type, *condition));
         if (ids.size() > 1) {
@@ -1308,7 +1667,7 @@ Result<fhir::RestResult> Pipeline::ConditionalUpdate(Context& ctx, const Route& 
                                                      const QueryParams& params,
                                                      std::string_view body,
                                                      std::string_view if_match) {
-  std::lock_guard<std::mutex> lock(conditional_mu_);
+  std::unique_lock<std::mutex> lock = LockConditional();
   ASSIGN_OR_RETURN(std::vector<std::string> ids, ConditionalMatches(access, route.type, params));
   if (ids.size() > 1) {
     return Status(StatusCode::kPreconditionFailed, "the condition matches more than one resource");
@@ -1363,7 +1722,7 @@ Result<fhir::RestResult> Pipeline::ConditionalDelete(Context& ctx, const Route& 
                                                      const Access& access,
                                                      const QueryParams& params,
                                                      std::string_view if_match) {
-  std::lock_guard<std::mutex> lock(conditional_mu_);
+  std::unique_lock<std::mutex> lock = LockConditional();
   ASSIGN_OR_RETURN(std::vector<std::string> ids, ConditionalMatches(access, route.type, params));
   if (ids.size() > 1) {
     return Status(StatusCode::kPreconditionFailed, "the condition matches more than one resource");

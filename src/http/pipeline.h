@@ -111,6 +111,10 @@ class Pipeline {
                                              std::string_view if_match);
   Result<fhir::RestResult> ConditionalDelete(Context& ctx, const Route& route, const Access& access,
                                              const QueryParams& params, std::string_view if_match);
+  // POST /fhir with a batch or transaction Bundle (issue 6 §4): each entry is handled
+  // (authorized, audited) as a request of its own; a transaction's writes are committed
+  // in one database transaction with every entry's record, or not at all.
+  net::Response HandleBundle(Context& ctx, net::Request& request);
   // GET /fhir/Patient/{id}/$everything (issue 6 §5).
   Result<fhir::RestResult> Everything(Context& ctx, const Route& route, const Access& access,
                                       const QueryParams& params);
@@ -152,6 +156,20 @@ class Pipeline {
   // Serializes conditional interactions (decide the condition, then write) in this
   // process, so two conditional creates cannot both find no match.
   std::mutex conditional_mu_;
+  // conditional_mu_, unless a transaction on this thread holds it already (until its
+  // commit): then an empty lock.
+  std::unique_lock<std::mutex> LockConditional();
+  // Marks conditional_mu_ as held by this thread's transaction while alive.
+  class ConditionalLockHeld {
+   public:
+    explicit ConditionalLockHeld(bool held);
+    ~ConditionalLockHeld();
+    ConditionalLockHeld(const ConditionalLockHeld&) = delete;
+    ConditionalLockHeld& operator=(const ConditionalLockHeld&) = delete;
+
+   private:
+    bool set_;
+  };
 };
 
 }  // namespace phigate::http

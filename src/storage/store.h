@@ -210,6 +210,20 @@ class Store {
   // change is committed without its record).
   virtual Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version,
                                         const BeforeCommit& before_commit) = 0;
+  // Appends several versions (of different resources) in one transaction, all or nothing:
+  // each write is checked and applied as AppendVersion would (version check, index
+  // replacement), in order; the first failure rolls everything back and is returned,
+  // prefixed "entry <i>: " for a version conflict ("entry 3: version conflict", kConflict)
+  // or a malformed record (kInvalidArgument). Two writes of the same (type, id) are
+  // kInvalidArgument. `before_commit` (may be empty) runs once, after every write, just
+  // before COMMIT. Returns the assigned seqs in order. Empty `writes`: nothing happens.
+  // For FHIR transactions (issue 6 §4) and bulk import.
+  struct VersionWrite {
+    VersionRecord record;
+    int64_t expected_version = 0;
+  };
+  virtual Result<std::vector<int64_t>> AppendVersions(const std::vector<VersionWrite>& writes,
+                                                      const BeforeCommit& before_commit) = 0;
   // Search candidates (see SearchQuery); kInvalidArgument for an empty type, a limit <= 0,
   // a clause with no token, or a year clause with year_low > year_high.
   virtual Result<std::vector<VersionRecord>> SearchCurrent(const SearchQuery& query) = 0;

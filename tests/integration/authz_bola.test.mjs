@@ -10,7 +10,7 @@
 // of the searchset as if it did not match (search by B's id, B's reference, a chain,
 // _include, _revinclude, _total, _sort, paging), and Patient/B/$everything is what a read
 // of B is (404, or 403 when forbidden); A's $everything is exactly A's resources. Batch and
-// transaction Bundles are not built yet: 501, never data.
+// transaction Bundles authorize each entry as a request of its own: never data of B.
 
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
@@ -230,19 +230,24 @@ describe('default: outside the compartment is 404', () => {
 
     test(`${name}: system history, batch and transaction: no data of B`, async () => {
       const t = restricted[name];
-      const reqs = [
-        ['GET', '/fhir/_history', undefined, 501],
-        ['POST', '/fhir', { resourceType: 'Bundle', type: 'batch', entry: [
-          { request: { method: 'GET', url: `Patient/${ids.B}` } },
-          { request: { method: 'GET', url: `Observation/${ids.obsB}` } }] }, 501],
-        ['POST', '/fhir', { resourceType: 'Bundle', type: 'transaction', entry: [
-          { request: { method: 'GET', url: `Patient/${ids.B}` } }] }, 501],
-      ];
-      for (const [method, target, body, status] of reqs) {
-        const res = await server.request(method, target, {
-          headers: { authorization: `Bearer ${t}`, 'content-type': 'application/fhir+json' }, body,
+      const headers = { authorization: `Bearer ${t}`, 'content-type': 'application/fhir+json' };
+      const history = await server.request('GET', '/fhir/_history', { headers });
+      assertDenied(history, 501, 'not-supported', B_SECRETS, `${name} GET /fhir/_history`);
+      // Each Bundle entry is authorized as a request of its own: B's resources are out of
+      // reach (404, as a read of them answers), and nothing of B is in the response.
+      for (const type of ['batch', 'transaction']) {
+        const res = await server.request('POST', '/fhir', {
+          headers,
+          body: { resourceType: 'Bundle', type, entry: [
+            { request: { method: 'GET', url: `Patient/${ids.B}` } },
+            { request: { method: 'GET', url: `Observation/${ids.obsB}` } }] },
         });
-        assertDenied(res, status, 'not-supported', B_SECRETS, `${name} ${method} ${target}`);
+        assert.equal(res.status, 200, `${name} ${type}: ${res.body}`);
+        for (const secret of B_SECRETS) assert.ok(!res.body.includes(secret), `${name} ${type}`);
+        const bundle = JSON.parse(res.body);
+        assert.equal(bundle.type, `${type}-response`);
+        assert.deepEqual(bundle.entry.map((e) => e.response.status), ['404 Not Found', '404 Not Found']);
+        assert.ok(bundle.entry.every((e) => e.resource === undefined), `${name} ${type}`);
       }
     });
   }

@@ -62,6 +62,10 @@ class FlakyStore final : public storage::Store {
                                 const storage::BeforeCommit& before_commit) override {
     return inner_.AppendVersion(record, expected_version, before_commit);
   }
+  Result<std::vector<int64_t>> AppendVersions(const std::vector<VersionWrite>& writes,
+                                              const storage::BeforeCommit& before_commit) override {
+    return inner_.AppendVersions(writes, before_commit);
+  }
   Result<std::vector<storage::VersionRecord>> SearchCurrent(
       const storage::SearchQuery& query) override {
     return inner_.SearchCurrent(query);

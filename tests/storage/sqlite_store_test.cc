@@ -715,6 +715,29 @@ TEST_F(SqliteStoreTest, InvalidOptionsAreRejected) {
   negative_timeout.busy_timeout_ms = -1;
   EXPECT_THAT(OpenSqliteStore(negative_timeout),
               StatusIs(StatusCode::kInvalidArgument, "busy_timeout_ms"));
+  SqliteOptions negative_cache = Options();
+  negative_cache.write_cache_bytes = -1;
+  EXPECT_THAT(
+      OpenSqliteStore(negative_cache),
+      StatusIs(StatusCode::kInvalidArgument, "storage: write_cache_bytes must not be negative"));
+}
+
+// The page cache a connection is opened with (SqliteOptions::write_cache_bytes for the
+// writer): cache_size in KiB, rounded up; 0 keeps SQLite's default (-2000: about 2 MB).
+TEST_F(SqliteStoreTest, ConnectionCacheSizeFollowsTheOption) {
+  ASSERT_NE(Open(), nullptr);  // creates the file
+  constexpr sqlite::Sql kCacheSize{"cache_size", "PRAGMA cache_size"};
+  auto sized =
+      sqlite::Connection::Open(path_, sqlite::ConnectionRole::kWrite, 1000, 8 * 1024 * 1024 + 1);
+  ASSERT_THAT(sized, IsOk());
+  auto kib = (*sized)->QueryInt64(kCacheSize);
+  ASSERT_THAT(kib, IsOk());
+  EXPECT_EQ(*kib, -8193);
+  auto unsized = sqlite::Connection::Open(path_, sqlite::ConnectionRole::kRead, 1000);
+  ASSERT_THAT(unsized, IsOk());
+  kib = (*unsized)->QueryInt64(kCacheSize);
+  ASSERT_THAT(kib, IsOk());
+  EXPECT_EQ(*kib, -2000);
 }
 
 TEST_F(SqliteStoreTest, MissingDirectoryIsUnavailable) {

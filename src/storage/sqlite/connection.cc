@@ -2,7 +2,11 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cassert>
+#include <cstdint>
+#include <limits>
+#include <string>
 #include <utility>
 
 #include "core/log.h"
@@ -199,7 +203,7 @@ std::string Statement::ColumnBlob(int column) const {
 // Connection
 
 Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, ConnectionRole role,
-                                                     int busy_timeout_ms) {
+                                                     int busy_timeout_ms, int64_t cache_bytes) {
   // The store shares handles across threads (one at a time); a library built with
   // SQLITE_THREADSAFE=0 has no locking at all and would corrupt its global state.
   if (sqlite3_threadsafe() == 0) {
@@ -216,11 +220,11 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& path, Co
   // sqlite3_open_v2 allocates a handle even when it fails; the Connection owns it either way.
   std::unique_ptr<Connection> connection(new Connection(db));
   if (rc != SQLITE_OK) return StatusFromSqlite(rc, db, "open");
-  RETURN_IF_ERROR(connection->Configure(role, busy_timeout_ms));
+  RETURN_IF_ERROR(connection->Configure(role, busy_timeout_ms, cache_bytes));
   return connection;
 }
 
-Status Connection::Configure(ConnectionRole role, int busy_timeout_ms) {
+Status Connection::Configure(ConnectionRole role, int busy_timeout_ms, int64_t cache_bytes) {
   sqlite3_extended_result_codes(db_, 1);
   // Defensive mode refuses writable_schema and similar features that can corrupt the file.
   int rc = sqlite3_db_config(db_, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);
@@ -233,6 +237,14 @@ Status Connection::Configure(ConnectionRole role, int busy_timeout_ms) {
   RETURN_IF_ERROR(Require(foreign_keys == 1, "foreign_keys"));
   ASSIGN_OR_RETURN(int64_t secure_delete, QueryInt64(kReadSecureDelete));
   RETURN_IF_ERROR(Require(secure_delete == 1, "secure_delete"));
+  if (cache_bytes > 0) {
+    // The one PRAGMA whose value comes from options: PRAGMAs take no bound parameters, and
+    // the text gets only an integer formatted here. A negative cache_size counts KiB.
+    const int64_t kib = std::min<int64_t>(cache_bytes / 1024 + (cache_bytes % 1024 != 0),
+                                          std::numeric_limits<int32_t>::max());
+    const std::string text = "PRAGMA cache_size=-" + std::to_string(kib);
+    RETURN_IF_ERROR(Exec(Sql{"cache_size", text.c_str()}));
+  }
   if (role == ConnectionRole::kRead) return Exec(kPragmasRead);
 
   // journal_mode answers with the mode now in force; anything but "wal" (e.g. a file system

@@ -83,9 +83,10 @@ enum class ConnectionRole { kWrite, kRead };
 class Connection {
  public:
   // Opens an existing database file (the caller creates it with owner-only permissions; the
-  // handle never creates files itself) and applies the PRAGMAs for `role`.
+  // handle never creates files itself) and applies the PRAGMAs for `role`. `cache_bytes`
+  // > 0 sets the connection's page cache (PRAGMA cache_size); 0 keeps SQLite's default.
   static Result<std::unique_ptr<Connection>> Open(const std::string& path, ConnectionRole role,
-                                                  int busy_timeout_ms);
+                                                  int busy_timeout_ms, int64_t cache_bytes = 0);
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
   ~Connection();
@@ -109,7 +110,7 @@ class Connection {
 
  private:
   explicit Connection(sqlite3* db) : db_(db) {}
-  Status Configure(ConnectionRole role, int busy_timeout_ms);
+  Status Configure(ConnectionRole role, int busy_timeout_ms, int64_t cache_bytes);
 
   // Heterogeneous lookup so a cache hit hashes the constant without allocating.
   struct SqlHash {

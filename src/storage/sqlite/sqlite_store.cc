@@ -6,6 +6,7 @@
 #include <limits>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -757,70 +758,49 @@ class SqliteStore final : public Store {
   using Store::AppendVersion;
   Result<int64_t> AppendVersion(const VersionRecord& record, int64_t expected_version,
                                 const BeforeCommit& before_commit) override {
-    if (record.type.empty() || record.id.empty()) {
-      return InvalidArgument("a resource version needs a type and an id");
-    }
-    // The upper bound keeps expected_version + 1 from overflowing.
-    if (expected_version < 0 || expected_version == std::numeric_limits<int64_t>::max() ||
-        record.version != expected_version + 1) {
-      return InvalidArgument("the new version must follow the expected version");
-    }
-    if (record.deleted && !record.ciphertext.empty()) {
-      return InvalidArgument("a deleted version carries no content");
-    }
-    RETURN_IF_ERROR(ValidateIndex(record));
-
+    RETURN_IF_ERROR(ValidateWrite(record, expected_version));
     std::lock_guard lock(write_mutex_);
     ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
-    // Check and write under one write lock: nothing (thread or process) can append between.
-    int64_t current_version = 0;
-    {
-      ASSIGN_OR_RETURN(Statement select, writer_->Prepare(kSelectCurrentVersion));
-      select.BindText(1, record.type).BindText(2, record.id);
-      ASSIGN_OR_RETURN(bool exists, select.Step());
-      if (exists) current_version = select.ColumnInt64(0);
-    }
     // Returning drops the transaction, which rolls back: nothing changed.
-    if (current_version != expected_version) return VersionConflict();
-
-    int64_t seq = 0;
-    {
-      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertVersion));
-      insert.BindText(1, record.type)
-          .BindText(2, record.id)
-          .BindInt64(3, record.version)
-          .BindInt64(4, record.last_updated_ms)
-          .BindInt64(5, record.deleted ? 1 : 0)
-          .BindInt64(6, record.key_version)
-          .BindBlob(7, record.ciphertext);
-      auto returned = insert.Step();
-      if (!returned.ok()) return RenameConflict(returned.status(), "version conflict");
-      if (!*returned) return Internal("storage error");  // RETURNING always yields a row
-      seq = insert.ColumnInt64(0);
-      RETURN_IF_ERROR(insert.Run());
-    }
-    {
-      ASSIGN_OR_RETURN(Statement upsert, writer_->Prepare(kUpsertCurrent));
-      upsert.BindText(1, record.type).BindText(2, record.id).BindInt64(3, record.version);
-      RETURN_IF_ERROR(upsert.Run());
-    }
-    // In the same transaction (issue 6 §2): the index never describes another version.
-    RETURN_IF_ERROR(ReplaceIndexEntries(record));
-    // Returning drops the transaction, which rolls back.
+    ASSIGN_OR_RETURN(int64_t seq, WriteVersionLocked(record, expected_version));
     if (before_commit) RETURN_IF_ERROR(before_commit());
     RETURN_IF_ERROR(transaction.Commit());
-    // Reads leave index empty (store.h), the cache included; the entries are not copied.
-    VersionRecord committed;
-    committed.type = record.type;
-    committed.id = record.id;
-    committed.version = record.version;
-    committed.last_updated_ms = record.last_updated_ms;
-    committed.deleted = record.deleted;
-    committed.key_version = record.key_version;
-    committed.ciphertext = record.ciphertext;
-    committed.seq = seq;
-    cache_.Written(committed);
+    cache_.Written(CommittedRecord(record, seq));
     return seq;
+  }
+
+  Result<std::vector<int64_t>> AppendVersions(const std::vector<VersionWrite>& writes,
+                                              const BeforeCommit& before_commit) override {
+    if (writes.empty()) return std::vector<int64_t>();
+    std::lock_guard lock(write_mutex_);
+    ASSIGN_OR_RETURN(Transaction transaction, Transaction::BeginImmediate(*writer_));
+    // Each write is checked and applied in order, so the error returned is the first one in
+    // `writes`, whatever its kind. Returning drops the transaction, which rolls back every
+    // earlier write too.
+    std::set<std::pair<std::string_view, std::string_view>> resources;
+    std::vector<int64_t> seqs;
+    seqs.reserve(writes.size());
+    for (size_t i = 0; i < writes.size(); ++i) {
+      const VersionWrite& write = writes[i];
+      if (Status valid = ValidateWrite(write.record, write.expected_version); !valid.ok()) {
+        return EntryError(i, valid);
+      }
+      // Each write is checked against the version before the call, so a second write of
+      // one resource would be checked against a version the first one replaced.
+      if (!resources.emplace(write.record.type, write.record.id).second) {
+        return EntryError(i, InvalidArgument("the resource is written twice"));
+      }
+      auto seq = WriteVersionLocked(write.record, write.expected_version);
+      if (!seq.ok()) return EntryError(i, seq.status());
+      seqs.push_back(*seq);
+    }
+    if (before_commit) RETURN_IF_ERROR(before_commit());
+    RETURN_IF_ERROR(transaction.Commit());
+    // Only after the commit: a rolled-back write must never become visible through the cache.
+    for (size_t i = 0; i < writes.size(); ++i) {
+      cache_.Written(CommittedRecord(writes[i].record, seqs[i]));
+    }
+    return seqs;
   }
 
   Result<std::vector<VersionRecord>> SearchCurrent(const SearchQuery& query) override {
@@ -1345,6 +1325,87 @@ class SqliteStore final : public Store {
   }
 
  private:
+  // The kInvalidArgument checks of AppendVersion, which need no transaction.
+  static Status ValidateWrite(const VersionRecord& record, int64_t expected_version) {
+    if (record.type.empty() || record.id.empty()) {
+      return InvalidArgument("a resource version needs a type and an id");
+    }
+    // The upper bound keeps expected_version + 1 from overflowing.
+    if (expected_version < 0 || expected_version == std::numeric_limits<int64_t>::max() ||
+        record.version != expected_version + 1) {
+      return InvalidArgument("the new version must follow the expected version");
+    }
+    if (record.deleted && !record.ciphertext.empty()) {
+      return InvalidArgument("a deleted version carries no content");
+    }
+    return ValidateIndex(record);
+  }
+
+  // AppendVersions' error for entry `i` (0-based, the index into `writes`): a conflict or
+  // a malformed record is prefixed "entry <i>: " so the caller can point at the entry;
+  // storage failures ("storage busy"...) keep their message, since they are no entry's fault.
+  static Status EntryError(size_t i, const Status& status) {
+    if (status.code() != StatusCode::kConflict && status.code() != StatusCode::kInvalidArgument) {
+      return status;
+    }
+    return {status.code(), "entry " + std::to_string(i) + ": " + status.message()};
+  }
+
+  // Reads leave index empty (store.h), the cache included; the entries are not copied.
+  static VersionRecord CommittedRecord(const VersionRecord& record, int64_t seq) {
+    VersionRecord committed;
+    committed.type = record.type;
+    committed.id = record.id;
+    committed.version = record.version;
+    committed.last_updated_ms = record.last_updated_ms;
+    committed.deleted = record.deleted;
+    committed.key_version = record.key_version;
+    committed.ciphertext = record.ciphertext;
+    committed.seq = seq;
+    return committed;
+  }
+
+  // One validated version write (ValidateWrite) inside the caller's BEGIN IMMEDIATE
+  // transaction (write_mutex_ held): the version check, the version row, the current
+  // pointer and the index entries. Returns the assigned seq; on an error the caller must
+  // roll back (drop the transaction), since earlier statements may have run.
+  Result<int64_t> WriteVersionLocked(const VersionRecord& record, int64_t expected_version) {
+    // Check and write under one write lock: nothing (thread or process) can append between.
+    int64_t current_version = 0;
+    {
+      ASSIGN_OR_RETURN(Statement select, writer_->Prepare(kSelectCurrentVersion));
+      select.BindText(1, record.type).BindText(2, record.id);
+      ASSIGN_OR_RETURN(bool exists, select.Step());
+      if (exists) current_version = select.ColumnInt64(0);
+    }
+    if (current_version != expected_version) return VersionConflict();
+
+    int64_t seq = 0;
+    {
+      ASSIGN_OR_RETURN(Statement insert, writer_->Prepare(kInsertVersion));
+      insert.BindText(1, record.type)
+          .BindText(2, record.id)
+          .BindInt64(3, record.version)
+          .BindInt64(4, record.last_updated_ms)
+          .BindInt64(5, record.deleted ? 1 : 0)
+          .BindInt64(6, record.key_version)
+          .BindBlob(7, record.ciphertext);
+      auto returned = insert.Step();
+      if (!returned.ok()) return RenameConflict(returned.status(), "version conflict");
+      if (!*returned) return Internal("storage error");  // RETURNING always yields a row
+      seq = insert.ColumnInt64(0);
+      RETURN_IF_ERROR(insert.Run());
+    }
+    {
+      ASSIGN_OR_RETURN(Statement upsert, writer_->Prepare(kUpsertCurrent));
+      upsert.BindText(1, record.type).BindText(2, record.id).BindInt64(3, record.version);
+      RETURN_IF_ERROR(upsert.Run());
+    }
+    // In the same transaction (issue 6 §2): the index never describes another version.
+    RETURN_IF_ERROR(ReplaceIndexEntries(record));
+    return seq;
+  }
+
   // Replaces the search index entries of record's resource by record.index, inside the
   // caller's write transaction (write_mutex_ held).
   Status ReplaceIndexEntries(const VersionRecord& record) {
@@ -1407,9 +1468,13 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const SqliteOptions& options) {
   if (options.ended_session_retention_ms < 0) {
     return InvalidArgument("storage: ended_session_retention_ms must not be negative");
   }
+  if (options.write_cache_bytes < 0) {
+    return InvalidArgument("storage: write_cache_bytes must not be negative");
+  }
   RETURN_IF_ERROR(sqlite::EnsurePrivateFile(options.path));
   ASSIGN_OR_RETURN(std::unique_ptr<Connection> writer,
-                   Connection::Open(options.path, ConnectionRole::kWrite, options.busy_timeout_ms));
+                   Connection::Open(options.path, ConnectionRole::kWrite, options.busy_timeout_ms,
+                                    options.write_cache_bytes));
   RETURN_IF_ERROR(sqlite::Migrate(*writer));
   // SQLite creates these with the database file's mode (so 0600 already); checked anyway in
   // case they were left behind, wider, by an older run or another tool.
