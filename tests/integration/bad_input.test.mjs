@@ -107,8 +107,8 @@ test('unsupported methods: 405 with Allow', async () => {
   const cases = [
     ['PATCH', `/fhir/Patient/${patient.id}`, ['DELETE', 'GET', 'PUT']],
     ['POST', `/fhir/Patient/${patient.id}`, ['DELETE', 'GET', 'PUT']],
-    ['DELETE', '/fhir/Patient', ['GET', 'POST']],
-    ['PUT', '/fhir/Patient', ['GET', 'POST']],
+    // PUT and DELETE on a type are conditional interactions (issue 6 §3); PATCH is not.
+    ['PATCH', '/fhir/Patient', ['DELETE', 'GET', 'POST', 'PUT']],
     ['DELETE', `/fhir/Patient/${patient.id}/_history/1`, ['GET']],
     ['PUT', '/fhir/metadata', ['GET']],
     ['DELETE', '/healthz', ['GET']],
@@ -121,6 +121,11 @@ test('unsupported methods: 405 with Allow', async () => {
     assertOutcome(assert, res, 405, 'not-supported');
     assert.deepEqual(res.headers.allow.split(',').map((s) => s.trim()).sort(), allow, `${method} ${target}: Allow`);
   }
+  // A conditional delete without a condition is refused, and deletes nothing.
+  const unconditional = remember(await server.request('DELETE', '/fhir/Patient', { headers: bearer(token) }));
+  assertOutcome(assert, unconditional, 412, 'conflict');
+  assert.equal(JSON.parse(unconditional.body).issue[0].diagnostics,
+    'a conditional interaction needs a condition');
   // Raw PATCH too.
   const rawPatch = await send(raw('PATCH', `/fhir/Patient/${patient.id}`, {
     headers: ['Content-Type: application/json-patch+json', 'Content-Length: 2'], body: '[]',
