@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(
   g++ cmake make ninja-build pkg-config git ca-certificates
   libboost1.81-dev libboost-json1.81-dev libboost-system1.81-dev
-  libssl-dev openssl libsqlite3-dev libargon2-dev libtomlplusplus-dev libqrencode-dev libicu-dev
+  libssl-dev openssl libsqlite3-dev sqlite3 libargon2-dev libtomlplusplus-dev libqrencode-dev libicu-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   curl nginx wrk chromium fonts-liberation
 )

@@ -16,6 +16,8 @@ int ClientsCommand(const std::vector<std::string>& args);
 int UsersCommand(const std::vector<std::string>& args);
 // audit verify | export | purge (the audit trail of issue 5).
 int AuditCommand(const std::vector<std::string>& args);
+// import FILE.ndjson...: bulk load of FHIR resources (issue 6 §7), server stopped.
+int ImportCommand(const std::vector<std::string>& args);
 
 // --config, --data-dir and --listen, applied in that order over the defaults.
 Config LoadEffectiveConfig(const ParsedArgs& parsed);

@@ -1,5 +1,5 @@
 // phigate: a HIPAA-grade FHIR R4 server. Subcommands: serve, clients (add, list, baa), users,
-// audit (verify, export, purge).
+// audit (verify, export, purge), import.
 // Exit codes: 0 ok, 2 usage error, 1 runtime error.
 #include <cstdio>
 #include <iostream>
@@ -28,6 +28,7 @@ constexpr const char* kMainHelp =
     "  audit verify  check the audit trail's hash chain and signed checkpoints\n"
     "  audit export  stream decrypted audit records (JSON lines or syslog) to a SIEM\n"
     "  audit purge   delete audit segments older than the retention period\n"
+    "  import        load FHIR resources from NDJSON files (server stopped)\n"
     "\n"
     "Options:\n"
     "  --help        show this help (also: phigate <command> --help)\n"
@@ -62,6 +63,9 @@ int main(int argc, char** argv) {
     }
     if (command == "audit") {
       return phigate::app::AuditCommand({args.begin() + 1, args.end()});
+    }
+    if (command == "import") {
+      return phigate::app::ImportCommand({args.begin() + 1, args.end()});
     }
     throw phigate::app::UsageError("unknown command '" + command + "'");
   } catch (const phigate::app::UsageError& e) {
