@@ -891,6 +891,29 @@ Result<fhir::RestResult> Pipeline::ShapeResult(const Access& access, std::string
   return r;
 }
 
+Result<bool> Pipeline::ServeEntry(Context& ctx, const Access& access, std::string_view type,
+                                  std::string_view id, std::string* text) const {
+  // The patients of the stored version (the view may hide the references), kept only if
+  // the entry is: what is left out is not the request's (no false disclosures).
+  audit::Event entry;
+  NotePatients(entry, type, *text, id);
+  Status shaped = Shape(access, type, *text);
+  if (shaped.ok()) {
+    for (std::string& p : entry.patients) {
+      if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
+          ctx.event.patients.end()) {
+        ctx.event.patients.push_back(std::move(p));
+      }
+    }
+    ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
+    return true;
+  }
+  if (shaped.code() == StatusCode::kNotFound || shaped.code() == StatusCode::kPermissionDenied) {
+    return false;
+  }
+  return shaped;
+}
+
 Status Pipeline::CheckSearchReach(
     std::string_view type, const QueryParams& params, const policy::ElementMask& read_mask,
     const std::function<const Access*(std::string_view)>& access_for) const {
@@ -1327,23 +1350,7 @@ Result<fhir::RestResult> Pipeline::Everything(Context& ctx, const Route& route,
                                  std::string* text) -> Result<bool> {
     const auto it = per_type.find(type);
     if (it == per_type.end()) return false;
-    audit::Event entry;
-    NotePatients(entry, type, *text, id);
-    Status shaped = Shape(it->second, type, *text);
-    if (shaped.ok()) {
-      for (std::string& p : entry.patients) {
-        if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
-            ctx.event.patients.end()) {
-          ctx.event.patients.push_back(std::move(p));
-        }
-      }
-      ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
-      return true;
-    }
-    if (shaped.code() == StatusCode::kNotFound || shaped.code() == StatusCode::kPermissionDenied) {
-      return false;
-    }
-    return shaped;
+    return ServeEntry(ctx, it->second, type, id, text);
   };
   return deps_.resources->Everything(route.id, params, base_url_, members, &filter);
 }
@@ -1420,24 +1427,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
                                      std::string* text) -> Result<bool> {
         const Access* a = access_for(type);
         if (a == nullptr) return false;
-        audit::Event entry;
-        NotePatients(entry, type, *text, id);
-        Status shaped = Shape(*a, type, *text);
-        if (shaped.ok()) {
-          for (std::string& p : entry.patients) {
-            if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
-                ctx.event.patients.end()) {
-              ctx.event.patients.push_back(std::move(p));
-            }
-          }
-          ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
-          return true;
-        }
-        if (shaped.code() == StatusCode::kNotFound ||
-            shaped.code() == StatusCode::kPermissionDenied) {
-          return false;
-        }
-        return shaped;
+        return ServeEntry(ctx, *a, type, id, text);
       };
       fhir::ResourceService::VisibleFilter visible = [&](std::string_view type, std::string_view,
                                                          std::string_view text) -> Result<bool> {

@@ -93,6 +93,10 @@ class Pipeline {
   fhir::WriteGuard AuditGuard(Context& ctx);
   // /readyz: the trail takes records (probing it while it reports a failure).
   bool AuditReady();
+  // One search or $everything entry: shaped by `access`'s view; true (and its patients and
+  // id noted in the record) if kept, false if out of the caller's reach.
+  Result<bool> ServeEntry(Context& ctx, const Access& access, std::string_view type,
+                          std::string_view id, std::string* text) const;
   // A search's parameters against what the caller may see (issue 4 §3), including the
   // tails of chains (checked against the target type's view) and the elements _include
   // and _revinclude follow; `access_for` gives another type's access (nullptr: not
