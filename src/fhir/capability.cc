@@ -3,7 +3,6 @@
 #include <boost/json.hpp>
 
 #include "core/clock.h"
-#include "fhir/fhirpath.h"
 #include "fhir/search_param_defs.h"
 
 namespace phigate::fhir {
@@ -11,7 +10,7 @@ namespace phigate::fhir {
 namespace json = boost::json;
 
 std::string CapabilityStatementJson(const Model& model, const FhirConfig& config,
-                                    const CapabilityInputs& inputs) {
+                                    const SearchIndex& index, const CapabilityInputs& inputs) {
   // Only what is implemented: no conditional interactions yet.
   static constexpr const char* kInteractions[] = {
       "read",         "vread",  "update",     "delete", "history-instance",
@@ -25,10 +24,8 @@ std::string CapabilityStatementJson(const Model& model, const FhirConfig& config
     json::array params;
     json::array unsupported;
     for (const SearchParamDef* def : SearchParamsOf(type)) {
-      const bool evaluable = def->type != SearchParamType::kComposite &&
-                             def->type != SearchParamType::kSpecial && !def->expression.empty() &&
-                             fhirpath::Expression::Parse(def->expression, model).ok();
-      if (!evaluable) {
+      const IndexedParam* param = index.Find(type, def->code);
+      if (param == nullptr || !SearchIndex::Searchable(*param)) {
         unsupported.push_back(json::string(def->code));
         continue;
       }

@@ -9,6 +9,7 @@
 
 #include "core/config.h"
 #include "fhir/model.h"
+#include "fhir/search_index.h"
 
 namespace phigate::fhir {
 
@@ -24,7 +25,8 @@ struct CapabilityInputs {
   int64_t now_ms = 0;
 };
 
+// `index` says which search parameters searches accept (SearchIndex::Searchable).
 std::string CapabilityStatementJson(const Model& model, const FhirConfig& config,
-                                    const CapabilityInputs& inputs);
+                                    const SearchIndex& index, const CapabilityInputs& inputs);
 
 }  // namespace phigate::fhir

@@ -633,9 +633,7 @@ Status ParseSort(const Deps& d, const std::string& type, std::string_view value,
     k.code = std::string(code);
     if (code != "_id" && code != "_lastUpdated") {
       k.param = d.index.Find(type, code);
-      if (k.param == nullptr || !k.param->expression ||
-          k.param->def->type == SearchParamType::kComposite ||
-          k.param->def->type == SearchParamType::kSpecial) {
+      if (k.param == nullptr || !SearchIndex::Searchable(*k.param)) {
         return InvalidArgument("_sort names a parameter this type cannot be sorted by", "_sort");
       }
     }
@@ -850,8 +848,7 @@ Result<Plan> BuildPlan(const Deps& d, const std::string& type, const QueryParams
     c.param = param;
     c.type = param->def->type;
     c.modifier = modifier;
-    if (!param->expression || c.type == SearchParamType::kComposite ||
-        c.type == SearchParamType::kSpecial) {
+    if (!SearchIndex::Searchable(*param)) {
       return NotSupported("search parameter " + code + " is not supported");
     }
     if (modifier == "missing") {
@@ -863,7 +860,16 @@ Result<Plan> BuildPlan(const Deps& d, const std::string& type, const QueryParams
           (modifier == "exact" && c.type == SearchParamType::kString) ||
           (c.type == SearchParamType::kReference && Model::R4().IsResourceType(modifier));
       if (!ok_modifier) {
-        return NotSupported("modifier :" + modifier + " is not supported for parameter " + code);
+        // The modifier is client text (a name could carry PHI): named only when it is one of
+        // the spec's modifiers or a resource type.
+        static constexpr std::string_view kSpecModifiers[] = {
+            "missing", "exact", "contains", "text",    "not",        "above",
+            "below",   "in",    "not-in",   "of-type", "identifier", "iterate"};
+        const bool known = std::find(std::begin(kSpecModifiers), std::end(kSpecModifiers),
+                                     modifier) != std::end(kSpecModifiers) ||
+                           Model::R4().IsResourceType(modifier);
+        return NotSupported((known ? "modifier :" + modifier : std::string("this modifier")) +
+                            " is not supported for parameter " + code);
       }
       RETURN_IF_ERROR(ParseValues(c, code, value, d.base_url));
     }
@@ -995,10 +1001,6 @@ Result<storage::SearchQuery> Narrow(const Deps& d, const std::string& type, cons
     }
     // :not and ne match resources without a matching value (or without any): no narrowing.
     if (c.modifier == "not" || !narrow) continue;
-    if (clause.by_year && clause.year_low > clause.year_high) {
-      // A window no year can fall in (eb 0001-01-01): nothing matches.
-      clause.year_low = clause.year_high;
-    }
     query.all_of.push_back(std::move(clause));
   }
 

@@ -237,14 +237,9 @@ const IndexedParam* SearchIndex::Find(std::string_view type, std::string_view co
   return p == t->second->by_code.end() ? nullptr : &p->second;
 }
 
-std::vector<const SearchParamDef*> SearchIndex::Unsupported() const {
-  std::set<const SearchParamDef*> out;
-  for (const auto& [type, params] : types_) {
-    for (const auto& [code, p] : params->by_code) {
-      if (!p.expression) out.insert(p.def);
-    }
-  }
-  return {out.begin(), out.end()};
+bool SearchIndex::Searchable(const IndexedParam& param) {
+  return param.expression.has_value() && param.def->type != SearchParamType::kComposite &&
+         param.def->type != SearchParamType::kSpecial;
 }
 
 ParamValues SearchIndex::Values(const IndexedParam& param, const json::value& resource) const {

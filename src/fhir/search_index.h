@@ -120,8 +120,9 @@ class SearchIndex {
 
   // The parameter `code` of resource type `type`; nullptr if the type has none.
   const IndexedParam* Find(std::string_view type, std::string_view code) const;
-  // Parameters of the type whose expression could not be parsed (listed as unsupported).
-  std::vector<const SearchParamDef*> Unsupported() const;
+  // Whether searches may use `param`: its expression parsed and it is neither composite
+  // nor special (those answer 501, and the CapabilityStatement lists them as unsupported).
+  static bool Searchable(const IndexedParam& param);
 
   ParamValues Values(const IndexedParam& param, const boost::json::value& resource) const;
 

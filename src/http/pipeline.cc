@@ -244,6 +244,15 @@ struct Pipeline::Access {
   std::string_view break_glass_reason;
   policy::Narrowing narrowing;
   policy::View view;  // points into decision and narrowing
+
+  // Points the view at this object's decision, patient and narrowing (again after a copy
+  // or a move).
+  void BindView() {
+    view.read_mask = decision.read_mask;
+    view.compartment_patient = patient;
+    view.hidden_labels = decision.hidden_labels;
+    view.narrowing = narrowing.empty() ? nullptr : &narrowing;
+  }
 };
 
 Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
@@ -253,7 +262,7 @@ Pipeline::Pipeline(PipelineDeps deps) : deps_(deps) {
   jwks_json_ = auth::JwksJson(*deps_.signing_key);
   // The statement changes only with the build and the config: built once, dated at start.
   capability_json_ = fhir::CapabilityStatementJson(
-      *deps_.model, deps_.config->fhir,
+      *deps_.model, deps_.config->fhir, deps_.resources->search_index(),
       {base_url_, token_url_, deps_.config->auth.issuer + "/oauth2", deps_.clock->NowMillis()});
   outside_compartment_forbidden_ = deps_.config->policy.outside_compartment == "forbidden";
   openid_configuration_json_ = deps_.oauth->OpenIdConfigurationJson();
@@ -686,10 +695,7 @@ net::Response Pipeline::HandleFhir(Context& ctx, net::Request& request, const Ro
       policy::ParseNarrowing(*params, access.interaction == auth::Interaction::kSearch);
   if (!narrowing.ok()) return ErrorResponse(ctx.version, narrowing.status());
   access.narrowing = std::move(narrowing.value());
-  access.view.read_mask = access.decision.read_mask;
-  access.view.compartment_patient = access.patient;
-  access.view.hidden_labels = access.decision.hidden_labels;
-  access.view.narrowing = access.narrowing.empty() ? nullptr : &access.narrowing;
+  access.BindView();
 
   const bool has_body =
       route.kind != RouteKind::kFhirSearch &&
@@ -889,6 +895,28 @@ Result<fhir::RestResult> Pipeline::ShapeResult(const Access& access, std::string
     if (!shaped.ok()) r.value().body.clear();
   }
   return r;
+}
+
+Pipeline::Access Pipeline::AccessTo(const Access& base, std::string_view type,
+                                    auth::Interaction interaction) const {
+  Access a;
+  a.principal = base.principal;
+  a.interaction = interaction;
+  a.decision =
+      deps_.policy->Evaluate({base.principal.get(), type, interaction, base.decision.purpose});
+  a.patient = base.patient;
+  a.narrowing = base.narrowing;
+  return a;  // the caller binds the view where the object comes to rest
+}
+
+Result<bool> Pipeline::Visible(const Access& access, std::string_view type,
+                               std::string_view text) const {
+  Status s = Reachable(access, type, text);
+  if (s.ok()) return true;
+  if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
+    return false;
+  }
+  return s;
 }
 
 Result<bool> Pipeline::ServeEntry(Context& ctx, const Access& access, std::string_view type,
@@ -1327,25 +1355,12 @@ Result<fhir::RestResult> Pipeline::Everything(Context& ctx, const Route& route,
   members.emplace_back("Patient", std::vector<std::string>());
   per_type.emplace("Patient", access);
   for (const auto& [type, codes] : policy::PatientCompartmentMembers()) {
-    policy::Decision d = deps_.policy->Evaluate(
-        {access.principal.get(), type, auth::Interaction::kSearch, access.decision.purpose});
-    if (!d.allowed || d.break_glass) continue;
+    Access a = AccessTo(access, type, auth::Interaction::kSearch);
+    if (!a.decision.allowed || a.decision.break_glass) continue;
     members.emplace_back(type, codes);
-    if (per_type.contains(type)) continue;
-    Access a;
-    a.principal = access.principal;
-    a.interaction = auth::Interaction::kSearch;
-    a.decision = std::move(d);
-    a.patient = access.patient;
-    a.narrowing = access.narrowing;
     per_type.emplace(type, std::move(a));
   }
-  for (auto& [type, a] : per_type) {  // the views point into the map's own nodes
-    a.view.read_mask = a.decision.read_mask;
-    a.view.compartment_patient = a.patient;
-    a.view.hidden_labels = a.decision.hidden_labels;
-    a.view.narrowing = a.narrowing.empty() ? nullptr : &a.narrowing;
-  }
+  for (auto& [type, a] : per_type) a.BindView();  // into the map's own nodes
   fhir::EntryFilter filter = [&](std::string_view type, std::string_view id,
                                  std::string* text) -> Result<bool> {
     const auto it = per_type.find(type);
@@ -1400,19 +1415,9 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
         if (type == route.type) return &access;
         auto it = others.find(type);
         if (it == others.end()) {
-          Access a;
-          a.principal = access.principal;
-          a.interaction = auth::Interaction::kRead;
-          a.decision = deps_.policy->Evaluate(
-              {access.principal.get(), type, auth::Interaction::kRead, d.purpose});
-          a.patient = access.patient;
-          a.narrowing = access.narrowing;
-          it = others.emplace(std::string(type), std::move(a)).first;
-          Access& e = it->second;
-          e.view.read_mask = e.decision.read_mask;
-          e.view.compartment_patient = e.patient;
-          e.view.hidden_labels = e.decision.hidden_labels;
-          e.view.narrowing = e.narrowing.empty() ? nullptr : &e.narrowing;
+          it = others.emplace(std::string(type), AccessTo(access, type, auth::Interaction::kRead))
+                   .first;
+          it->second.BindView();  // into the map's own node
         }
         const Access& e = it->second;
         return e.decision.allowed && !e.decision.break_glass ? &e : nullptr;
@@ -1433,12 +1438,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
                                                          std::string_view text) -> Result<bool> {
         const Access* a = access_for(type);  // a chain's target is of another type
         if (a == nullptr) return false;
-        Status s = Reachable(*a, type, text);
-        if (s.ok()) return true;
-        if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
-          return false;
-        }
-        return s;
+        return Visible(*a, type, text);
       };
       const bool lenient = request["Prefer"].find("handling=lenient") != std::string_view::npos;
       return deps_.resources->Search(route.type, params, base_url_, lenient, &filter, &visible);
@@ -1610,12 +1610,7 @@ Result<std::vector<std::string>> Pipeline::ConditionalMatches(const Access& acce
   RETURN_IF_ERROR(policy::CheckSearchParams(type, condition, *search.read_mask));
   fhir::ResourceService::VisibleFilter visible = [&](std::string_view t, std::string_view,
                                                      std::string_view text) -> Result<bool> {
-    Status s = Reachable(access, t, text);
-    if (s.ok()) return true;
-    if (s.code() == StatusCode::kNotFound || s.code() == StatusCode::kPermissionDenied) {
-      return false;
-    }
-    return s;
+    return Visible(access, t, text);
   };
   return deps_.resources->MatchIds(type, condition, 2, &visible);
 }
@@ -1693,9 +1688,7 @@ Result<fhir::RestResult> Pipeline::ConditionalUpdate(Context& ctx, const Route& 
     if (!create.allowed) return PermissionDenied(create.denial);
     Access creating = access;
     creating.decision = std::move(create);
-    creating.view.read_mask = creating.decision.read_mask;
-    creating.view.hidden_labels = creating.decision.hidden_labels;
-    creating.view.narrowing = creating.narrowing.empty() ? nullptr : &creating.narrowing;
+    creating.BindView();
     return Create(ctx, route, creating, body);
   }
   ctx.event.resource_id = target.id;

@@ -93,6 +93,12 @@ class Pipeline {
   fhir::WriteGuard AuditGuard(Context& ctx);
   // /readyz: the trail takes records (probing it while it reports a failure).
   bool AuditReady();
+  // The same caller's access to another type for `interaction` (the policy's decision for
+  // it); its view is bound by the caller once the object is in place (Access::BindView).
+  Access AccessTo(const Access& base, std::string_view type, auth::Interaction interaction) const;
+  // Whether a stored resource is within the caller's reach (Reachable), as a filter's
+  // answer: out of reach is false, not an error.
+  Result<bool> Visible(const Access& access, std::string_view type, std::string_view text) const;
   // One search or $everything entry: shaped by `access`'s view; true (and its patients and
   // id noted in the record) if kept, false if out of the caller's reach.
   Result<bool> ServeEntry(Context& ctx, const Access& access, std::string_view type,

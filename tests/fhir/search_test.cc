@@ -447,9 +447,9 @@ TEST_F(ReferenceSearchTest, TypeModifier) {
   EXPECT_THAT(
       Error("Observation", {{"subject:Patient", "Patient/" + p1_}}),
       StatusIs(StatusCode::kInvalidArgument, "malformed value for search parameter subject"));
-  EXPECT_THAT(Error("Observation", {{"subject:NotAType", p1_}}),
-              StatusIs(StatusCode::kNotSupported,
-                       "modifier :NotAType is not supported for parameter subject"));
+  EXPECT_THAT(
+      Error("Observation", {{"subject:NotAType", p1_}}),
+      StatusIs(StatusCode::kNotSupported, "this modifier is not supported for parameter subject"));
 }
 
 TEST_F(ReferenceSearchTest, MissingAndMalformed) {
