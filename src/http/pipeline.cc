@@ -1243,6 +1243,42 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
     write_phase("POST", true);
     write_phase("POST", false);
     write_phase("PUT", false);
+    // GET entries run after the commit, so they see its writes; but a transaction is all or
+    // nothing, so a GET that would fail must fail it before anything is committed. A read of
+    // what the transaction deletes fails (410); a read of what it writes succeeds; every
+    // other GET is tried now, unrecorded (nothing is returned to the client from this run),
+    // and run again, recorded, after the commit.
+    for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
+      Entry& it = items[i];
+      if (it.method != "GET") continue;
+      const std::string_view path = std::string_view(it.url).substr(0, it.url.find('?'));
+      const size_t slash = path.find('/');
+      const std::string_view type = path.substr(0, slash);
+      const std::string_view rest =
+          slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+      const std::string_view id = rest.substr(0, rest.find('/'));
+      const storage::VersionRecord* written = nullptr;
+      for (const storage::Store::VersionWrite& w : pending.writes) {
+        if (!id.empty() && w.record.type == type && w.record.id == id) written = &w.record;
+      }
+      if (written != nullptr && written->deleted) {
+        failed = Status(StatusCode::kConflict,
+                        "entry " + std::to_string(i) + " reads a resource the transaction deletes");
+        failed_at = i;
+        it.result.status = 409;
+        break;
+      }
+      if (written != nullptr) continue;
+      run(i);
+      if (it.result.status >= 300) {
+        failed = Status(StatusCode::kInvalidArgument, "");  // the entry's own answer
+        failed_at = i;
+      } else {
+        it.ctx.reset();
+        it.result = EntryResult();
+        it.done = false;
+      }
+    }
     if (!failed.ok()) {
       // Nothing is committed; each prepared entry's record says so.
       Entry& bad = items[failed_at];

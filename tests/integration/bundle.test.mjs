@@ -391,6 +391,80 @@ describe('transaction atomicity: one failing entry, nothing committed', () => {
     assertFails(res, 400, 'invalid', 'entry 1: the resource is written twice');
     await assertNothingCommitted(base, keys);
   });
+
+  // GET entries run after the writes (they see them), but a GET that fails fails the
+  // transaction before anything is committed.
+  const writes = (base, keys) => [
+    post('Patient', patient(keys[0])),
+    put(`Patient/${base.target.id}`, { ...content(base.target), id: base.target.id, gender: 'male' }),
+    del(`Observation/${base.keep.id}`),
+  ];
+
+  test('a GET of a missing resource: the whole transaction answers its 404', async () => {
+    const base = await baseline();
+    const keys = [uniq('k1')];
+    const { res } = await send('tx-get-404', clinician, {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [get('Patient/no-such-patient'), ...writes(base, keys)],
+    });
+    assertFails(res, 404, 'not-found', 'resource not found');
+    await assertNothingCommitted(base, keys);
+  });
+
+  test('a GET the caller may not make (search AuditEvent): 403, nothing committed', async () => {
+    const base = await baseline();
+    const keys = [uniq('k1')];
+    const { res } = await send('tx-get-403', clinician, {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [...writes(base, keys), get('AuditEvent')],
+    });
+    assertFails(res, 403, 'forbidden', 'no role grants search on AuditEvent');
+    await assertNothingCommitted(base, keys);
+  });
+
+  test('a GET with an unknown search parameter: 400, nothing committed', async () => {
+    const base = await baseline();
+    const keys = [uniq('k1')];
+    const { res } = await send('tx-get-400', clinician, {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [...writes(base, keys), get('Patient?no-such-param=1')],
+    });
+    assertFails(res, 400, 'invalid', 'unknown search parameter for this resource type');
+    assert.ok(!res.body.includes('no-such-param'), res.body);
+    await assertNothingCommitted(base, keys);
+  });
+
+  test('a GET of what the transaction deletes: 409 naming the entry, nothing committed', async () => {
+    const base = await baseline();
+    const keys = [uniq('k1')];
+    const { res } = await send('tx-get-deleted', clinician, {
+      resourceType: 'Bundle', type: 'transaction',
+      entry: [...writes(base, keys), get(`Observation/${base.keep.id}`)],
+    });
+    assertFails(res, 409, 'conflict', 'entry 3 reads a resource the transaction deletes');
+    await assertNothingCommitted(base, keys);
+  });
+
+  test('control: GETs of existing, updated and created resources succeed and see the writes', async () => {
+    const base = await baseline();
+    const keys = [uniq('k1')];
+    const other = await create('Patient', patient(uniq('other')));
+    const { res } = await send('tx-get-ok', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        get(`Patient/${other.id}`),
+        get(`Patient/${base.target.id}`),
+        get(`Patient?identifier=${SYS}|${keys[0]}`),
+        ...writes(base, keys),
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 6);
+    assert.deepEqual(b.entry.map((x) => x.response.status),
+      ['200 OK', '200 OK', '200 OK', '201 Created', '200 OK', '204 No Content']);
+    assert.deepEqual(b.entry[0].resource, other);
+    assert.equal(b.entry[1].resource.gender, 'male');
+    assert.equal(b.entry[1].resource.meta.versionId, '2');
+    assert.deepEqual(b.entry[2].resource.entry.map((x) => x.resource.id), [b.entry[3].resource.id]);
+  });
 });
 
 describe('transaction: conditional create entries (ifNoneExist)', () => {
@@ -605,13 +679,20 @@ describe('authorization per entry: a compartment-restricted caller reaches only 
     assert.deepEqual(await searchIds('Observation', `subject=Patient/${ids.B}`), [ids.obsB], 'nothing injected');
   });
 
-  test('patient role, transaction: B\'s data is 404 per entry; a write fails the whole transaction 403', async () => {
-    const reads = await send('bola-tx-read', patientToken, {
-      resourceType: 'Bundle', type: 'transaction', entry: [get(`Patient/${ids.B}`), get(`Observation/${ids.obsB}`)],
+  test('patient role, transaction: B\'s data fails it 404 like a missing id; a write fails it 403', async () => {
+    // A transaction is all or nothing: a GET that fails fails it, with that entry's answer.
+    for (const target of [`Patient/${ids.B}`, `Observation/${ids.obsB}`]) {
+      const reads = await send('bola-tx-read', patientToken, {
+        resourceType: 'Bundle', type: 'transaction', entry: [get(`Patient/${ids.A}`), get(target)],
+      });
+      for (const s of secrets) assert.ok(!reads.res.body.includes(s), `the transaction response reveals ${s}`);
+      assertFails(reads.res, 404, 'not-found', 'resource not found');
+    }
+    const own = await send('bola-tx-own', patientToken, {
+      resourceType: 'Bundle', type: 'transaction', entry: [get(`Patient/${ids.A}`), get(`Observation/${ids.obsA}`)],
     });
-    const b = assertResponseBundle(reads.res, 'transaction-response', 2);
-    for (const s of secrets) assert.ok(!reads.res.body.includes(s), `the transaction response reveals ${s}`);
-    for (const i of [0, 1]) assertFailedEntry(b.entry[i], 404, 'not-found', 'resource not found', undefined, `entry ${i}`);
+    const b = assertResponseBundle(own.res, 'transaction-response', 2);
+    assert.deepEqual(b.entry.map((x) => x.resource.id), [ids.A, ids.obsA]);
 
     const k = uniq('patient-write');
     const { res } = await send('bola-tx-write', patientToken, {
@@ -821,6 +902,29 @@ describe('audit: one record per entry under <request id>.<n>, and one for the Bu
     assert.equal(r412[`${m.rid}.2`].outcomeDesc, 'HTTP 412; conflict');
     assert.equal(r412[`${m.rid}.2`].target, `Patient/${target.id}`);
     assert.deepEqual(r412[m.rid], bundleRecord(m.rid, 'transaction', 412, 'HTTP 412; conflict'));
+
+    // A failing GET (tried before the commit): recorded once with its 404, the prepared
+    // POST with the same status; the later GET was never run and has no record.
+    const g = await send('audit-tx-get', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        post('Patient', patient(uniq('c1'))),
+        get('Patient/no-such-patient'),
+        get('Patient?_count=1'),
+      ],
+    });
+    assertFails(g.res, 404, 'not-found', 'resource not found');
+    const rGet = await recordsUnder(g.rid);
+    assert.deepEqual(rGet.map((r) => r.requestId).sort(), [g.rid, `${g.rid}.1`, `${g.rid}.2`]);
+    const byGet = Object.fromEntries(rGet.map((r) => [r.requestId, r]));
+    assert.deepEqual(byGet[`${g.rid}.1`], expectedRecord(base({
+      subtype: rest('create'), action: 'C', outcome: '4', outcomeDesc: 'HTTP 404', target: 'type:Patient',
+      requestId: `${g.rid}.1`, status: 404,
+    })));
+    assert.deepEqual(byGet[`${g.rid}.2`], expectedRecord(base({
+      subtype: rest('read'), outcome: '4', outcomeDesc: 'HTTP 404; not-found', target: 'Patient/no-such-patient',
+      requestId: `${g.rid}.2`, status: 404, method: 'GET', route: '/fhir/{type}/{id}',
+    })));
+    assert.deepEqual(byGet[g.rid], bundleRecord(g.rid, 'transaction', 404, 'HTTP 404; not-found'));
   });
 });
 
