@@ -1040,20 +1040,25 @@ std::string LocalReferenceOf(const EntryResult& r, std::string_view base_url) {
 }
 
 // Rewrites every Reference.reference equal to a key of `ids` (a urn:uuid fullUrl) to the
-// "Type/id" it stands for (http.html#trules).
-void RewriteReferences(boost::json::value& v, const std::map<std::string, std::string>& ids) {
+// "Type/id" it stands for (http.html#trules); returns how many it rewrote.
+size_t RewriteReferences(boost::json::value& v, const std::map<std::string, std::string>& ids) {
+  size_t n = 0;
   if (boost::json::object* obj = v.if_object()) {
     for (auto& [key, member] : *obj) {
       if (key == "reference" && member.is_string()) {
         const auto it = ids.find(std::string(member.get_string()));
-        if (it != ids.end()) member = it->second;
+        if (it != ids.end()) {
+          member = it->second;
+          ++n;
+        }
       } else {
-        RewriteReferences(member, ids);
+        n += RewriteReferences(member, ids);
       }
     }
   } else if (boost::json::array* arr = v.if_array()) {
-    for (boost::json::value& item : *arr) RewriteReferences(item, ids);
+    for (boost::json::value& item : *arr) n += RewriteReferences(item, ids);
   }
+  return n;
 }
 
 }  // namespace
@@ -1196,33 +1201,43 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
     // Transaction (http.html#trules): ids for the POST entries first, so references to
     // their urn:uuid fullUrls can be rewritten; then DELETE, POST, PUT, GET, all writes in
     // one database transaction.
+    const auto conditional = [](const Entry& it) {
+      return !it.if_none_exist.empty() || ((it.method == "PUT" || it.method == "DELETE") &&
+                                           it.url.find('?') != std::string::npos);
+    };
+    // The "Type/id" each fullUrl stands for. A POST's and a PUT's target is known now (a
+    // POST's id is assigned here); a conditional entry's only once its condition is decided.
     std::map<std::string, std::string> ids;
-    std::vector<std::string> assigned(items.size());
+    std::vector<std::string> assigned(items.size());  // the id an entry takes if it creates
     for (size_t i = 0; i < items.size(); ++i) {
       Entry& it = items[i];
-      if (it.method != "POST") continue;
-      const std::string type = it.url.substr(0, it.url.find_first_of("/?"));
+      if (it.method != "POST" && (it.method != "PUT" || !conditional(it))) continue;
       assigned[i] = fhir::ResourceService::NewResourceId();
-      if (!it.full_url.empty()) ids[it.full_url] = type + "/" + assigned[i];
+    }
+    for (size_t i = 0; i < items.size(); ++i) {
+      Entry& it = items[i];
+      if (it.full_url.empty() || conditional(it)) continue;
+      if (it.method == "POST") {
+        ids[it.full_url] = it.url.substr(0, it.url.find_first_of("/?")) + "/" + assigned[i];
+      } else if (it.method == "PUT") {
+        ids[it.full_url] = it.url;
+      }
     }
     // Conditions are decided and the writes committed under one lock, as for a single
     // conditional request (the entries' own handling does not lock again).
     std::unique_lock<std::mutex> conditional_lock;
-    const bool has_conditions = std::any_of(items.begin(), items.end(), [](const Entry& it) {
-      return !it.if_none_exist.empty() || ((it.method == "PUT" || it.method == "DELETE") &&
-                                           it.url.find('?') != std::string::npos);
-    });
+    const bool has_conditions = std::any_of(items.begin(), items.end(), conditional);
     if (has_conditions) conditional_lock = LockConditional();
     ConditionalLockHeld held(has_conditions);
     fhir::PendingWrites pending;
     std::vector<size_t> write_owner;  // the Bundle entry of each pending write
     Status failed = Status::Ok();
     size_t failed_at = 0;
-    const auto write_phase = [&](std::string_view method, bool conditional) {
+    const auto write_phase = [&](std::string_view method, bool conditional_post) {
       for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
         Entry& it = items[i];
         if (it.method != method || it.done) continue;
-        if (method == "POST" && conditional != !it.if_none_exist.empty()) continue;
+        if (method == "POST" && conditional_post != !it.if_none_exist.empty()) continue;
         if (it.resource.is_object()) RewriteReferences(it.resource, ids);
         fhir::ResourceService::TransactionScope scope(&pending);
         pending.assign_id = assigned[i];
@@ -1232,17 +1247,52 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
         if (it.result.status >= 300) {
           failed = Status(StatusCode::kInvalidArgument, "");  // the entry's own answer
           failed_at = i;
-        } else if (method == "POST" && !it.full_url.empty()) {
-          // A conditional create that found its match stands for that resource.
+        } else if (conditional(it) && it.method != "DELETE" && !it.full_url.empty()) {
+          // A conditional entry stands for the resource it matched or created.
           const std::string ref = LocalReferenceOf(it.result, base_url_);
           if (!ref.empty()) ids[it.full_url] = ref;
         }
       }
     };
-    write_phase("DELETE", false);
-    write_phase("POST", true);
-    write_phase("POST", false);
-    write_phase("PUT", false);
+    const auto prepare = [&] {
+      write_phase("DELETE", false);
+      write_phase("POST", true);
+      write_phase("POST", false);
+      write_phase("PUT", false);
+    };
+    prepare();
+    // An entry prepared before a condition it refers to was decided still names that
+    // entry's fullUrl: prepare everything again with every fullUrl known (the same ids,
+    // the same conditions under the same lock). A condition that decides differently the
+    // second time (a write by a request outside the lock) fails the transaction.
+    const bool unresolved = failed.ok() && std::any_of(items.begin(), items.end(), [&](Entry& it) {
+                              boost::json::value copy = it.resource;
+                              return it.done && RewriteReferences(copy, ids) > 0;
+                            });
+    if (unresolved) {
+      const std::map<std::string, std::string> decided = ids;
+      pending = fhir::PendingWrites();
+      write_owner.clear();
+      for (Entry& it : items) {
+        if (!it.done) continue;
+        it.ctx.reset();
+        it.result = EntryResult();
+        it.done = false;
+      }
+      prepare();
+      for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
+        Entry& it = items[i];
+        const auto before = decided.find(it.full_url);
+        if (it.done && before != decided.end() && ids[it.full_url] != before->second) {
+          failed = Status(StatusCode::kConflict,
+                          "entry " + std::to_string(i) +
+                              ": its condition changed while the transaction ran; retry it");
+          failed_at = i;
+          it.result.status = 409;
+          it.result.body.clear();
+        }
+      }
+    }
     // GET entries run after the commit, so they see its writes; but a transaction is all or
     // nothing, so a GET that would fail must fail it before anything is committed. A read of
     // what the transaction deletes fails (410); a read of what it writes succeeds; every

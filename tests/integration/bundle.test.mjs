@@ -575,6 +575,117 @@ describe('transaction: conditional create entries (ifNoneExist)', () => {
   });
 });
 
+describe('transaction: conditional update and delete entries, and fullUrls decided by them', () => {
+  test('conditional PUT, one match: that resource updated; a POST referring to its fullUrl names it', async () => {
+    const k = uniq('cput');
+    const existing = await create('Patient', patient(k));
+    const u = urn();
+    const kObs = uniq('obs');
+    const { res } = await send('tx-cput-match', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        // The POST is prepared before the PUT (POST before PUT) and refers to it.
+        post('Observation', observation(kObs, u)),
+        { fullUrl: u, ...put(`Patient?identifier=${SYS}|${k}`, patient(k, { gender: 'male' })) },
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    assert.equal(b.entry[1].response.status, '200 OK', JSON.stringify(b.entry[1]));
+    assert.equal(b.entry[1].resource.id, existing.id);
+    assert.equal(b.entry[1].resource.meta.versionId, '2');
+    assert.equal(b.entry[1].resource.gender, 'male');
+    const o = assertCreated(b.entry[0], 'Observation');
+    assert.deepEqual(o.subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual((await read('Observation', o.id)).subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual(await searchIds('Patient', `identifier=${SYS}|${k}`), [existing.id]);
+    assert.deepEqual(await searchIds('Observation', `subject=Patient/${existing.id}`), [o.id]);
+  });
+
+  test('conditional PUT, no match: created; references to its fullUrl name the new resource', async () => {
+    const k = uniq('cput-new');
+    const u = urn();
+    const { res } = await send('tx-cput-new', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        post('Observation', observation(uniq('obs'), u)),
+        { fullUrl: u, ...put(`Patient?identifier=${SYS}|${k}`, patient(k)) },
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    const p = assertCreated(b.entry[1], 'Patient', patient(k));
+    const o = assertCreated(b.entry[0], 'Observation');
+    assert.deepEqual(o.subject, { reference: `Patient/${p.id}` });
+    assert.deepEqual(await searchIds('Patient', `identifier=${SYS}|${k}`), [p.id]);
+    assert.deepEqual(await read('Patient', p.id), p);
+  });
+
+  test('conditional creates referring to each other by fullUrl, in either order: both resolved', async () => {
+    const existing = await create('Patient', patient(uniq('cc-existing')));
+    const kNew = uniq('cc-new');
+    const uP = urn();
+    const uE = urn();
+    const { res } = await send('tx-cc-mutual', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        // The Encounter (no match: created) names the Patient (a match) before it is decided.
+        { fullUrl: uE, ...post('Encounter', { ...resourceBody('Encounter'), identifier: [{ system: SYS, value: kNew }], subject: { reference: uP } },
+          { ifNoneExist: `identifier=${SYS}|${kNew}` }) },
+        { fullUrl: uP, ...post('Patient', patient(existing.identifier[0].value), { ifNoneExist: `identifier=${SYS}|${existing.identifier[0].value}` }) },
+        post('Observation', observation(uniq('obs'), uP, { encounter: { reference: uE } })),
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 3);
+    assert.deepEqual(b.entry.map((x) => x.response.status), ['201 Created', '200 OK', '201 Created']);
+    const enc = b.entry[0].resource;
+    assert.deepEqual(enc.subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual((await read('Encounter', enc.id)).subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual(b.entry[2].resource.subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual(b.entry[2].resource.encounter, { reference: `Encounter/${enc.id}` });
+    assert.deepEqual(await searchIds('Encounter', `identifier=${SYS}|${kNew}`), [enc.id], 'one Encounter, not two');
+  });
+
+  test('a plain PUT\'s fullUrl stands for its Type/id', async () => {
+    const target = await create('Patient', patient(uniq('put-full')));
+    const u = urn();
+    const { res } = await send('tx-put-fullurl', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        post('Observation', observation(uniq('obs'), u)),
+        { fullUrl: u, ...put(`Patient/${target.id}`, { ...content(target), id: target.id }) },
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    assert.deepEqual(assertCreated(b.entry[0], 'Observation').subject, { reference: `Patient/${target.id}` });
+  });
+
+  test('conditional PUT or DELETE with several matches: 412 for the whole transaction, nothing written', async () => {
+    const k = uniq('cmany');
+    const a = await create('Patient', patient(k));
+    const c = await create('Patient', patient(uniq('other'), { identifier: [{ system: SYS, value: k }] }));
+    const kNew = uniq('not-created');
+    for (const entry of [put(`Patient?identifier=${SYS}|${k}`, patient(k)), del(`Patient?identifier=${SYS}|${k}`)]) {
+      const { res } = await send('tx-cmany', clinician, {
+        resourceType: 'Bundle', type: 'transaction', entry: [post('Patient', patient(kNew)), entry],
+      });
+      assertFails(res, 412, 'conflict', 'the condition matches more than one resource');
+      assert.deepEqual(await searchIds('Patient', `identifier=${SYS}|${kNew}`), []);
+      assert.deepEqual(await read('Patient', a.id), a);
+      assert.deepEqual(await read('Patient', c.id), c);
+    }
+  });
+
+  test('conditional DELETE, one match: gone after the commit; no match: 204, nothing deleted', async () => {
+    const k = uniq('cdel');
+    const doomed = await create('Observation', observation(k, 'Patient/x'));
+    const { res } = await send('tx-cdel', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        del(`Observation?identifier=${SYS}|${k}`),
+        del(`Observation?identifier=${SYS}|${uniq('nothing')}`),
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    assert.deepEqual(b.entry.map((x) => x.response.status), ['204 No Content', '204 No Content']);
+    assertOutcome(assert, await api.get(`/fhir/Observation/${doomed.id}`, clinician), 410, 'deleted');
+    assert.deepEqual(await searchIds('Observation', `identifier=${SYS}|${k}`), []);
+  });
+});
+
 test('transaction of 1,000 entries (500 Patients, 500 Observations by urn:uuid): within the body limit, all searchable', async (t) => {
   const system = `${SYS}:big:${process.pid}`;
   const N = 500;
