@@ -7,8 +7,9 @@
 // indexed by the server's SearchIndex; the gathered writes of a batch are committed with
 // ResourceService::CommitPending (Store::AppendVersions: one transaction, one fsync).
 //
-// It is an administrative action: one record in the audit trail with counts only (never a
-// value from the files), written at the end, also when the import stops early.
+// It is an administrative action: a record in the audit trail when it starts (before any
+// write) and one with counts only (never a value from the files) at the end, also when the
+// import stops early.
 // Thread-safety: single-threaded command code (TransactionScope is per thread).
 #include <boost/json.hpp>
 #include <charconv>
@@ -62,8 +63,9 @@ constexpr const char* kImportHelp =
     "committed, nothing from that batch or after it is written. Running the same files\n"
     "again after fixing the line is safe; resources already imported get a new version.\n"
     "Progress goes to stderr; the summary (resources, versions, seconds, resources/s) to\n"
-    "stdout. One administrative record, with counts only, is written to the audit trail;\n"
-    "if it cannot be written the command exits 1 and says so.\n"
+    "stdout. Two administrative records are written to the audit trail, one at the start\n"
+    "(before any write) and one with counts only at the end; if one cannot be written the\n"
+    "command exits 1 and says so.\n"
     "\n"
     "  --data-dir DIR    data directory (default ./.phigate)\n"
     "  --config FILE     TOML configuration file (limits.body_bytes bounds one line,\n"
@@ -387,6 +389,15 @@ int ImportCommand(const std::vector<std::string>& args_in) {
   fhir::ResourceService service(*dir.store, *dir.keyring, model, clock, config.fhir,
                                 config.limits.json_depth);
   Importer importer(service, *dir.store, model, config, batch_size);
+
+  // A record before anything is written, so that an import that never ends (killed, a
+  // crash) is in the trail too; the closing record below carries the counts.
+  audit::Event started;
+  started.subtype = "import";
+  started.action = 'C';
+  started.detail = "bulk import started: " + std::to_string(files.size()) +
+                   (files.size() == 1 ? " file" : " files");
+  RecordCommand(trail, clock, std::move(started));
 
   std::optional<Stop> stop;
   for (size_t i = 0; i < files.size() && !stop; ++i) stop = importer.ImportFile(i, files[i]);

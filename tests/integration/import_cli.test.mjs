@@ -4,18 +4,19 @@
 // family prefix, birth date range, patient + code + date); a re-import makes new versions
 // whose index replaces the old one; a bad line stops the import with exit 1 naming the
 // line and a fixed reason, the earlier batches committed and nothing after; the command
-// writes one audit record with counts only; and a canary value in the files is never
+// writes an audit record at its start and one with counts only at its end (a killed import
+// leaves the first); and a canary value in the files is never
 // stored in the clear under the data dir nor printed.
 
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  makeTempRoot, runCli, startServer, addClient, bearer, listFiles,
+  makeTempRoot, runCli, startServer, addClient, bearer, listFiles, phigateBin,
 } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -209,16 +210,18 @@ describe('phigate import of bench/synth data', () => {
     assert.deepEqual(replaced.map((p) => p.id), ['cx-1']);
   });
 
-  test('writes one audit record per run, with counts only', async () => {
+  test('writes two audit records per run (at the start, before any write; at the end, with counts only)', async () => {
     await server.stop();
     const r = await runCli(['audit', 'export', '--data-dir', dataDir, '--since', '2000-01-01']);
     assert.equal(r.code, 0, r.stderr);
     const records = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l))
       .filter((e) => e.subtype?.[0]?.code === 'import');
-    assert.equal(records.length, 2, JSON.stringify(records));
+    assert.equal(records.length, 4, JSON.stringify(records));
     const details = records.map((e) => e.extension.find((x) => x.url.endsWith('audit-detail')).valueString);
     assert.deepEqual(details, [
+      'bulk import started: 3 files',
       'bulk import: 202 resources committed (202 created, 0 new versions; Observation 161, Patient 41) from 3 files',
+      'bulk import started: 2 files',
       'bulk import: 41 resources committed (0 created, 41 new versions; Patient 41) from 2 files',
     ]);
     for (const e of records) {
@@ -281,11 +284,12 @@ describe('phigate import of bad input', () => {
     const r = await runCli(['audit', 'export', '--data-dir', dataDir, '--since', '2000-01-01']);
     const records = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l))
       .filter((e) => e.subtype?.[0]?.code === 'import');
-    assert.equal(records.length, 1);
-    assert.equal(records[0].outcome, '8');
-    assert.equal(records[0].extension.find((x) => x.url.endsWith('audit-detail')).valueString,
+    assert.equal(records.length, 2);
+    assert.deepEqual(records.map((e) => e.outcome), ['0', '8']);
+    assert.deepEqual(records.map((e) => e.extension.find((x) => x.url.endsWith('audit-detail')).valueString), [
+      'bulk import started: 1 file',
       'bulk import: 2 resources committed (2 created, 0 new versions; Patient 2) from 1 file ' +
-      '(failed at line 4 of file 1)');
+      '(failed at line 4 of file 1)']);
     assert.deepEqual(await scanDataDir(dataDir), []);
   });
 
@@ -338,6 +342,44 @@ describe('phigate import of bad input', () => {
       const read = await server.request('GET', '/fhir/Patient/c1', { headers: bearer(token) });
       assert.equal(read.headers.etag, 'W/"2"');
       assert.equal(read.json().gender, 'male');
+    } finally {
+      await server.dispose({ removeRoot: false });
+    }
+  });
+
+  test('killed mid-import (kill -9): the start record is in the trail, the committed batches are readable', async () => {
+    const file = path.join(root, 'killed.ndjson');
+    const n = 200_000;
+    await fsp.writeFile(file, Array.from({ length: n }, (_, i) => `${JSON.stringify(patient(`k${i}`))}\n`).join(''));
+    const dataDir = path.join(root, 'killed-data');
+    const child = spawn(phigateBin(), importArgs(dataDir, [file], ['--batch-size', '100']),
+      { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    // The first progress line: batches are committed, the import is under way.
+    await new Promise((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (/^import: \d+ resources committed/m.test(stderr)) resolve();
+      });
+      exited.then(() => reject(new Error(`the import ended before it was killed: ${stderr}`)));
+    });
+    child.kill('SIGKILL');
+    assert.deepEqual(await exited, { code: null, signal: 'SIGKILL' });
+
+    const r = await runCli(['audit', 'export', '--data-dir', dataDir, '--since', '2000-01-01']);
+    assert.equal(r.code, 0, r.stderr);
+    const records = r.stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l))
+      .filter((e) => e.subtype?.[0]?.code === 'import');
+    assert.deepEqual(records.map((e) => [e.outcome,
+      e.extension.find((x) => x.url.endsWith('audit-detail')).valueString]), [['0', 'bulk import started: 1 file']]);
+    const server = await startServer({ dataDir, root });
+    try {
+      const token = await server.token(await addClient(dataDir, { name: 'import-killed' }));
+      const status = async (id) => (await server.request('GET', `/fhir/Patient/${id}`,
+        { headers: bearer(token) })).status;
+      assert.equal(await status('k0'), 200, 'the first batch was committed');
+      assert.equal(await status(`k${n - 1}`), 404, 'the last line was never reached');
     } finally {
       await server.dispose({ removeRoot: false });
     }
