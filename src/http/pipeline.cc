@@ -1148,8 +1148,8 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
     }
   }
 
-  const auto run = [&](size_t i) {
-    Entry& it = items[i];
+  // Dispatches `it` as entry i (its request id is <bundle request id>.<i + 1>).
+  const auto run_entry = [&](Entry& it, size_t i) {
     net::Request sub;
     sub.version(request.version());
     sub.method_string(it.method);
@@ -1185,6 +1185,7 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
     it.result.body = std::move(res.body());
     it.done = true;
   };
+  const auto run = [&](size_t i) { run_entry(items[i], i); };
   // Records an entry's event unless its change already did (in its transaction).
   const auto record = [&](Entry& it) -> Status {
     if (it.ctx == nullptr || !NeedsRecord(*it.ctx, it.result.status)) return Status::Ok();
@@ -1206,7 +1207,7 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
                                            it.url.find('?') != std::string::npos);
     };
     // The "Type/id" each fullUrl stands for. A POST's and a PUT's target is known now (a
-    // POST's id is assigned here); a conditional entry's only once its condition is decided.
+    // POST's id is assigned here).
     std::map<std::string, std::string> ids;
     std::vector<std::string> assigned(items.size());  // the id an entry takes if it creates
     for (size_t i = 0; i < items.size(); ++i) {
@@ -1229,6 +1230,57 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
     const bool has_conditions = std::any_of(items.begin(), items.end(), conditional);
     if (has_conditions) conditional_lock = LockConditional();
     ConditionalLockHeld held(has_conditions);
+    // A conditional entry (POST with ifNoneExist, PUT Type?query) stands for what its
+    // condition finds, so every reference to its fullUrl is rewritten before anything is
+    // prepared, whatever the order of the entries: the condition is searched now, as the
+    // caller (unrecorded; nothing of it is returned), under the lock its entry will decide
+    // it under. No match: the id the entry will create; one: that resource; several, or a
+    // search the caller may not make: undecided, and the entry fails by itself.
+    std::map<std::string, std::string> decided;
+    for (size_t i = 0; i < items.size(); ++i) {
+      Entry& it = items[i];
+      if (it.full_url.empty() || !conditional(it) || it.method == "DELETE") continue;
+      const std::string type = it.url.substr(0, it.url.find_first_of("/?"));
+      Entry probe;
+      probe.method = "GET";
+      probe.url = it.method == "POST" ? type + "?" + it.if_none_exist : it.url;
+      run_entry(probe, i);
+      if (probe.result.status != 200) continue;
+      // (The searchset nests the resources, whose depth limits.json_depth bounds.)
+      Result<boost::json::value> found =
+          fhir::ParseJson(probe.result.body, deps_.config->limits.json_depth + 8);
+      const boost::json::object* bundle_found = found.ok() ? found.value().if_object() : nullptr;
+      const boost::json::value* listed =
+          bundle_found != nullptr ? bundle_found->if_contains("entry") : nullptr;
+      std::vector<std::string> matches;
+      if (listed != nullptr && listed->is_array()) {
+        for (const boost::json::value& e : listed->get_array()) {
+          const boost::json::object* eo = e.if_object();
+          const boost::json::value* search = eo != nullptr ? eo->if_contains("search") : nullptr;
+          const boost::json::value* res = eo != nullptr ? eo->if_contains("resource") : nullptr;
+          const boost::json::object* so = search != nullptr ? search->if_object() : nullptr;
+          const boost::json::value* mode = so != nullptr ? so->if_contains("mode") : nullptr;
+          const boost::json::object* ro = res != nullptr ? res->if_object() : nullptr;
+          const boost::json::value* id = ro != nullptr ? ro->if_contains("id") : nullptr;
+          if (mode != nullptr && mode->is_string() && mode->get_string() == "match" &&
+              id != nullptr && id->is_string()) {
+            matches.emplace_back(id->get_string());
+          }
+        }
+      }
+      if (matches.size() == 1) {
+        decided[it.full_url] = type + "/" + matches[0];
+      } else if (matches.empty()) {
+        // A conditional PUT with an id in its body creates that id (http.html#cond-update).
+        const boost::json::value* body_id =
+            it.resource.is_object() ? it.resource.get_object().if_contains("id") : nullptr;
+        decided[it.full_url] = type + "/" +
+                               (it.method == "PUT" && body_id != nullptr && body_id->is_string()
+                                    ? std::string(body_id->get_string())
+                                    : assigned[i]);
+      }
+    }
+    ids.insert(decided.begin(), decided.end());
     fhir::PendingWrites pending;
     std::vector<size_t> write_owner;  // the Bundle entry of each pending write
     Status failed = Status::Ok();
@@ -1247,43 +1299,19 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
         if (it.result.status >= 300) {
           failed = Status(StatusCode::kInvalidArgument, "");  // the entry's own answer
           failed_at = i;
-        } else if (conditional(it) && it.method != "DELETE" && !it.full_url.empty()) {
-          // A conditional entry stands for the resource it matched or created.
-          const std::string ref = LocalReferenceOf(it.result, base_url_);
-          if (!ref.empty()) ids[it.full_url] = ref;
+          continue;
         }
-      }
-    };
-    const auto prepare = [&] {
-      write_phase("DELETE", false);
-      write_phase("POST", true);
-      write_phase("POST", false);
-      write_phase("PUT", false);
-    };
-    prepare();
-    // An entry prepared before a condition it refers to was decided still names that
-    // entry's fullUrl: prepare everything again with every fullUrl known (the same ids,
-    // the same conditions under the same lock). A condition that decides differently the
-    // second time (a write by a request outside the lock) fails the transaction.
-    const bool unresolved = failed.ok() && std::any_of(items.begin(), items.end(), [&](Entry& it) {
-                              boost::json::value copy = it.resource;
-                              return it.done && RewriteReferences(copy, ids) > 0;
-                            });
-    if (unresolved) {
-      const std::map<std::string, std::string> decided = ids;
-      pending = fhir::PendingWrites();
-      write_owner.clear();
-      for (Entry& it : items) {
-        if (!it.done) continue;
-        it.ctx.reset();
-        it.result = EntryResult();
-        it.done = false;
-      }
-      prepare();
-      for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
-        Entry& it = items[i];
+        if (!conditional(it) || it.method == "DELETE" || it.full_url.empty()) continue;
+        // What the entry decided must be what its references were rewritten to: only a
+        // write outside the lock (a plain create or update by another request) between
+        // the two searches can make them differ; the client may retry.
+        std::string ref = LocalReferenceOf(it.result, base_url_);
+        if (ref.empty() && it.ctx != nullptr && !it.ctx->event.resource_id.empty()) {
+          // A match answered without a body (Prefer: return=minimal).
+          ref = it.url.substr(0, it.url.find_first_of("/?")) + "/" + it.ctx->event.resource_id;
+        }
         const auto before = decided.find(it.full_url);
-        if (it.done && before != decided.end() && ids[it.full_url] != before->second) {
+        if (before == decided.end() || before->second != ref) {
           failed = Status(StatusCode::kConflict,
                           "entry " + std::to_string(i) +
                               ": its condition changed while the transaction ran; retry it");
@@ -1292,12 +1320,18 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
           it.result.body.clear();
         }
       }
-    }
+    };
+    write_phase("DELETE", false);
+    write_phase("POST", true);
+    write_phase("POST", false);
+    write_phase("PUT", false);
     // GET entries run after the commit, so they see its writes; but a transaction is all or
-    // nothing, so a GET that would fail must fail it before anything is committed. A read of
-    // what the transaction deletes fails (410); a read of what it writes succeeds; every
-    // other GET is tried now, unrecorded (nothing is returned to the client from this run),
-    // and run again, recorded, after the commit.
+    // nothing, so a GET that would fail must fail it before anything is committed. A plain
+    // read of what the transaction deletes fails (409: it would be 410); a GET of a
+    // resource the transaction writes or deletes is not tried early (before the commit it
+    // would see the old state: a new version's vread, a new resource); every other GET is
+    // tried now, unrecorded (nothing of this run is returned), and run again, recorded,
+    // after the commit.
     for (size_t i = 0; i < items.size() && failed.ok(); ++i) {
       Entry& it = items[i];
       if (it.method != "GET") continue;
@@ -1311,7 +1345,7 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
       for (const storage::Store::VersionWrite& w : pending.writes) {
         if (!id.empty() && w.record.type == type && w.record.id == id) written = &w.record;
       }
-      if (written != nullptr && written->deleted) {
+      if (written != nullptr && written->deleted && rest.find('/') == std::string_view::npos) {
         failed = Status(StatusCode::kConflict,
                         "entry " + std::to_string(i) + " reads a resource the transaction deletes");
         failed_at = i;

@@ -670,6 +670,40 @@ describe('transaction: conditional update and delete entries, and fullUrls decid
     }
   });
 
+  test('Prefer: return=minimal: a matched conditional entry still resolves its fullUrl', async () => {
+    const k = uniq('cput-min');
+    const existing = await create('Patient', patient(k));
+    const uPut = urn();
+    const uPost = urn();
+    const { res } = await send('tx-cput-minimal', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        post('Observation', observation(uniq('obs'), uPut, { performer: [{ reference: uPost }] })),
+        { fullUrl: uPut, ...put(`Patient?identifier=${SYS}|${k}`, patient(k, { gender: 'male' })) },
+        { fullUrl: uPost, ...post('Patient', patient(k), { ifNoneExist: `identifier=${SYS}|${k}` }) },
+      ],
+    }, { headers: { prefer: 'return=minimal' } });
+    const b = assertResponseBundle(res, 'transaction-response', 3);
+    assert.deepEqual(b.entry.map((x) => x.response.status), ['201 Created', '200 OK', '200 OK']);
+    assert.ok(b.entry.every((x) => x.resource === undefined), 'minimal: no bodies');
+    const oid = b.entry[0].response.location.split('/').at(-3);
+    const o = await read('Observation', oid);
+    assert.deepEqual(o.subject, { reference: `Patient/${existing.id}` });
+    assert.deepEqual(o.performer, [{ reference: `Patient/${existing.id}` }]);
+  });
+
+  test('a GET of the history of what the transaction deletes is tried after the commit (not refused)', async () => {
+    const doomed = await create('Observation', observation(uniq('hist'), 'Patient/x'));
+    const { res } = await send('tx-get-history', clinician, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        del(`Observation/${doomed.id}`),
+        get(`Observation/${doomed.id}/_history/1`),
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    assert.deepEqual(b.entry.map((x) => x.response.status), ['204 No Content', '200 OK']);
+    assert.deepEqual(b.entry[1].resource, doomed);
+  });
+
   test('conditional DELETE, one match: gone after the commit; no match: 204, nothing deleted', async () => {
     const k = uniq('cdel');
     const doomed = await create('Observation', observation(k, 'Patient/x'));
@@ -836,6 +870,24 @@ describe('authorization per entry: a compartment-restricted caller reaches only 
     for (const i of [2, 3, 4, 5]) assertFailedEntry(b.entry[i], 404, 'not-found', 'resource not found', undefined, `entry ${i}`);
     assert.deepEqual(await searchIds('Observation', `identifier=${SYS}|${kA}`), [own.id]);
     await assertBUnchanged();
+  });
+
+  test('patient/*.cruds, transaction: an entry naming a conditional entry decided later is authorized as resolved', async () => {
+    // The Observation's subject is the fullUrl of a conditional create that finds A; it is
+    // rewritten to Patient/A before the Observation is prepared and held to A's compartment.
+    const k = uniq('own-cond');
+    const u = urn();
+    const { res } = await send('bola-writer-cond', writer, {
+      resourceType: 'Bundle', type: 'transaction', entry: [
+        post('Observation', { ...resourceBody('Observation', { patientId: ids.A }), identifier: [{ system: SYS, value: k }], subject: { reference: u } },
+          { ifNoneExist: `identifier=${SYS}|${k}` }),
+        { fullUrl: u, ...post('Patient', resourceBody('Patient'), { ifNoneExist: `_id=${ids.A}` }) },
+      ],
+    });
+    const b = assertResponseBundle(res, 'transaction-response', 2);
+    assert.deepEqual(b.entry.map((x) => x.response.status), ['201 Created', '200 OK']);
+    assert.deepEqual(b.entry[0].resource.subject, { reference: `Patient/${ids.A}` });
+    assert.deepEqual(await searchIds('Observation', `identifier=${SYS}|${k}`), [b.entry[0].resource.id]);
   });
 
   test('patient/*.cruds, transaction: one entry outside the compartment fails it wholly', async () => {
