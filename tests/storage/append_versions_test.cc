@@ -6,19 +6,19 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "crypto/temp_dir.h"
 #include "status_matchers.h"
+#include "storage/raw_db.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace phigate::storage {
@@ -29,8 +29,6 @@ using ::phigate::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 using VersionWrite = Store::VersionWrite;
-
-namespace fs = std::filesystem;
 
 constexpr int64_t kT0 = 1'700'000'000'000;  // Nov 2023
 
@@ -82,51 +80,12 @@ VersionWrite Write(const std::string& type, const std::string& id, int64_t versi
   return write;
 }
 
-// A raw SQLite handle for inspecting the file (or holding its write lock) as another
-// process would.
-class RawDb {
- public:
-  RawDb(const std::string& path, int flags) {
-    rc_ = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-  }
-  ~RawDb() { sqlite3_close_v2(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  int Exec(const std::string& sql) {
-    return sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr);
-  }
-  std::vector<std::string> Column(const std::string& sql) {
-    std::vector<std::string> out;
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) return {"<error>"};
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, 0);
-      out.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "<null>");
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
+using ::phigate::testing::RawDb;
+using ::phigate::testing::TempDir;
 
 class AppendVersionsTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "phigate-append-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    path_ = dir_ + "/phigate.db";
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
+  void SetUp() override { Reopen(); }
 
   void Reopen(int64_t current_cache_bytes = 0, int busy_timeout_ms = 5000) {
     store_.reset();
@@ -165,8 +124,8 @@ class AppendVersionsTest : public ::testing::Test {
     return (*current)->version;
   }
 
-  std::string dir_;
-  std::string path_;
+  TempDir dir_;  // declared first: removed after the store is closed
+  std::string path_ = dir_.File("phigate.db");
   std::unique_ptr<Store> store_;
 };
 

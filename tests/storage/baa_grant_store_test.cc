@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "status_matchers.h"
+#include "storage/raw_db.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace phigate::storage {
@@ -32,36 +33,7 @@ constexpr int64_t kDayMs = 24 * 60 * 60 * 1000;
 using ::phigate::testing::IsOk;
 using ::phigate::testing::StatusIs;
 
-// A raw SQLite handle for building and inspecting files without the Store.
-class RawDb {
- public:
-  RawDb(const std::string& path, int flags) {
-    rc_ = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-  }
-  ~RawDb() { sqlite3_close_v2(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  int Exec(const char* sql) { return sqlite3_exec(db_, sql, nullptr, nullptr, nullptr); }
-  std::vector<std::string> Column(const std::string& sql, int column = 0) {
-    std::vector<std::string> out;
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) return {"<error>"};
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, column);
-      out.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "<null>");
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-  std::vector<std::string> Columns(const std::string& table) {
-    return Column("SELECT name || ':' || type FROM pragma_table_info('" + table + "')");
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
+using ::phigate::testing::RawDb;
 
 // The schema of version 2 exactly as the previous release wrote it (schema.cc migrations 1
 // and 2). Frozen here on purpose: the upgrade test must start from the old file.

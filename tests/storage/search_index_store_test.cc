@@ -6,18 +6,18 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sqlite3.h>
-#include <stdlib.h>
 
 #include <cstdint>
 #include <cstdio>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "crypto/temp_dir.h"
 #include "status_matchers.h"
+#include "storage/raw_db.h"
 #include "storage/sqlite/sqlite_store.h"
 
 namespace phigate::storage {
@@ -28,8 +28,6 @@ using ::phigate::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 using ::testing::IsEmpty;
-
-namespace fs = std::filesystem;
 
 constexpr int64_t kT0 = 1'700'000'000'000;  // Nov 2023
 
@@ -98,47 +96,12 @@ std::string Row(const std::string& type, const std::string& id, const std::strin
          std::to_string(high_year);
 }
 
-// A raw SQLite handle for inspecting the file as an administrator would.
-class RawDb {
- public:
-  RawDb(const std::string& path, int flags) {
-    rc_ = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
-  }
-  ~RawDb() { sqlite3_close_v2(db_); }
-  RawDb(const RawDb&) = delete;
-  RawDb& operator=(const RawDb&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  std::vector<std::string> Column(const std::string& sql, int column = 0) {
-    std::vector<std::string> out;
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) return {"<error>"};
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-      const unsigned char* text = sqlite3_column_text(stmt, column);
-      out.emplace_back(text != nullptr ? reinterpret_cast<const char*>(text) : "<null>");
-    }
-    sqlite3_finalize(stmt);
-    return out;
-  }
-
- private:
-  sqlite3* db_ = nullptr;
-  int rc_ = SQLITE_ERROR;
-};
+using ::phigate::testing::RawDb;
+using ::phigate::testing::TempDir;
 
 class SearchIndexStoreTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string pattern = (fs::temp_directory_path() / "phigate-search-XXXXXX").string();
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    path_ = dir_ + "/phigate.db";
-    Reopen();
-  }
-  void TearDown() override {
-    store_.reset();
-    std::error_code ignored;
-    fs::remove_all(dir_, ignored);
-  }
+  void SetUp() override { Reopen(); }
 
   void Reopen(int64_t current_cache_bytes = 0) {
     store_.reset();
@@ -190,8 +153,8 @@ class SearchIndexStoreTest : public ::testing::Test {
     return versions_[type + "/" + id];
   }
 
-  std::string dir_;
-  std::string path_;
+  TempDir dir_;  // declared first: removed after the store is closed
+  std::string path_ = dir_.File("phigate.db");
   std::unique_ptr<Store> store_;
 
  private:
