@@ -424,6 +424,11 @@ Status ParseValues(Condition& c, std::string_view code, std::string_view raw,
     Value v;
     std::string_view s = part;
     if (s.empty()) return BadValue(code);
+    // search.html#prefix: the ordered types take a comparison prefix (eq when absent).
+    if (c.type == SearchParamType::kDate || c.type == SearchParamType::kNumber ||
+        c.type == SearchParamType::kQuantity) {
+      v.prefix = ParsePrefix(&s).value_or(Prefix::kEq);
+    }
     switch (c.type) {
       case SearchParamType::kToken: {
         const std::vector<std::string> bars = SplitBars(s);
@@ -472,21 +477,18 @@ Status ParseValues(Condition& c, std::string_view code, std::string_view raw,
         break;
       }
       case SearchParamType::kDate: {
-        v.prefix = ParsePrefix(&s).value_or(Prefix::kEq);
         std::optional<DateRange> r = ParseDateRange(s);
         if (!r) return BadValue(code);
         v.range = *r;
         break;
       }
       case SearchParamType::kNumber: {
-        v.prefix = ParsePrefix(&s).value_or(Prefix::kEq);
         std::optional<NumberQuery> n = ParseNumber(s);
         if (!n) return BadValue(code);
         v.number = *n;
         break;
       }
       case SearchParamType::kQuantity: {
-        v.prefix = ParsePrefix(&s).value_or(Prefix::kEq);
         const std::vector<std::string> bars = SplitBars(s);
         if (bars.size() != 1 && bars.size() != 3) return BadValue(code);
         std::optional<NumberQuery> n = ParseNumber(bars[0]);

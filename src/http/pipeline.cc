@@ -224,6 +224,18 @@ void NotePatients(audit::Event& event, std::string_view type, std::string_view j
   }
 }
 
+// Notes an entry a search or history serves on the request's record: the patients of its
+// stored version (`served.patients`, gathered before the view shaped it) and its Type/id.
+void NoteServed(audit::Event& event, audit::Event& served, std::string_view type,
+                std::string_view id) {
+  for (std::string& p : served.patients) {
+    if (std::find(event.patients.begin(), event.patients.end(), p) == event.patients.end()) {
+      event.patients.push_back(std::move(p));
+    }
+  }
+  event.returned.push_back(std::string(type) + "/" + std::string(id));
+}
+
 int64_t VersionOfEtag(std::string_view etag) {
   if (etag.starts_with("W/")) etag.remove_prefix(2);
   if (etag.size() < 3) return 0;
@@ -927,13 +939,7 @@ Result<bool> Pipeline::ServeEntry(Context& ctx, const Access& access, std::strin
   NotePatients(entry, type, *text, id);
   Status shaped = Shape(access, type, *text);
   if (shaped.ok()) {
-    for (std::string& p : entry.patients) {
-      if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
-          ctx.event.patients.end()) {
-        ctx.event.patients.push_back(std::move(p));
-      }
-    }
-    ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
+    NoteServed(ctx.event, entry, type, id);
     return true;
   }
   if (shaped.code() == StatusCode::kNotFound || shaped.code() == StatusCode::kPermissionDenied) {
@@ -1039,26 +1045,40 @@ std::string LocalReferenceOf(const EntryResult& r, std::string_view base_url) {
   return std::string(type->get_string()) + "/" + std::string(id->get_string());
 }
 
+// The ids of a searchset Bundle's entries of search mode "match" (not its includes).
+std::vector<std::string> MatchIdsOf(std::string_view searchset, int max_depth) {
+  std::vector<std::string> ids;
+  Result<boost::json::value> parsed = fhir::ParseJson(searchset, max_depth);
+  const boost::json::object* bundle = parsed.ok() ? parsed.value().if_object() : nullptr;
+  const boost::json::value* entries = bundle != nullptr ? bundle->if_contains("entry") : nullptr;
+  if (entries == nullptr || !entries->is_array()) return ids;
+  for (const boost::json::value& e : entries->get_array()) {
+    boost::system::error_code ec;
+    const boost::json::value* mode = e.find_pointer("/search/mode", ec);
+    const boost::json::value* id = e.find_pointer("/resource/id", ec);
+    if (mode != nullptr && id != nullptr && mode->is_string() && mode->get_string() == "match" &&
+        id->is_string()) {
+      ids.emplace_back(id->get_string());
+    }
+  }
+  return ids;
+}
+
 // Rewrites every Reference.reference equal to a key of `ids` (a urn:uuid fullUrl) to the
-// "Type/id" it stands for (http.html#trules); returns how many it rewrote.
-size_t RewriteReferences(boost::json::value& v, const std::map<std::string, std::string>& ids) {
-  size_t n = 0;
+// "Type/id" it stands for (http.html#trules).
+void RewriteReferences(boost::json::value& v, const std::map<std::string, std::string>& ids) {
   if (boost::json::object* obj = v.if_object()) {
     for (auto& [key, member] : *obj) {
       if (key == "reference" && member.is_string()) {
         const auto it = ids.find(std::string(member.get_string()));
-        if (it != ids.end()) {
-          member = it->second;
-          ++n;
-        }
+        if (it != ids.end()) member = it->second;
       } else {
-        n += RewriteReferences(member, ids);
+        RewriteReferences(member, ids);
       }
     }
   } else if (boost::json::array* arr = v.if_array()) {
-    for (boost::json::value& item : *arr) n += RewriteReferences(item, ids);
+    for (boost::json::value& item : *arr) RewriteReferences(item, ids);
   }
-  return n;
 }
 
 }  // namespace
@@ -1247,27 +1267,8 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
       run_entry(probe, i);
       if (probe.result.status != 200) continue;
       // (The searchset nests the resources, whose depth limits.json_depth bounds.)
-      Result<boost::json::value> found =
-          fhir::ParseJson(probe.result.body, deps_.config->limits.json_depth + 8);
-      const boost::json::object* bundle_found = found.ok() ? found.value().if_object() : nullptr;
-      const boost::json::value* listed =
-          bundle_found != nullptr ? bundle_found->if_contains("entry") : nullptr;
-      std::vector<std::string> matches;
-      if (listed != nullptr && listed->is_array()) {
-        for (const boost::json::value& e : listed->get_array()) {
-          const boost::json::object* eo = e.if_object();
-          const boost::json::value* search = eo != nullptr ? eo->if_contains("search") : nullptr;
-          const boost::json::value* res = eo != nullptr ? eo->if_contains("resource") : nullptr;
-          const boost::json::object* so = search != nullptr ? search->if_object() : nullptr;
-          const boost::json::value* mode = so != nullptr ? so->if_contains("mode") : nullptr;
-          const boost::json::object* ro = res != nullptr ? res->if_object() : nullptr;
-          const boost::json::value* id = ro != nullptr ? ro->if_contains("id") : nullptr;
-          if (mode != nullptr && mode->is_string() && mode->get_string() == "match" &&
-              id != nullptr && id->is_string()) {
-            matches.emplace_back(id->get_string());
-          }
-        }
-      }
+      const std::vector<std::string> matches =
+          MatchIdsOf(probe.result.body, deps_.config->limits.json_depth + 8);
       if (matches.size() == 1) {
         decided[it.full_url] = type + "/" + matches[0];
       } else if (matches.empty()) {
@@ -1620,13 +1621,7 @@ Result<fhir::RestResult> Pipeline::Interact(Context& ctx, net::Request& request,
         }
         if (shaped.ok()) {
           ++kept;
-          for (std::string& p : entry.patients) {
-            if (std::find(ctx.event.patients.begin(), ctx.event.patients.end(), p) ==
-                ctx.event.patients.end()) {
-              ctx.event.patients.push_back(std::move(p));
-            }
-          }
-          ctx.event.returned.push_back(std::string(type) + "/" + std::string(id));
+          NoteServed(ctx.event, entry, type, id);
           return true;
         }
         if (shaped.code() != StatusCode::kNotFound &&
