@@ -1,5 +1,6 @@
 #include "fhir/fhirpath.h"
 
+#include <algorithm>
 #include <boost/json/object.hpp>
 #include <boost/json/string.hpp>
 #include <cctype>
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 namespace phigate::fhir::fhirpath {
@@ -450,17 +452,19 @@ class Evaluator {
         // N1 §6.4 `|`: the merged collection without duplicate values, by `=` (so equal
         // values from two nodes, or twice in one operand, appear once).
         Nodes out;
+        std::unordered_set<const boost::json::value*> nodes;  // the same node twice
         for (const auto& side : ast.args) {
           for (const Node& n : Eval(*side, focus)) {
-            bool seen = false;
+            if (!nodes.insert(n.value).second) continue;
             // Value comparison is quadratic: past kMaxDeduplicated items (far beyond what a
             // valid resource holds at one path) only the same node counts as a duplicate,
             // which search indexing, a set, does not notice.
-            const bool by_value = out.size() < kMaxDeduplicated;
-            for (const Node& m : out) {
-              seen = seen || (by_value ? SameValue(m, n) : m.value == n.value);
+            if (out.size() < kMaxDeduplicated &&
+                std::any_of(out.begin(), out.end(),
+                            [&](const Node& m) { return SameValue(m, n); })) {
+              continue;
             }
-            if (!seen) out.push_back(n);
+            out.push_back(n);
           }
         }
         return out;

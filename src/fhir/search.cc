@@ -4,6 +4,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <set>
@@ -195,7 +196,8 @@ std::optional<NumberQuery> ParseNumber(std::string_view s) {
       d[i] = static_cast<char>('0' + x);
     }
     if (carry > 0) d.insert(d.begin(), '1');
-    std::string text = (negative ? "-" : "") + d + "e" + std::to_string(exponent - decimals - 1);
+    std::string text = (negative ? "-" : "") + d + "e" +
+                       std::to_string(static_cast<int64_t>(exponent) - decimals - 1);
     double out = 0;
     std::from_chars(text.data(), text.data() + text.size(), out);
     return out;

@@ -1155,8 +1155,10 @@ net::Response Pipeline::HandleBundle(Context& ctx, net::Request& request) {
                            NotSupported("Bundle entries support GET, POST, PUT and DELETE"));
     }
     // The url is relative to the base: [type], [type]/[id], [type]?query...
-    if (it.url.empty() || it.url.front() == '/' || it.url.find("://") != std::string::npos ||
-        it.url.front() == '$' || it.url.starts_with("_history")) {
+    // (Not "?query" either: that is the base itself, a nested Bundle.)
+    if (it.url.empty() || it.url.front() == '/' || it.url.front() == '?' ||
+        it.url.find("://") != std::string::npos || it.url.front() == '$' ||
+        it.url.starts_with("_history")) {
       return ErrorResponse(ctx.version, InvalidArgument("a Bundle entry url must be relative "
                                                         "to the base: Type, Type/id or Type?query",
                                                         expr + ".request.url"));

@@ -1110,6 +1110,9 @@ describe('malformed Bundles: refused whole, before any entry runs', () => {
     ['a url starting with /', withEntry(get('/fhir/Patient')), 400, 'invalid', URL_TEXT, ['Bundle.entry[1].request.url']],
     ['an empty url', withEntry(get('')), 400, 'invalid', URL_TEXT, ['Bundle.entry[1].request.url']],
     ['a system-level operation url', withEntry(get('$export')), 400, 'invalid', URL_TEXT, ['Bundle.entry[1].request.url']],
+    // "?…" is the base itself: a nested Bundle, which would run (and commit) on its own.
+    ['a url of the base with a query (a nested Bundle)', withEntry(post('?', { resourceType: 'Bundle', type: 'transaction', entry: [post('Patient', patient('nested'))] })), 400, 'invalid', URL_TEXT, ['Bundle.entry[1].request.url']],
+    ['a url that is only a query', withEntry(get('?_id=x')), 400, 'invalid', URL_TEXT, ['Bundle.entry[1].request.url']],
     ['PATCH', withEntry({ request: { method: 'PATCH', url: 'Patient/1' } }), 501, 'not-supported', METHODS],
     ['HEAD', withEntry({ request: { method: 'HEAD', url: 'Patient/1' } }), 501, 'not-supported', METHODS],
     ['no method', withEntry({ request: { url: 'Patient' } }), 501, 'not-supported', METHODS],
