@@ -770,6 +770,8 @@ TEST_F(QuantitySearchTest, ValueOnly) {
   EXPECT_EQ(Find("Observation", {{"value-quantity", "lt5.4"}}), (Names{"small-g"}));
   EXPECT_EQ(Find("Observation", {{"value-quantity", "ne5.4"}}), (Names{"ten-mg", "small-g"}));
   EXPECT_EQ(Find("Observation", {{"value-quantity:missing", "true"}}), (Names{"string"}));
+  // An extreme exponent: the precision bounds are computed without overflow.
+  EXPECT_EQ(Find("Observation", {{"value-quantity", "0e-2147483648"}}), (Names{}));
 }
 
 TEST_F(QuantitySearchTest, SystemAndCode) {
